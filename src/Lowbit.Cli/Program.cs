@@ -1,1 +1,11 @@
-return 0;
+using System.CommandLine;
+using Lowbit.Cli.Commands;
+
+var root = new RootCommand("lowbit: run and measure Llama-family language models in .NET, on the CPU.")
+{
+    GenerateCommand.Create(),
+    EvalCommand.Create(),
+    InfoCommand.Create(),
+    ImportCommand.Create(),
+};
+return root.Parse(args).Invoke();

@@ -87,6 +87,12 @@ public sealed unsafe class Tensor : IDisposable
         return new Span<byte>((void*)Data, (int)ByteLength);
     }
 
+    /// <summary>The tensor as [Rows, Columns].</summary>
+    public TensorView View() => new(Data, DType, checked((int)Rows), Columns);
+
+    /// <summary>Rows [<paramref name="start"/>, start + <paramref name="count"/>) of the tensor as [Rows, Columns].</summary>
+    public TensorView Slice(int start, int count) => View().Slice(start, count);
+
     public ref T ElementRef<T>(long index) where T : unmanaged =>
         ref Unsafe.AsRef<T>((void*)(Data + (nint)(index * sizeof(T))));
 

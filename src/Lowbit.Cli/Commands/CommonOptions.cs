@@ -1,0 +1,60 @@
+using System.CommandLine;
+using Lowbit.Models;
+
+namespace Lowbit.Cli.Commands;
+
+/// <summary>Options several commands share, and the one place errors become a single line.</summary>
+internal static class CommonOptions
+{
+    /// <summary>The model that ships with the CLI (Karpathy's stories260K, imported from llama2.c).</summary>
+    public static string BundledModel => Path.Combine(AppContext.BaseDirectory, "models", "stories260K");
+
+    public static Option<string?> Model(bool required = false) => new("--model", "-m")
+    {
+        Description = required
+            ? "Model directory (Hugging Face layout: config.json, *.safetensors, tokenizer)."
+            : "Model directory (Hugging Face layout: config.json, *.safetensors, tokenizer); default: the bundled stories260K.",
+        Required = required,
+    };
+
+    public static Option<int?> Threads() => new("--threads", "-t")
+    {
+        Description = "CPU threads (default: all cores).",
+    };
+
+    public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null)
+    {
+        if (threads is < 1)
+            throw new ArgumentException($"--threads must be at least 1; got {threads}.");
+        return new ModelLoadOptions { Threads = threads, MaxSequenceLength = maxSequenceLength };
+    }
+
+    /// <summary>Runs a command body; a failure prints one line naming what is wrong and exits 1.</summary>
+    public static int Run(Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException
+                                      or UnauthorizedAccessException or InvalidOperationException)
+        {
+            Console.Out.Flush();
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("cancelled");
+            return 130;
+        }
+    }
+
+    public static string FormatBytes(long bytes) => bytes switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):F2} GiB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):F2} MiB",
+        >= 1L << 10 => $"{bytes / (double)(1L << 10):F1} KiB",
+        _ => $"{bytes} B",
+    };
+}

@@ -1,0 +1,45 @@
+using System.CommandLine;
+using Lowbit.Evaluation;
+using Lowbit.Models;
+using Spectre.Console;
+
+namespace Lowbit.Cli.Commands;
+
+/// <summary><c>lowbit eval</c>: perplexity on a text file, comparable with llama.cpp's llama-perplexity.</summary>
+internal static class EvalCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var text = new Option<FileInfo>("--text") { Description = "UTF-8 text file to score.", Required = true };
+        var ctx = new Option<int>("--ctx", "-c") { Description = "Window length in tokens (llama-perplexity's -c).", DefaultValueFactory = _ => 512 };
+        var threads = CommonOptions.Threads();
+        var command = new Command("eval", "Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.") { model, text, ctx, threads };
+        command.SetAction(r => CommonOptions.Run(() =>
+        {
+            var file = r.GetValue(text)!;
+            if (!file.Exists)
+                throw new FileNotFoundException($"Text file {file.FullName} does not exist.");
+            int contextLength = r.GetValue(ctx);
+            if (contextLength < 4)
+                throw new ArgumentException($"--ctx must be at least 4; got {contextLength}.");
+            using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
+                CommonOptions.LoadOptions(r.GetValue(threads), contextLength));
+            int[] tokens = lm.Tokenizer.Encode(File.ReadAllText(file.FullName), addBos: lm.Tokenizer.BosId is not null);
+            int chunks = Perplexity.ChunkCount(tokens.Length, contextLength);
+            if (chunks == 0)
+                throw new ArgumentException($"{file.Name} has {tokens.Length} tokens; context {contextLength} needs at least {2 * contextLength}.");
+            Console.WriteLine($"{file.Name}: {tokens.Length} tokens, {chunks} windows of {contextLength}");
+            PerplexityResult? result = null;
+            AnsiConsole.Progress().AutoClear(true).Start(progress =>
+            {
+                var task = progress.AddTask("perplexity", maxValue: chunks);
+                result = Perplexity.Evaluate(lm, tokens, contextLength, new Progress<int>(done => task.Value = done));
+                task.Value = chunks;
+            });
+            Console.WriteLine($"PPL = {result!.Perplexity:F4} +/- {result.StandardError:F5} ({result.ScoredTokens} tokens scored)");
+            return 0;
+        }));
+        return command;
+    }
+}

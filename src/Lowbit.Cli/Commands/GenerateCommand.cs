@@ -1,0 +1,47 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Lowbit.Generation;
+using Lowbit.Models;
+
+namespace Lowbit.Cli.Commands;
+
+/// <summary><c>lowbit generate [PROMPT]</c>: streams a continuation, then one summary line.</summary>
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var prompt = new Argument<string>("prompt") { Description = "Text to continue (default: empty, the model starts from BOS).", DefaultValueFactory = _ => "" };
+        var model = CommonOptions.Model();
+        var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 256 };
+        var temperature = new Option<float>("--temperature") { Description = "0 is greedy; higher is more random.", DefaultValueFactory = _ => 0f };
+        var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0: all).", DefaultValueFactory = _ => 0 };
+        var topP = new Option<float>("--top-p") { Description = "Sample among the smallest set of tokens whose probability reaches p (1: all).", DefaultValueFactory = _ => 1f };
+        var seed = new Option<ulong?>("--seed") { Description = "Random seed for reproducible sampling." };
+        var threads = CommonOptions.Threads();
+        var command = new Command("generate", "Generate text from a prompt, streaming it as it comes.")
+        {
+            prompt, model, maxTokens, temperature, topK, topP, seed, threads,
+        };
+        command.SetAction(r => CommonOptions.Run(() =>
+        {
+            if (r.GetValue(maxTokens) < 1)
+                throw new ArgumentException($"--max-tokens must be at least 1; got {r.GetValue(maxTokens)}.");
+            var sampling = new SamplingOptions(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed));
+            using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel, CommonOptions.LoadOptions(r.GetValue(threads)));
+            using var generator = new Generator(lm);
+            var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = sampling };
+            string text = r.GetValue(prompt) ?? "";
+            Console.Write(text);
+            foreach (string piece in generator.GenerateAsync(text, options).ToBlockingEnumerable())
+                Console.Write(piece);
+            Console.WriteLine();
+            var s = generator.LastStats!;
+            long peak = Process.GetCurrentProcess().PeakWorkingSet64;
+            Console.Error.WriteLine(
+                $"prompt {s.PromptTokens} tokens, prefill {s.PrefillTokensPerSecond:F1} tok/s | generated {s.GeneratedTokens} tokens, " +
+                $"decode {s.DecodeTokensPerSecond:F1} tok/s | peak memory {CommonOptions.FormatBytes(peak)}");
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,40 @@
+using Lowbit.Models;
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+
+namespace Lowbit.Backends;
+
+/// <summary>
+/// The operations a Llama-family forward pass needs. Activations are F32 views of [rows, columns];
+/// <c>rows</c> is the number of tokens processed at once (1 in decode, the prompt chunk in prefill).
+/// Backends are peers: the model code above does not know which one runs.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    string Name { get; }
+
+    /// <summary>destination[i] = table[tokens[i]] widened to F32.</summary>
+    void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination);
+
+    /// <summary>destination = x / sqrt(mean(x²) + eps) · weight, per row.</summary>
+    void RmsNorm(TensorView x, Tensor weight, float eps, TensorView destination);
+
+    /// <summary>destination[r, n] = Σ_k x[r, k]·W[n, k].</summary>
+    void Linear(TensorView x, IWeight weight, TensorView destination);
+
+    /// <summary>x[r, :] += bias.</summary>
+    void AddBias(TensorView x, Tensor bias);
+
+    /// <summary>Rotates each head of width rope.HeadDim in place; row r is at position startPos + r.</summary>
+    void Rope(TensorView x, RopeTable rope, int startPos);
+
+    /// <summary>Causal grouped-query attention of queries q [rows, heads·D] at positions
+    /// startPos.. against the cache rows [0, startPos + rows) of keys and values [maxSeq, kvHeads·D].</summary>
+    void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination);
+
+    /// <summary>gate = silu(gate) · up, elementwise.</summary>
+    void SiluMul(TensorView gate, TensorView up);
+
+    /// <summary>y += x, elementwise.</summary>
+    void Add(TensorView y, TensorView x);
+}

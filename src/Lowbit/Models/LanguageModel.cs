@@ -1,0 +1,98 @@
+using Lowbit.Backends;
+using Lowbit.Backends.Cpu;
+using Lowbit.Models.HuggingFace;
+using Lowbit.Models.Tokenization;
+
+namespace Lowbit.Models;
+
+/// <summary>What <see cref="LanguageModel.Load"/> may be told; the defaults suit a local CPU run.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>CPU threads; null uses every core.</summary>
+    public int? Threads { get; init; }
+
+    /// <summary>Longest sequence (prompt + generated) the KV cache holds; null takes the config's
+    /// max_position_embeddings capped at <see cref="DefaultMaxSequenceLength"/>.</summary>
+    public int? MaxSequenceLength { get; init; }
+
+    public const int DefaultMaxSequenceLength = 4096;
+}
+
+/// <summary>
+/// A loaded model directory: config, memory-mapped weights, tokenizer and the transformer on a backend.
+/// The one object an application holds; <see cref="Generation.Generator"/> runs it.
+/// </summary>
+public sealed class LanguageModel : IDisposable
+{
+    private readonly CheckpointTensors _checkpoint;
+
+    private LanguageModel(string directory, ModelConfig config, CheckpointTensors checkpoint, ModelWeights weights,
+        TextTokenizer tokenizer, IBackend backend, int maxSequenceLength)
+    {
+        Directory = directory;
+        Config = config;
+        _checkpoint = checkpoint;
+        Weights = weights;
+        Tokenizer = tokenizer;
+        Backend = backend;
+        Transformer = new Transformer(config, weights, backend, maxSequenceLength);
+    }
+
+    public string Directory { get; }
+    public ModelConfig Config { get; }
+    public ModelWeights Weights { get; }
+    public TextTokenizer Tokenizer { get; }
+    public IBackend Backend { get; }
+    public Transformer Transformer { get; }
+
+    /// <summary>Loads a Hugging Face model directory (config.json, safetensors, tokenizer).</summary>
+    public static LanguageModel Load(string directory, ModelLoadOptions? options = null)
+    {
+        options ??= new ModelLoadOptions();
+        if (!System.IO.Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"Model directory {Path.GetFullPath(directory)} does not exist.");
+        var config = ModelConfigReader.Load(directory);
+        var tokenizer = TextTokenizer.Load(directory);
+        var checkpoint = new CheckpointTensors(directory);
+        try
+        {
+            var weights = ModelLoader.LoadWeights(checkpoint, config);
+            int maxSeq = options.MaxSequenceLength
+                ?? Math.Min(config.MaxPositionEmbeddings, ModelLoadOptions.DefaultMaxSequenceLength);
+            var backend = new CpuBackend(options.Threads ?? Environment.ProcessorCount);
+            return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Parameters: every element of every weight tensor (a tied head counted once).</summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long count = Weights.Embedding.ElementCount + Weights.FinalNorm.ElementCount;
+            foreach (var layer in Weights.Layers)
+            {
+                count += layer.AttentionNorm.ElementCount + layer.FeedForwardNorm.ElementCount;
+                count += (layer.QueryBias?.ElementCount ?? 0) + (layer.KeyBias?.ElementCount ?? 0) + (layer.ValueBias?.ElementCount ?? 0);
+                foreach (var (_, w) in layer.Linears())
+                    count += (long)w.OutFeatures * w.InFeatures;
+            }
+            if (!Config.TieWordEmbeddings || _checkpoint.Contains("lm_head.weight"))
+                count += (long)Weights.Classifier.OutFeatures * Weights.Classifier.InFeatures;
+            return count;
+        }
+    }
+
+    public void Dispose()
+    {
+        Transformer.Dispose();
+        Weights.Dispose();
+        Backend.Dispose();
+        _checkpoint.Dispose();
+    }
+}

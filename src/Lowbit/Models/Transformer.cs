@@ -1,0 +1,94 @@
+using Lowbit.Backends;
+using Lowbit.Generation;
+using Lowbit.Tensors;
+
+namespace Lowbit.Models;
+
+/// <summary>
+/// The Llama-family forward pass (Llama 2/3, Mistral, Qwen2, TinyLlama, SmolLM): pre-norm blocks of
+/// grouped-query attention with rotary embeddings and a SiLU-gated MLP. Written once against
+/// <see cref="IBackend"/>; how weights are stored is the backend's business.
+/// </summary>
+public sealed class Transformer : IDisposable
+{
+    private readonly IBackend _backend;
+
+    public Transformer(ModelConfig config, ModelWeights weights, IBackend backend, int maxSequenceLength)
+    {
+        Config = config;
+        Weights = weights;
+        _backend = backend;
+        MaxSequenceLength = maxSequenceLength;
+        Rope = new RopeTable(config.HeadDim, maxSequenceLength, config.RopeTheta, config.RopeScaling);
+    }
+
+    public ModelConfig Config { get; }
+    public ModelWeights Weights { get; }
+    public RopeTable Rope { get; }
+    public int MaxSequenceLength { get; }
+
+    /// <summary>
+    /// Runs tokens at positions startPos.. through the model, filling the KV cache of
+    /// <paramref name="state"/>. Logits are computed for the last <paramref name="logitRows"/> tokens
+    /// into state.Logits rows [0, logitRows). tokens.Length must not exceed state.MaxBatch.
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, int startPos, DecodeState state, int logitRows = 1)
+    {
+        int m = tokens.Length;
+        if (m == 0 || m > state.MaxBatch)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"{m} tokens; a forward pass takes 1 to {state.MaxBatch}.");
+        if (startPos < 0 || startPos + m > MaxSequenceLength)
+            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions [{startPos}, {startPos + m}) exceed the context of {MaxSequenceLength} tokens.");
+        if (logitRows < 1 || logitRows > m)
+            throw new ArgumentOutOfRangeException(nameof(logitRows));
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} outside the vocabulary [0, {Config.VocabSize}).");
+        }
+
+        var c = Config;
+        var b = _backend;
+        TensorView x = state.X.Slice(0, m), xb = state.Xb.Slice(0, m);
+        TensorView q = state.Q.Slice(0, m), att = state.Attention.Slice(0, m);
+        TensorView gate = state.Gate.Slice(0, m), up = state.Up.Slice(0, m);
+
+        b.Embedding(Weights.Embedding, tokens, x);
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            var w = Weights.Layers[l];
+            // K and V go straight into this layer's cache rows.
+            TensorView keys = state.Keys[l].View(), values = state.Values[l].View();
+            TensorView k = keys.Slice(startPos, m), v = values.Slice(startPos, m);
+
+            b.RmsNorm(x, w.AttentionNorm, c.RmsNormEps, xb);
+            b.Linear(xb, w.Query, q);
+            b.Linear(xb, w.Key, k);
+            b.Linear(xb, w.Value, v);
+            if (w.QueryBias is not null)
+                b.AddBias(q, w.QueryBias);
+            if (w.KeyBias is not null)
+                b.AddBias(k, w.KeyBias);
+            if (w.ValueBias is not null)
+                b.AddBias(v, w.ValueBias);
+            b.Rope(q, Rope, startPos);
+            b.Rope(k, Rope, startPos);
+            b.Attention(q, keys, values, startPos, c.NumHeads, c.NumKvHeads, c.HeadDim, att);
+            b.Linear(att, w.Output, xb);
+            b.Add(x, xb);
+
+            b.RmsNorm(x, w.FeedForwardNorm, c.RmsNormEps, xb);
+            b.Linear(xb, w.Gate, gate);
+            b.Linear(xb, w.Up, up);
+            b.SiluMul(gate, up);
+            b.Linear(gate, w.Down, xb);
+            b.Add(x, xb);
+        }
+
+        TensorView last = x.Slice(m - logitRows, logitRows), normed = xb.Slice(0, logitRows);
+        b.RmsNorm(last, Weights.FinalNorm, c.RmsNormEps, normed);
+        b.Linear(normed, Weights.Classifier, state.Logits.Slice(0, logitRows));
+    }
+
+    public void Dispose() => Rope.Dispose();
+}
