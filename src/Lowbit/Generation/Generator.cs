@@ -78,21 +78,25 @@ public sealed class Generator : IDisposable
         clock.Restart();
 
         int pos = tokens.Length, generated = 0;
-        Span<int> one = stackalloc int[1];
-        while (generated < maxTokens)
+        try
         {
-            int next = sampler.Sample(_state.Logits.Row<float>(0));
-            generated++;
-            LastStats = new GenerationStats(tokens.Length, prefillTime, generated, clock.Elapsed);
-            if (options.StopAtEos && eos.AsSpan().Contains(next))
-                yield break;
-            yield return next;
-            if (generated == maxTokens)
-                break;
-            one[0] = next;
-            transformer.Forward(one, pos++, _state);
+            while (generated < maxTokens)
+            {
+                int next = sampler.Sample(_state.Logits.Row<float>(0));
+                generated++;
+                if (options.StopAtEos && eos.AsSpan().Contains(next))
+                    yield break;
+                yield return next;
+                if (generated == maxTokens)
+                    break;
+                transformer.Forward([next], pos++, _state);
+            }
         }
-        LastStats = new GenerationStats(tokens.Length, prefillTime, generated, clock.Elapsed);
+        finally
+        {
+            // Set once, when the caller is done (a stats record per token would allocate in the loop).
+            LastStats = new GenerationStats(tokens.Length, prefillTime, generated, clock.Elapsed);
+        }
     }
 
     /// <summary>Streams the text of the continuation of <paramref name="prompt"/> piece by piece.</summary>
