@@ -61,9 +61,18 @@ public static unsafe class Attention
         {
             var job = new Job
             {
-                Q = pq, K = pk, V = pv, Scratch = ps, Out = po,
-                Pairs = m * heads, Heads = heads, Group = heads / kvHeads, HeadDim = headDim,
-                KvDim = kvDim, StartPos = startPos, MaxSeq = maxSeq,
+                Q = pq,
+                K = pk,
+                V = pv,
+                Scratch = ps,
+                Out = po,
+                Pairs = m * heads,
+                Heads = heads,
+                Group = heads / kvHeads,
+                HeadDim = headDim,
+                KvDim = kvDim,
+                StartPos = startPos,
+                MaxSeq = maxSeq,
                 Parts = Math.Min(Math.Min(pool.ThreadCount, scratch.Length / maxSeq), m * heads),
                 Scale = 1f / MathF.Sqrt(headDim),
             };

@@ -18,6 +18,7 @@ public sealed unsafe class CpuThreadPool : IDisposable
     /// <summary>How long an idle worker spins before it sleeps.</summary>
     public const int SpinMicroseconds = 200;
 
+    private static readonly long SpinTicks = Stopwatch.Frequency * SpinMicroseconds / 1_000_000;
     private static CpuThreadPool? s_shared;
 
     private readonly Thread[] _workers;
@@ -107,10 +108,18 @@ public sealed unsafe class CpuThreadPool : IDisposable
         }
         finally
         {
-            // Wait even if chunk 0 threw: workers still read the caller's context.
-            var spin = default(SpinWait);
+            // Wait even if chunk 0 threw: workers still read the caller's context. Chunks are even, so
+            // the wait is short; pause rather than yield, unless a worker has lost its core.
+            long yieldAfter = Stopwatch.GetTimestamp() + SpinTicks;
+            int spins = 0;
             while (Volatile.Read(ref _pending) != 0)
-                spin.SpinOnce(sleep1Threshold: -1);
+            {
+                if ((++spins & 63) != 0 || Stopwatch.GetTimestamp() < yieldAfter)
+                    Thread.SpinWait(1);
+                else
+                    Thread.Yield();
+            }
+
             Volatile.Write(ref _busy, 0);
         }
     }
@@ -139,7 +148,7 @@ public sealed unsafe class CpuThreadPool : IDisposable
 
     private int WaitForJob(int seen)
     {
-        long spinUntil = Stopwatch.GetTimestamp() + (Stopwatch.Frequency * SpinMicroseconds / 1_000_000);
+        long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
         int generation;
         int spins = 0;
         while ((generation = Volatile.Read(ref _generation)) == seen)

@@ -27,14 +27,14 @@ public unsafe class WeightConversionTests
                 switch (level)
                 {
                     case SimdLevel.Avx512:
-                        Simd512.LoadF16(pb + i).Store(ph + i);
-                        Simd512.LoadBf16(pb + i).Store(pf + i);
+                        Simd512.Store(ph + i, Simd512.LoadF16(pb + i));
+                        Simd512.Store(pf + i, Simd512.LoadBf16(pb + i));
                         break;
                     case SimdLevel.Avx2:
                         for (int j = 0; j < 16; j += 8)
                         {
-                            Simd256.LoadF16(pb + i + j).Store(ph + i + j);
-                            Simd256.LoadBf16(pb + i + j).Store(pf + i + j);
+                            Simd256.Store(ph + i + j, Simd256.LoadF16(pb + i + j));
+                            Simd256.Store(pf + i + j, Simd256.LoadBf16(pb + i + j));
                         }
 
                         break;
