@@ -1,0 +1,78 @@
+using Lowbit.Tensors;
+
+namespace Lowbit.Backends.Cpu;
+
+/// <summary>
+/// The linear layer: y[m, n] = Σ_k x[m, k]·W[n, k]. x and y are F32, row-major; W is an F32, BF16 or F16
+/// tensor [N, K] in Hugging Face layout (out_features × in_features), read in its own dtype and widened in
+/// registers. Threads split the output rows in blocks of <see cref="RowBlock"/>.
+/// Decode (m = 1) is a GEMV, memory-bound: Llama-3.2-1B's MLP up projection N=8192, K=2048 in bf16 moves
+/// 33.6 MB of weights for 33.6 MFLOP (1 FLOP/byte), so at 60 GB/s the floor is 0.56 ms.
+/// Prefill (m &gt; 1) tiles 4 tokens × 4 rows so each weight vector loaded serves 4 tokens (4 FLOP/byte of
+/// bf16 per tile pass; compute-bound for m ≥ 8 on this machine).
+/// The kernels: <see cref="MatMulKernel"/>. Measured: see docs/cpu-kernels.md.
+/// </summary>
+public static unsafe class MatMul
+{
+    /// <summary>Output rows per work item: the row-group of the register tile.</summary>
+    internal const int RowBlock = 4;
+
+    /// <summary>y[m, N] = x[m, K] · W[N, K]ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
+    /// <exception cref="ArgumentException">x is not m·K long, y is not m·N long, or W is not rank 2.</exception>
+    /// <exception cref="NotSupportedException">W's dtype is not F32, BF16 or F16.</exception>
+    public static void Compute(ReadOnlySpan<float> x, int m, Tensor w, Span<float> y) =>
+        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, w, y);
+
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Tensor w, Span<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(pool);
+        if (w.Rank != 2)
+            throw new ArgumentException($"MatMul: the weight must be [N, K]; got {w}.", nameof(w));
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        int n = w.Shape[0], k = w.Shape[1];
+        if ((long)m * k != x.Length)
+            throw new ArgumentException($"MatMul: x has {x.Length} elements; m·K = {m}·{k} expected for weight {w}.", nameof(x));
+        if ((long)m * n != y.Length)
+            throw new ArgumentException($"MatMul: y has {y.Length} elements; m·N = {m}·{n} expected for weight {w}.", nameof(y));
+        if (m == 0 || n == 0)
+            return;
+        if (k == 0)
+        {
+            y.Clear();
+            return;
+        }
+
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            var job = new MatMulKernel.Job
+            {
+                X = px,
+                W = (byte*)w.Data,
+                RowBytes = (nint)k * w.DType.Size(),
+                Y = py,
+                M = m,
+                N = n,
+                K = k,
+            };
+            pool.Run(Select(level, w.DType), &job, (int)((n + (long)RowBlock - 1) / RowBlock));
+        }
+    }
+
+    private static delegate*<void*, int, int, void> Select(SimdLevel level, DType dtype) => dtype switch
+    {
+        DType.F32 => Select<F32Weights>(level),
+        DType.BF16 => Select<Bf16Weights>(level),
+        DType.F16 => Select<F16Weights>(level),
+        _ => throw new NotSupportedException($"MatMul: weights of dtype {dtype} are not supported on the CPU (F32, BF16, F16 are)."),
+    };
+
+    private static delegate*<void*, int, int, void> Select<TW>(SimdLevel level)
+        where TW : IWeightType => level switch
+        {
+            SimdLevel.Avx512 => &MatMulKernel.Rows<Simd512, System.Runtime.Intrinsics.Vector512<float>, TW>,
+            SimdLevel.Avx2 => &MatMulKernel.Rows<Simd256, System.Runtime.Intrinsics.Vector256<float>, TW>,
+            _ => &MatMulKernel.Rows<SimdScalar, float, TW>,
+        };
+}

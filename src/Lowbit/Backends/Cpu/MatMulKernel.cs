@@ -1,0 +1,193 @@
+using System.Runtime.CompilerServices;
+
+namespace Lowbit.Backends.Cpu;
+
+/// <summary>
+/// The inner loops of <see cref="MatMul"/>, written once over the vector width (TS) and the weight dtype
+/// (TW). Every output is a dot product along K of an x row and a W row, both contiguous:
+/// <list type="bullet">
+/// <item><see cref="Dot4"/>: one token × 4 weight rows, 2 accumulators a row (8 FMA chains in flight);
+/// the GEMV (decode) loop, and the token tail of a prefill.</item>
+/// <item><see cref="Tile4x4"/>: 4 tokens × 4 weight rows, 16 accumulators, each weight vector widened once
+/// and used by 4 tokens (prefill).</item>
+/// </list>
+/// K tails run in scalar f32. Offsets into W are nint (rows may lie past 2^31 bytes).
+/// </summary>
+internal static unsafe class MatMulKernel
+{
+    /// <summary>One call: pointers to x [M, K], W [N, K] (RowBytes apart) and y [M, N].</summary>
+    internal struct Job
+    {
+        public float* X;
+        public byte* W;
+        public nint RowBytes;
+        public float* Y;
+        public int M;
+        public int N;
+        public int K;
+    }
+
+    /// <summary>Pool work item: row blocks [start, end) of <see cref="MatMul.RowBlock"/> rows.</summary>
+    public static void Rows<TS, TV, TW>(void* context, int start, int end)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TW : IWeightType
+    {
+        Job* job = (Job*)context;
+        float* x = job->X;
+        float* y = job->Y;
+        int m = job->M, n = job->N, k = job->K;
+        nint rowBytes = job->RowBytes;
+        int r = start * MatMul.RowBlock;
+        int rowEnd = Math.Min(end * MatMul.RowBlock, n);
+        for (; r + 4 <= rowEnd; r += 4)
+        {
+            byte* w = job->W + (r * rowBytes);
+            int t = 0;
+            for (; t + 4 <= m; t += 4)
+                Tile4x4<TS, TV, TW>(x + ((nint)t * k), w, rowBytes, k, y + ((nint)t * n) + r, n);
+            for (; t < m; t++)
+                Dot4<TS, TV, TW>(x + ((nint)t * k), w, rowBytes, k, y + ((nint)t * n) + r);
+        }
+
+        for (; r < rowEnd; r++)
+        {
+            for (int t = 0; t < m; t++)
+                y[((nint)t * n) + r] = Dot1<TS, TV, TW>(x + ((nint)t * k), job->W + (r * rowBytes), k);
+        }
+    }
+
+    /// <summary>y[0..4) = x · W[row 0..4], rows rowBytes apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Dot4<TS, TV, TW>(float* x, byte* w, nint rowBytes, int k, float* y)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TW : IWeightType
+    {
+        byte* w0 = w, w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        nint c = TS.Count;
+        TV a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
+        TV b0 = TS.Zero, b1 = TS.Zero, b2 = TS.Zero, b3 = TS.Zero;
+        nint i = 0;
+        for (; i <= k - (2 * c); i += 2 * c)
+        {
+            TV xa = TS.Load(x + i), xb = TS.Load(x + i + c);
+            a0 = TS.MultiplyAdd(TW.Load<TS, TV>(w0, i), xa, a0);
+            a1 = TS.MultiplyAdd(TW.Load<TS, TV>(w1, i), xa, a1);
+            a2 = TS.MultiplyAdd(TW.Load<TS, TV>(w2, i), xa, a2);
+            a3 = TS.MultiplyAdd(TW.Load<TS, TV>(w3, i), xa, a3);
+            b0 = TS.MultiplyAdd(TW.Load<TS, TV>(w0, i + c), xb, b0);
+            b1 = TS.MultiplyAdd(TW.Load<TS, TV>(w1, i + c), xb, b1);
+            b2 = TS.MultiplyAdd(TW.Load<TS, TV>(w2, i + c), xb, b2);
+            b3 = TS.MultiplyAdd(TW.Load<TS, TV>(w3, i + c), xb, b3);
+        }
+
+        if (i <= k - c)
+        {
+            TV xa = TS.Load(x + i);
+            a0 = TS.MultiplyAdd(TW.Load<TS, TV>(w0, i), xa, a0);
+            a1 = TS.MultiplyAdd(TW.Load<TS, TV>(w1, i), xa, a1);
+            a2 = TS.MultiplyAdd(TW.Load<TS, TV>(w2, i), xa, a2);
+            a3 = TS.MultiplyAdd(TW.Load<TS, TV>(w3, i), xa, a3);
+            i += c;
+        }
+
+        y[0] = TS.Sum(TS.Add(a0, b0)) + DotTail<TW>(x, w0, i, k);
+        y[1] = TS.Sum(TS.Add(a1, b1)) + DotTail<TW>(x, w1, i, k);
+        y[2] = TS.Sum(TS.Add(a2, b2)) + DotTail<TW>(x, w2, i, k);
+        y[3] = TS.Sum(TS.Add(a3, b3)) + DotTail<TW>(x, w3, i, k);
+    }
+
+    /// <summary>y[t·n + j] = x[t] · W[row j] for t, j in 0..4: x rows k apart, W rows rowBytes apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Tile4x4<TS, TV, TW>(float* x, byte* w, nint rowBytes, int k, float* y, int n)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TW : IWeightType
+    {
+        byte* w0 = w, w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+        float* x0 = x, x1 = x + k, x2 = x1 + k, x3 = x2 + k;
+        nint c = TS.Count;
+        TV c00 = TS.Zero, c01 = TS.Zero, c02 = TS.Zero, c03 = TS.Zero;
+        TV c10 = TS.Zero, c11 = TS.Zero, c12 = TS.Zero, c13 = TS.Zero;
+        TV c20 = TS.Zero, c21 = TS.Zero, c22 = TS.Zero, c23 = TS.Zero;
+        TV c30 = TS.Zero, c31 = TS.Zero, c32 = TS.Zero, c33 = TS.Zero;
+        nint i = 0;
+        for (; i <= k - c; i += c)
+        {
+            TV v0 = TW.Load<TS, TV>(w0, i), v1 = TW.Load<TS, TV>(w1, i);
+            TV v2 = TW.Load<TS, TV>(w2, i), v3 = TW.Load<TS, TV>(w3, i);
+            TV xv = TS.Load(x0 + i);
+            c00 = TS.MultiplyAdd(v0, xv, c00);
+            c01 = TS.MultiplyAdd(v1, xv, c01);
+            c02 = TS.MultiplyAdd(v2, xv, c02);
+            c03 = TS.MultiplyAdd(v3, xv, c03);
+            xv = TS.Load(x1 + i);
+            c10 = TS.MultiplyAdd(v0, xv, c10);
+            c11 = TS.MultiplyAdd(v1, xv, c11);
+            c12 = TS.MultiplyAdd(v2, xv, c12);
+            c13 = TS.MultiplyAdd(v3, xv, c13);
+            xv = TS.Load(x2 + i);
+            c20 = TS.MultiplyAdd(v0, xv, c20);
+            c21 = TS.MultiplyAdd(v1, xv, c21);
+            c22 = TS.MultiplyAdd(v2, xv, c22);
+            c23 = TS.MultiplyAdd(v3, xv, c23);
+            xv = TS.Load(x3 + i);
+            c30 = TS.MultiplyAdd(v0, xv, c30);
+            c31 = TS.MultiplyAdd(v1, xv, c31);
+            c32 = TS.MultiplyAdd(v2, xv, c32);
+            c33 = TS.MultiplyAdd(v3, xv, c33);
+        }
+
+        StoreRow<TW>(y, TS.Sum(c00), TS.Sum(c01), TS.Sum(c02), TS.Sum(c03), x0, w, rowBytes, i, k);
+        StoreRow<TW>(y + n, TS.Sum(c10), TS.Sum(c11), TS.Sum(c12), TS.Sum(c13), x1, w, rowBytes, i, k);
+        StoreRow<TW>(y + (2 * n), TS.Sum(c20), TS.Sum(c21), TS.Sum(c22), TS.Sum(c23), x2, w, rowBytes, i, k);
+        StoreRow<TW>(y + (3 * n), TS.Sum(c30), TS.Sum(c31), TS.Sum(c32), TS.Sum(c33), x3, w, rowBytes, i, k);
+    }
+
+    /// <summary>One token's 4 outputs of a tile: the vector sums plus the scalar K tail [from, k).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<TW>(float* y, float s0, float s1, float s2, float s3, float* x, byte* w, nint rowBytes, nint from, int k)
+        where TW : IWeightType
+    {
+        y[0] = s0 + DotTail<TW>(x, w, from, k);
+        y[1] = s1 + DotTail<TW>(x, w + rowBytes, from, k);
+        y[2] = s2 + DotTail<TW>(x, w + (2 * rowBytes), from, k);
+        y[3] = s3 + DotTail<TW>(x, w + (3 * rowBytes), from, k);
+    }
+
+    /// <summary>x · W[row]: the tail rows of a block.</summary>
+    public static float Dot1<TS, TV, TW>(float* x, byte* w, int k)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TW : IWeightType
+    {
+        nint c = TS.Count;
+        TV a = TS.Zero, b = TS.Zero;
+        nint i = 0;
+        for (; i <= k - (2 * c); i += 2 * c)
+        {
+            a = TS.MultiplyAdd(TW.Load<TS, TV>(w, i), TS.Load(x + i), a);
+            b = TS.MultiplyAdd(TW.Load<TS, TV>(w, i + c), TS.Load(x + i + c), b);
+        }
+
+        if (i <= k - c)
+        {
+            a = TS.MultiplyAdd(TW.Load<TS, TV>(w, i), TS.Load(x + i), a);
+            i += c;
+        }
+
+        return TS.Sum(TS.Add(a, b)) + DotTail<TW>(x, w, i, k);
+    }
+
+    /// <summary>Σ_{i in [from, k)} x[i]·W[i] in scalar f32 (fewer than two vectors' worth).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float DotTail<TW>(float* x, byte* w, nint from, int k)
+        where TW : IWeightType
+    {
+        float s = 0;
+        for (nint i = from; i < k; i++)
+            s += TW.Load<SimdScalar, float>(w, i) * x[i];
+        return s;
+    }
+}

@@ -1,0 +1,79 @@
+using System.Runtime.Intrinsics;
+
+namespace Lowbit.Backends.Cpu;
+
+/// <summary>
+/// x[i] = e^(x[i] − max x) / Σ_j e^(x[j] − max x), in place; subtracting the max keeps every exponent
+/// ≤ 0, so nothing overflows. Three passes (max, exp and sum, scale). Used on attention scores: at decode,
+/// one row of length pos + 1 per head.
+/// </summary>
+public static unsafe class Softmax
+{
+    public static void Apply(Span<float> x) => Apply(CpuCapabilities.Best, x);
+
+    internal static void Apply(SimdLevel level, Span<float> x)
+    {
+        if (x.IsEmpty)
+            return;
+        fixed (float* p = x)
+        {
+            switch (level)
+            {
+                case SimdLevel.Avx512: Row<Simd512, Vector512<float>>(p, x.Length); break;
+                case SimdLevel.Avx2: Row<Simd256, Vector256<float>>(p, x.Length); break;
+                default: Row<SimdScalar, float>(p, x.Length); break;
+            }
+        }
+    }
+
+    /// <summary>Softmax of x[0..n), n ≥ 1, in place.</summary>
+    internal static void Row<TS, TV>(float* x, int n)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
+        int i = 0;
+        float max = MathF.Max(Max<TS, TV>(x, n, ref i), Max<SimdScalar, float>(x, n, ref i));
+        i = 0;
+        float sum = ExpSum<TS, TV>(x, n, max, ref i);
+        sum += ExpSum<SimdScalar, float>(x, n, max, ref i);
+        i = 0;
+        Scale<TS, TV>(x, n, 1f / sum, ref i);
+        Scale<SimdScalar, float>(x, n, 1f / sum, ref i);
+    }
+
+    private static float Max<TS, TV>(float* x, int n, ref int i)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
+        if (i > n - TS.Count)
+            return float.NegativeInfinity;
+        TV m = TS.Load(x + i);
+        for (i += TS.Count; i <= n - TS.Count; i += TS.Count)
+            m = TS.Max(m, TS.Load(x + i));
+        return TS.MaxAcross(m);
+    }
+
+    private static float ExpSum<TS, TV>(float* x, int n, float max, ref int i)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
+        TV m = TS.Broadcast(max), sum = TS.Zero;
+        for (; i <= n - TS.Count; i += TS.Count)
+        {
+            TV e = TS.Exp(TS.Subtract(TS.Load(x + i), m));
+            TS.Store(x + i, e);
+            sum = TS.Add(sum, e);
+        }
+
+        return TS.Sum(sum);
+    }
+
+    private static void Scale<TS, TV>(float* x, int n, float factor, ref int i)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
+        TV f = TS.Broadcast(factor);
+        for (; i <= n - TS.Count; i += TS.Count)
+            TS.Store(x + i, TS.Multiply(TS.Load(x + i), f));
+    }
+}
