@@ -3,12 +3,8 @@ using Lowbit.Models.Llama2c;
 
 namespace Lowbit.Tests.Models.Llama2c;
 
-public sealed class Llama2cCheckpointTests : IDisposable
+public sealed class Llama2cCheckpointTests : TempDirTests
 {
-    private readonly TempDir _dir = new();
-
-    public void Dispose() => _dir.Dispose();
-
     private static readonly Llama2cConfig Small = new(16, 24, 2, 4, 2, 10, 8, SharedClassifier: true);
 
     [Fact]
@@ -57,7 +53,7 @@ public sealed class Llama2cCheckpointTests : IDisposable
     {
         var config = Small with { SharedClassifier = false };
         long floats = Llama2cFiles.FloatCount(config);
-        string path = Llama2cFiles.Write(_dir.File("untied.bin"), config, i => i);
+        string path = Llama2cFiles.Write(Dir.File("untied.bin"), config, i => i);
         using var ckpt = new Llama2cCheckpoint(path);
         Assert.Equal(config, ckpt.Config);
         var wcls = ckpt.Get(Llama2cWeight.Wcls);
@@ -69,11 +65,9 @@ public sealed class Llama2cCheckpointTests : IDisposable
     [Fact]
     public void RejectsFileShorterThanTheHeader()
     {
-        string path = _dir.File("tiny.bin");
+        string path = Dir.File("tiny.bin");
         File.WriteAllBytes(path, new byte[10]);
-        var e = Assert.Throws<InvalidDataException>(() => new Llama2cCheckpoint(path));
-        Assert.Contains("tiny.bin", e.Message);
-        Assert.Contains("10 bytes is shorter than the 28-byte llama2.c header", e.Message);
+        Rejects(path, "10 bytes is shorter than the 28-byte llama2.c header");
     }
 
     [Theory]
@@ -88,52 +82,49 @@ public sealed class Llama2cCheckpointTests : IDisposable
     {
         int[] header = [64, 172, 5, 8, 4, 512, 512];
         header[field] = value;
-        string path = Llama2cFiles.WriteRaw(_dir.File("dims.bin"), header, 0);
-        var e = Assert.Throws<InvalidDataException>(() => new Llama2cCheckpoint(path));
-        Assert.Contains("dims.bin", e.Message);
-        Assert.Contains($"header field {expected}; it must be positive", e.Message);
+        string path = Llama2cFiles.WriteRaw(Dir.File("dims.bin"), header, 0);
+        Rejects(path, $"header field {expected}; it must be positive");
     }
 
     [Fact]
     public void RejectsHeadsThatDoNotDivideDim()
     {
-        string path = Llama2cFiles.WriteRaw(_dir.File("heads.bin"), [64, 172, 5, 6, 3, 512, 512], 0);
-        var e = Assert.Throws<InvalidDataException>(() => new Llama2cCheckpoint(path));
-        Assert.Contains("heads.bin", e.Message);
-        Assert.Contains("dim (64) is not divisible by n_heads (6)", e.Message);
+        string path = Llama2cFiles.WriteRaw(Dir.File("heads.bin"), [64, 172, 5, 6, 3, 512, 512], 0);
+        Rejects(path, "dim (64) is not divisible by n_heads (6)");
     }
 
     [Fact]
     public void RejectsKvHeadsThatDoNotDivideHeads()
     {
-        string path = Llama2cFiles.WriteRaw(_dir.File("kv.bin"), [64, 172, 5, 8, 3, 512, 512], 0);
-        var e = Assert.Throws<InvalidDataException>(() => new Llama2cCheckpoint(path));
-        Assert.Contains("kv.bin", e.Message);
-        Assert.Contains("n_heads (8) is not divisible by n_kv_heads (3)", e.Message);
+        string path = Llama2cFiles.WriteRaw(Dir.File("kv.bin"), [64, 172, 5, 8, 3, 512, 512], 0);
+        Rejects(path, "n_heads (8) is not divisible by n_kv_heads (3)");
     }
 
     [Fact]
     public void RejectsTruncatedFileNamingExpectedAndActualSizes()
     {
-        string path = Llama2cFiles.Write(_dir.File("cut.bin"), Small, _ => 1f);
+        string path = Llama2cFiles.Write(Dir.File("cut.bin"), Small, _ => 1f);
         long full = new FileInfo(path).Length;
         using (var stream = new FileStream(path, FileMode.Open))
             stream.SetLength(full - 4);
-        var e = Assert.Throws<InvalidDataException>(() => new Llama2cCheckpoint(path));
-        Assert.Contains("cut.bin", e.Message);
-        Assert.Contains($"expected {full} bytes", e.Message);
-        Assert.Contains($"the file has {full - 4} bytes (truncated)", e.Message);
+        Rejects(path, $"expected {full} bytes", $"the file has {full - 4} bytes (truncated)");
     }
 
     [Fact]
     public void RejectsTrailingBytes()
     {
-        string path = Llama2cFiles.Write(_dir.File("long.bin"), Small, _ => 1f);
+        string path = Llama2cFiles.Write(Dir.File("long.bin"), Small, _ => 1f);
         long full = new FileInfo(path).Length;
         File.AppendAllText(path, "xyzw");
+        Rejects(path, $"expected {full} bytes", "(4 extra)");
+    }
+
+    /// <summary>Opening <paramref name="path"/> fails with a message naming the file and each fragment.</summary>
+    private static void Rejects(string path, params string[] fragments)
+    {
         var e = Assert.Throws<InvalidDataException>(() => new Llama2cCheckpoint(path));
-        Assert.Contains("long.bin", e.Message);
-        Assert.Contains($"expected {full} bytes", e.Message);
-        Assert.Contains("(4 extra)", e.Message);
+        Assert.Contains(Path.GetFileName(path), e.Message);
+        foreach (string fragment in fragments)
+            Assert.Contains(fragment, e.Message);
     }
 }
