@@ -4,16 +4,12 @@ using Lowbit.Tensors;
 
 namespace Lowbit.Tests.Models.HuggingFace;
 
-public sealed class CheckpointTensorsTests : IDisposable
+public sealed class CheckpointTensorsTests : TempDirTests
 {
-    private readonly TempDir _dir = new();
-
-    public void Dispose() => _dir.Dispose();
-
     /// <summary>A file of U8 tensors [n] whose bytes all equal <paramref name="fill"/>.</summary>
     private string WriteShard(string fileName, byte fill, params (string Name, int Length)[] tensors)
     {
-        string path = _dir.File(fileName);
+        string path = Dir.File(fileName);
         using var writer = new SafetensorsWriter(path, [.. tensors.Select(t => new SafetensorsEntry(t.Name, DType.U8, [t.Length]))]);
         foreach (var (name, length) in tensors)
             writer.WriteTensor(name, Enumerable.Repeat(fill, length).ToArray());
@@ -22,13 +18,13 @@ public sealed class CheckpointTensorsTests : IDisposable
     }
 
     private void WriteIndex(string weightMap) =>
-        File.WriteAllText(_dir.File(CheckpointTensors.IndexFileName), "{\"metadata\": {\"total_size\": 10}, \"weight_map\": {" + weightMap + "}}");
+        File.WriteAllText(Dir.File(CheckpointTensors.IndexFileName), "{\"metadata\": {\"total_size\": 10}, \"weight_map\": {" + weightMap + "}}");
 
     [Fact]
     public void OpensASingleFile()
     {
         WriteShard("model.safetensors", 3, ("a", 2), ("b", 4));
-        using var ckpt = new CheckpointTensors(_dir.Path);
+        using var ckpt = new CheckpointTensors(Dir.Path);
         Assert.Equal(["a", "b"], ckpt.Names.Order());
         Assert.True(ckpt.Contains("b"));
         Assert.False(ckpt.Contains("c"));
@@ -45,7 +41,7 @@ public sealed class CheckpointTensorsTests : IDisposable
             "b": "model-00002-of-00002.safetensors",
             "c": "model-00002-of-00002.safetensors"
             """);
-        using var ckpt = new CheckpointTensors(_dir.Path);
+        using var ckpt = new CheckpointTensors(Dir.Path);
         Assert.Equal(["a", "b", "c"], ckpt.Names.Order());
         Assert.Equal(2, ckpt.Files.Count);
         Assert.Equal([1, 1], ckpt.Get("a").AsSpan<byte>().ToArray());
@@ -61,17 +57,17 @@ public sealed class CheckpointTensorsTests : IDisposable
             "a": "model-00001-of-00002.safetensors",
             "b": "model-00002-of-00002.safetensors"
             """);
-        using var ckpt = new CheckpointTensors(_dir.Path);
+        using var ckpt = new CheckpointTensors(Dir.Path);
         var e = Assert.Throws<InvalidDataException>(() => ckpt.Get("model.layers.3.mlp.down_proj.weight"));
         Assert.Equal(
-            $"model.layers.3.mlp.down_proj.weight not found in {_dir.Path} (searched model-00001-of-00002.safetensors, model-00002-of-00002.safetensors).",
+            $"model.layers.3.mlp.down_proj.weight not found in {Dir.Path} (searched model-00001-of-00002.safetensors, model-00002-of-00002.safetensors).",
             e.Message);
     }
 
     [Fact]
     public void ShapeCheckSaysWhatWasFoundAndWhatWasExpected()
     {
-        string path = _dir.File("model-00002-of-00004.safetensors");
+        string path = Dir.File("model-00002-of-00004.safetensors");
         using (var writer = new SafetensorsWriter(path, [new SafetensorsEntry("model.layers.3.mlp.down_proj.weight", DType.BF16, [40, 110])]))
         {
             writer.WriteTensor("model.layers.3.mlp.down_proj.weight", new byte[40 * 110 * 2]);
@@ -80,7 +76,7 @@ public sealed class CheckpointTensorsTests : IDisposable
         WriteIndex("""
             "model.layers.3.mlp.down_proj.weight": "model-00002-of-00004.safetensors"
             """);
-        using var ckpt = new CheckpointTensors(_dir.Path);
+        using var ckpt = new CheckpointTensors(Dir.Path);
         Assert.Equal([40, 110], ckpt.Get("model.layers.3.mlp.down_proj.weight", [40, 110], "config.json").Shape);
         var e = Assert.Throws<InvalidDataException>(() =>
             ckpt.Get("model.layers.3.mlp.down_proj.weight", [40, 143], "config.json (hidden_size, intermediate_size)"));
@@ -98,7 +94,7 @@ public sealed class CheckpointTensorsTests : IDisposable
         WriteIndex("""
             "a": "model-00001-of-00002.safetensors"
             """);
-        var e = Assert.Throws<FileNotFoundException>(() => new CheckpointTensors(_dir.Path));
+        var e = Assert.Throws<FileNotFoundException>(() => new CheckpointTensors(Dir.Path));
         Assert.Contains(CheckpointTensors.IndexFileName, e.Message);
         Assert.Contains("shard model-00001-of-00002.safetensors (holding \"a\") does not exist", e.Message);
     }
@@ -110,7 +106,7 @@ public sealed class CheckpointTensorsTests : IDisposable
         WriteIndex("""
             "zz": "model-00001-of-00001.safetensors"
             """);
-        var e = Assert.Throws<InvalidDataException>(() => new CheckpointTensors(_dir.Path));
+        var e = Assert.Throws<InvalidDataException>(() => new CheckpointTensors(Dir.Path));
         Assert.Contains("\"zz\" is mapped to model-00001-of-00001.safetensors, which has no such tensor", e.Message);
     }
 
@@ -120,15 +116,15 @@ public sealed class CheckpointTensorsTests : IDisposable
         WriteIndex("""
             "a": "../elsewhere.safetensors"
             """);
-        var e = Assert.Throws<InvalidDataException>(() => new CheckpointTensors(_dir.Path));
+        var e = Assert.Throws<InvalidDataException>(() => new CheckpointTensors(Dir.Path));
         Assert.Contains("not a file name in the model directory", e.Message);
     }
 
     [Fact]
     public void IndexWithoutWeightMapFails()
     {
-        File.WriteAllText(_dir.File(CheckpointTensors.IndexFileName), """{"metadata": {}}""");
-        var e = Assert.Throws<InvalidDataException>(() => new CheckpointTensors(_dir.Path));
+        File.WriteAllText(Dir.File(CheckpointTensors.IndexFileName), """{"metadata": {}}""");
+        var e = Assert.Throws<InvalidDataException>(() => new CheckpointTensors(Dir.Path));
         Assert.Contains(CheckpointTensors.IndexFileName, e.Message);
         Assert.Contains("no \"weight_map\"", e.Message);
     }
@@ -136,14 +132,14 @@ public sealed class CheckpointTensorsTests : IDisposable
     [Fact]
     public void DirectoryWithoutWeightsFails()
     {
-        var e = Assert.Throws<FileNotFoundException>(() => new CheckpointTensors(_dir.Path));
-        Assert.Equal($"{_dir.Path} has neither model.safetensors nor model.safetensors.index.json.", e.Message);
+        var e = Assert.Throws<FileNotFoundException>(() => new CheckpointTensors(Dir.Path));
+        Assert.Equal($"{Dir.Path} has neither model.safetensors nor model.safetensors.index.json.", e.Message);
     }
 
     [Fact]
     public void MissingDirectoryFails()
     {
-        string missing = _dir.File("absent");
+        string missing = Dir.File("absent");
         var e = Assert.Throws<DirectoryNotFoundException>(() => new CheckpointTensors(missing));
         Assert.Contains(missing, e.Message);
     }

@@ -4,12 +4,8 @@ using Lowbit.Tensors;
 
 namespace Lowbit.Tests.Models.HuggingFace;
 
-public sealed class ModelConfigReaderTests : IDisposable
+public sealed class ModelConfigReaderTests : TempDirTests
 {
-    private readonly TempDir _dir = new();
-
-    public void Dispose() => _dir.Dispose();
-
     // Llama 3.1 8B's config.json, trimmed.
     private const string Llama31 = """
         {
@@ -34,10 +30,10 @@ public sealed class ModelConfigReaderTests : IDisposable
 
     private Lowbit.Models.ModelConfig Load(string config, string? generation = null)
     {
-        File.WriteAllText(_dir.File("config.json"), config);
+        File.WriteAllText(Dir.File("config.json"), config);
         if (generation is not null)
-            File.WriteAllText(_dir.File("generation_config.json"), generation);
-        return ModelConfigReader.Load(_dir.Path);
+            File.WriteAllText(Dir.File("generation_config.json"), generation);
+        return ModelConfigReader.Load(Dir.Path);
     }
 
     /// <summary><see cref="Minimal"/> with one field set (or removed, when <paramref name="value"/> is null).</summary>
@@ -210,10 +206,10 @@ public sealed class ModelConfigReaderTests : IDisposable
     [Fact]
     public void MissingDirectoryOrConfigNamesThePath()
     {
-        string missing = _dir.File("absent");
+        string missing = Dir.File("absent");
         Assert.Contains(missing, Assert.Throws<DirectoryNotFoundException>(() => ModelConfigReader.Load(missing)).Message);
-        var e = Assert.Throws<FileNotFoundException>(() => ModelConfigReader.Load(_dir.Path));
-        Assert.Equal(_dir.File("config.json"), e.FileName);
-        Assert.Contains(_dir.File("config.json"), e.Message);
+        var e = Assert.Throws<FileNotFoundException>(() => ModelConfigReader.Load(Dir.Path));
+        Assert.Equal(Dir.File("config.json"), e.FileName);
+        Assert.Contains(Dir.File("config.json"), e.Message);
     }
 }

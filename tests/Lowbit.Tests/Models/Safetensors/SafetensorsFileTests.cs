@@ -4,12 +4,8 @@ using Lowbit.Tensors;
 
 namespace Lowbit.Tests.Models.Safetensors;
 
-public sealed class SafetensorsFileTests : IDisposable
+public sealed class SafetensorsFileTests : TempDirTests
 {
-    private readonly TempDir _dir = new();
-
-    public void Dispose() => _dir.Dispose();
-
     [Fact]
     public void ReadsNamesInfosMetadataAndViews()
     {
@@ -23,7 +19,7 @@ public sealed class SafetensorsFileTests : IDisposable
              "b": {"dtype": "I8", "shape": [8], "data_offsets": [16, 24]},
              "empty": {"dtype": "BF16", "shape": [0, 3], "data_offsets": [24, 24]}}
             """;
-        string path = RawSafetensors.Write(_dir.File("ok.safetensors"), header, data);
+        string path = RawSafetensors.Write(Dir.File("ok.safetensors"), header, data);
 
         using var file = new SafetensorsFile(path);
         Assert.Equal(["w", "b", "empty"], file.Names);
@@ -41,7 +37,7 @@ public sealed class SafetensorsFileTests : IDisposable
     [Fact]
     public void MissingTensorNamesFileAndTensor()
     {
-        string path = RawSafetensors.Write(_dir.File("one.safetensors"), RawSafetensors.One("a", "U8", "[1]", 0, 1), [1]);
+        string path = RawSafetensors.Write(Dir.File("one.safetensors"), RawSafetensors.One("a", "U8", "[1]", 0, 1), [1]);
         using var file = new SafetensorsFile(path);
         var e = Assert.Throws<InvalidDataException>(() => file.GetTensor("nope"));
         Assert.Contains("one.safetensors", e.Message);
@@ -53,41 +49,33 @@ public sealed class SafetensorsFileTests : IDisposable
     [InlineData(5)]
     public void RejectsFileShorterThanEightBytes(int length)
     {
-        string path = _dir.File("short.safetensors");
+        string path = Dir.File("short.safetensors");
         File.WriteAllBytes(path, new byte[length]);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("short.safetensors", e.Message);
-        Assert.Contains($"{length} bytes is too short", e.Message);
+        Rejects(path, $"{length} bytes is too short");
     }
 
     [Fact]
     public void RejectsHeaderLengthPastEndOfFile()
     {
-        string path = _dir.File("long.safetensors");
+        string path = Dir.File("long.safetensors");
         var bytes = new byte[16];
         BinaryPrimitives.WriteUInt64LittleEndian(bytes, 1000);
         File.WriteAllBytes(path, bytes);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("long.safetensors", e.Message);
-        Assert.Contains("header length 1000 runs past the end of the file (16 bytes)", e.Message);
+        Rejects(path, "header length 1000 runs past the end of the file (16 bytes)");
     }
 
     [Fact]
     public void RejectsHeaderThatIsNotJson()
     {
-        string path = RawSafetensors.Write(_dir.File("bad.safetensors"), "{\"a\": [1,", []);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("bad.safetensors", e.Message);
-        Assert.Contains("not valid JSON", e.Message);
+        string path = RawSafetensors.Write(Dir.File("bad.safetensors"), "{\"a\": [1,", []);
+        Rejects(path, "not valid JSON");
     }
 
     [Fact]
     public void RejectsHeaderThatIsNotAnObject()
     {
-        string path = RawSafetensors.Write(_dir.File("array.safetensors"), "[1, 2]", []);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("array.safetensors", e.Message);
-        Assert.Contains("not an object", e.Message);
+        string path = RawSafetensors.Write(Dir.File("array.safetensors"), "[1, 2]", []);
+        Rejects(path, "not an object");
     }
 
     [Theory]
@@ -95,38 +83,29 @@ public sealed class SafetensorsFileTests : IDisposable
     [InlineData("F64", "dtype F64, which Lowbit does not support")]
     public void RejectsUnknownOrUnsupportedDType(string dtype, string expected)
     {
-        string path = RawSafetensors.Write(_dir.File("dtype.safetensors"), RawSafetensors.One("t", dtype, "[1]", 0, 8), new byte[8]);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("dtype.safetensors", e.Message);
-        Assert.Contains("\"t\"", e.Message);
-        Assert.Contains(expected, e.Message);
+        string path = RawSafetensors.Write(Dir.File("dtype.safetensors"), RawSafetensors.One("t", dtype, "[1]", 0, 8), new byte[8]);
+        Rejects(path, "\"t\"", expected);
     }
 
     [Fact]
     public void RejectsNegativeDimension()
     {
-        string path = RawSafetensors.Write(_dir.File("neg.safetensors"), RawSafetensors.One("t", "U8", "[2, -1]", 0, 0), []);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("neg.safetensors", e.Message);
-        Assert.Contains("\"t\" has a negative dimension", e.Message);
+        string path = RawSafetensors.Write(Dir.File("neg.safetensors"), RawSafetensors.One("t", "U8", "[2, -1]", 0, 0), []);
+        Rejects(path, "\"t\" has a negative dimension");
     }
 
     [Fact]
     public void RejectsOffsetsPastTheData()
     {
-        string path = RawSafetensors.Write(_dir.File("past.safetensors"), RawSafetensors.One("t", "U8", "[8]", 0, 8), new byte[4]);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("past.safetensors", e.Message);
-        Assert.Contains("\"t\" has data_offsets [0, 8] past the end of the data section (4 bytes)", e.Message);
+        string path = RawSafetensors.Write(Dir.File("past.safetensors"), RawSafetensors.One("t", "U8", "[8]", 0, 8), new byte[4]);
+        Rejects(path, "\"t\" has data_offsets [0, 8] past the end of the data section (4 bytes)");
     }
 
     [Fact]
     public void RejectsEndBeforeBegin()
     {
-        string path = RawSafetensors.Write(_dir.File("rev.safetensors"), RawSafetensors.One("t", "U8", "[2]", 4, 2), new byte[4]);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("rev.safetensors", e.Message);
-        Assert.Contains("\"t\" has data_offsets [4, 2] that end before they begin", e.Message);
+        string path = RawSafetensors.Write(Dir.File("rev.safetensors"), RawSafetensors.One("t", "U8", "[2]", 4, 2), new byte[4]);
+        Rejects(path, "\"t\" has data_offsets [4, 2] that end before they begin");
     }
 
     [Fact]
@@ -136,18 +115,23 @@ public sealed class SafetensorsFileTests : IDisposable
             {"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
              "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}
             """;
-        string path = RawSafetensors.Write(_dir.File("overlap.safetensors"), header, new byte[6]);
-        var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("overlap.safetensors", e.Message);
-        Assert.Contains("\"b\" at data_offsets [2, 6] overlaps tensor \"a\" at [0, 4]", e.Message);
+        string path = RawSafetensors.Write(Dir.File("overlap.safetensors"), header, new byte[6]);
+        Rejects(path, "\"b\" at data_offsets [2, 6] overlaps tensor \"a\" at [0, 4]");
     }
 
     [Fact]
     public void RejectsByteCountThatDisagreesWithShape()
     {
-        string path = RawSafetensors.Write(_dir.File("count.safetensors"), RawSafetensors.One("t", "F32", "[2, 3]", 0, 20), new byte[20]);
+        string path = RawSafetensors.Write(Dir.File("count.safetensors"), RawSafetensors.One("t", "F32", "[2, 3]", 0, 20), new byte[20]);
+        Rejects(path, "\"t\" is [2, 3] F32, which needs 24 bytes, but data_offsets [0, 20] hold 20");
+    }
+
+    /// <summary>Opening <paramref name="path"/> fails with a message naming the file and each fragment.</summary>
+    private static void Rejects(string path, params string[] fragments)
+    {
         var e = Assert.Throws<InvalidDataException>(() => new SafetensorsFile(path));
-        Assert.Contains("count.safetensors", e.Message);
-        Assert.Contains("\"t\" is [2, 3] F32, which needs 24 bytes, but data_offsets [0, 20] hold 20", e.Message);
+        Assert.Contains(Path.GetFileName(path), e.Message);
+        foreach (string fragment in fragments)
+            Assert.Contains(fragment, e.Message);
     }
 }

@@ -4,12 +4,8 @@ using Lowbit.Tensors;
 
 namespace Lowbit.Tests.Models.Safetensors;
 
-public sealed class SafetensorsWriterTests : IDisposable
+public sealed class SafetensorsWriterTests : TempDirTests
 {
-    private readonly TempDir _dir = new();
-
-    public void Dispose() => _dir.Dispose();
-
     private static readonly SafetensorsEntry[] Entries =
     [
         new("embed", DType.F32, [3, 2]),
@@ -21,7 +17,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     [Fact]
     public void RoundTripsThroughTheReader()
     {
-        string path = _dir.File("rt.safetensors");
+        string path = Dir.File("rt.safetensors");
         float[] embed = [1, -2, 3.5f, 4, 5, -6.25f];
         ushort[] bias = [0x3F80, 0x4000, 0xC040];
         byte[] codes = [9, 8, 7, 6, 5];
@@ -34,7 +30,7 @@ public sealed class SafetensorsWriterTests : IDisposable
             writer.Commit();
         }
 
-        Assert.Equal(["rt.safetensors"], _dir.Entries());
+        Assert.Equal(["rt.safetensors"], Dir.Entries());
         using var file = new SafetensorsFile(path);
         Assert.Equal(Entries.Select(e => e.Name), file.Names);
         Assert.Equal("pt", file.Metadata["format"]);
@@ -50,7 +46,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     [Fact]
     public void WritesFromATensorView()
     {
-        string path = _dir.File("view.safetensors");
+        string path = Dir.File("view.safetensors");
         using var source = Tensor.Allocate(DType.F32, 2, 3);
         for (int i = 0; i < 6; i++)
             source.AsSpan<float>()[i] = i * 1.5f;
@@ -66,33 +62,33 @@ public sealed class SafetensorsWriterTests : IDisposable
     [Fact]
     public void ExceptionMidwayLeavesNoDestinationAndNoTempFile()
     {
-        string path = _dir.File("fail.safetensors");
+        string path = Dir.File("fail.safetensors");
         void FailMidway()
         {
             using var writer = new SafetensorsWriter(path, Entries);
             writer.WriteTensor("embed", new byte[24]);
-            Assert.Single(_dir.Entries(), name => name.StartsWith("fail.safetensors.tmp-", StringComparison.Ordinal));
+            Assert.Single(Dir.Entries(), name => name.StartsWith("fail.safetensors.tmp-", StringComparison.Ordinal));
             throw new TimeoutException("the caller failed while producing the next tensor");
         }
         Assert.Throws<TimeoutException>(FailMidway);
-        Assert.Empty(_dir.Entries());
+        Assert.Empty(Dir.Entries());
     }
 
     [Fact]
     public void FailedWriteKeepsTheOldFile()
     {
-        string path = _dir.File("keep.safetensors");
+        string path = Dir.File("keep.safetensors");
         File.WriteAllText(path, "old");
         using (var writer = new SafetensorsWriter(path, Entries))
             writer.WriteTensor("embed", new byte[24]);
-        Assert.Equal(["keep.safetensors"], _dir.Entries());
+        Assert.Equal(["keep.safetensors"], Dir.Entries());
         Assert.Equal("old", File.ReadAllText(path));
     }
 
     [Fact]
     public void CommitReplacesAnExistingFile()
     {
-        string path = _dir.File("replace.safetensors");
+        string path = Dir.File("replace.safetensors");
         File.WriteAllText(path, "old");
         using (var writer = new SafetensorsWriter(path, [new SafetensorsEntry("a", DType.U8, [1])]))
         {
@@ -106,41 +102,41 @@ public sealed class SafetensorsWriterTests : IDisposable
     [Fact]
     public void RejectsTensorsOutOfOrderAndCleansUp()
     {
-        string path = _dir.File("order.safetensors");
+        string path = Dir.File("order.safetensors");
         using var writer = new SafetensorsWriter(path, Entries);
         var e = Assert.Throws<InvalidOperationException>(() => writer.WriteTensor("bias", new byte[6]));
         Assert.Contains("\"bias\" written where the declared order expects \"embed\" [3, 2] F32", e.Message);
-        Assert.Empty(_dir.Entries());
+        Assert.Empty(Dir.Entries());
     }
 
     [Fact]
     public void RejectsWrongByteCount()
     {
-        string path = _dir.File("count.safetensors");
+        string path = Dir.File("count.safetensors");
         using var writer = new SafetensorsWriter(path, Entries);
         var e = Assert.Throws<ArgumentException>(() => writer.WriteTensor("embed", new byte[20]));
         Assert.Contains("count.safetensors", e.Message);
         Assert.Contains("\"embed\" is declared \"embed\" [3, 2] F32, 24 bytes, but 20 bytes were given", e.Message);
-        Assert.Empty(_dir.Entries());
+        Assert.Empty(Dir.Entries());
     }
 
     [Fact]
     public void CommitBeforeAllTensorsAreWrittenFails()
     {
-        string path = _dir.File("partial.safetensors");
+        string path = Dir.File("partial.safetensors");
         using var writer = new SafetensorsWriter(path, Entries);
         writer.WriteTensor("embed", new byte[24]);
         var e = Assert.Throws<InvalidOperationException>(writer.Commit);
         Assert.Contains("3 declared tensors were never written, the first is \"bias\"", e.Message);
-        Assert.Empty(_dir.Entries());
+        Assert.Empty(Dir.Entries());
     }
 
     [Fact]
     public void RejectsDuplicateNames()
     {
-        var e = Assert.Throws<ArgumentException>(() => new SafetensorsWriter(_dir.File("dup.safetensors"),
+        var e = Assert.Throws<ArgumentException>(() => new SafetensorsWriter(Dir.File("dup.safetensors"),
             [new SafetensorsEntry("a", DType.U8, [1]), new SafetensorsEntry("a", DType.U8, [1])]));
         Assert.Contains("\"a\" is reserved or declared twice", e.Message);
-        Assert.Empty(_dir.Entries());
+        Assert.Empty(Dir.Entries());
     }
 }
