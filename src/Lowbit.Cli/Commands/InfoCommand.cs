@@ -26,7 +26,7 @@ internal static class InfoCommand
             Console.WriteLine($"vocabulary     {c.VocabSize}{(c.TieWordEmbeddings ? ", tied embeddings" : "")}");
             Console.WriteLine($"context        {c.MaxPositionEmbeddings} positions");
             Console.WriteLine($"weights        {string.Join(", ", formats)}; linear layers {CommonOptions.FormatBytes(linearBytes)}, embedding {lm.Weights.Embedding.DType} {CommonOptions.FormatBytes(lm.Weights.Embedding.ByteLength)}");
-            Console.WriteLine($"tokenizer      {lm.Tokenizer.Description}, BOS {lm.Tokenizer.BosId?.ToString() ?? "none"}, EOS {string.Join(",", lm.Tokenizer.EosIds)}");
+            Console.WriteLine($"tokenizer      {Path.GetFileName(lm.Tokenizer.SourcePath)} ({lm.Tokenizer.VocabSize} tokens), BOS {lm.Tokenizer.BosId?.ToString() ?? "none"}, EOS {string.Join(",", lm.Tokenizer.EosIds)}");
             Console.WriteLine($"backend        {lm.Backend.Name}");
             return 0;
         }));

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Lowbit.Models;
+using Lowbit.Models.Tokenization;
 
 namespace Lowbit.Generation;
 
@@ -106,7 +107,10 @@ public sealed class Generator : IDisposable
         options ??= new GenerationOptions();
         var tokenizer = _model.Tokenizer;
         int[] ids = tokenizer.Encode(prompt, options.AddBos && tokenizer.BosId is not null);
-        var decoder = tokenizer.CreateStreamDecoder(ids);
+        // The prompt's ids go through the decoder first, so the continuation keeps its leading space.
+        var decoder = new TokenStreamDecoder(tokenizer);
+        foreach (int id in ids)
+            decoder.Push(id);
         foreach (int id in GenerateTokens(ids, options))
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -115,6 +119,9 @@ public sealed class Generator : IDisposable
                 yield return piece;
             await Task.CompletedTask;
         }
+        string rest = decoder.Flush();
+        if (rest.Length > 0)
+            yield return rest;
     }
 
     public void Dispose() => _state.Dispose();

@@ -47,4 +47,24 @@ public static class DTypeConversion
                 throw new NotSupportedException($"Cannot widen {dtype} to F32.");
         }
     }
+
+    /// <summary>Narrows floats to BF16 or F16 bits (round to nearest even), one ushort per element.</summary>
+    public static void FromSingle(ReadOnlySpan<float> source, DType dtype, Span<ushort> destination)
+    {
+        if (destination.Length != source.Length)
+            throw new ArgumentException($"destination has {destination.Length} elements; source has {source.Length}.", nameof(destination));
+        switch (dtype)
+        {
+            case DType.BF16:
+                for (int i = 0; i < source.Length; i++)
+                    destination[i] = SingleToBFloat16(source[i]);
+                break;
+            case DType.F16:
+                for (int i = 0; i < source.Length; i++)
+                    destination[i] = BitConverter.HalfToUInt16Bits((Half)source[i]);
+                break;
+            default:
+                throw new NotSupportedException($"Cannot narrow F32 to {dtype}.");
+        }
+    }
 }

@@ -23,7 +23,7 @@ public sealed class HuggingFaceReferenceTests
 
     private static (ModelConfig, CheckpointTensors, ModelWeights, Reference) Open(string name)
     {
-        string dir = Fixtures.Path("hf", name);
+        string dir = Fixtures.Get("hf", name);
         var reference = JsonSerializer.Deserialize<Reference>(File.ReadAllText(Path.Combine(dir, "reference.json")))!;
         var config = ModelConfigReader.Load(dir);
         var checkpoint = new CheckpointTensors(dir);

@@ -25,7 +25,7 @@ public sealed class CpuBackend : IBackend
     public void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination)
     {
         for (int i = 0; i < tokens.Length; i++)
-            EmbeddingLookup.Row(table, tokens[i], destination.Row<float>(i));
+            Cpu.Embedding.Lookup(table, tokens[i], destination.Row<float>(i));
     }
 
     public void RmsNorm(TensorView x, Tensor weight, float eps, TensorView destination) =>
@@ -47,10 +47,7 @@ public sealed class CpuBackend : IBackend
     {
         var b = bias.AsSpan<float>();
         for (int r = 0; r < x.Rows; r++)
-        {
-            var row = x.Row<float>(r);
-            System.Numerics.Tensors.TensorPrimitives.Add(row, b, row);
-        }
+            Residual.Add(b, x.Row<float>(r));
     }
 
     public void Rope(TensorView x, RopeTable rope, int startPos) =>
@@ -64,14 +61,14 @@ public sealed class CpuBackend : IBackend
             _attentionScratch?.Dispose();
             _attentionScratch = Tensor.Allocate(DType.F32, scratchLength);
         }
-        Cpu.Attention.Compute(q.AsSpan<float>(), q.Rows, keys.AsSpan<float>(), values.AsSpan<float>(), startPos,
-            heads, kvHeads, headDim, _attentionScratch.AsSpan<float>(), destination.AsSpan<float>());
+        Cpu.Attention.Compute(q.AsSpan<float>(), keys.AsSpan<float>(), values.AsSpan<float>(), q.Rows,
+            heads, kvHeads, headDim, startPos, _attentionScratch.AsSpan<float>(), destination.AsSpan<float>());
     }
 
     public void SiluMul(TensorView gate, TensorView up) => Cpu.SiluMul.Apply(up.AsSpan<float>(), gate.AsSpan<float>());
 
     public void Add(TensorView y, TensorView x) =>
-        System.Numerics.Tensors.TensorPrimitives.Add(y.AsSpan<float>(), x.AsSpan<float>(), y.AsSpan<float>());
+        Residual.Add(x.AsSpan<float>(), y.AsSpan<float>());
 
     public void Dispose() => _attentionScratch?.Dispose();
 }

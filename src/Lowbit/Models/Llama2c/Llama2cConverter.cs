@@ -14,10 +14,13 @@ public static class Llama2cConverter
 {
     /// <summary>Writes the converted model to <paramref name="outDir"/>. An existing non-empty outDir is
     /// refused unless <paramref name="overwrite"/>. <paramref name="addFiles"/> receives the temporary
-    /// directory before the rename, so a caller can add files (tokenizer.model) that appear atomically with the rest.</summary>
+    /// directory before the rename, so a caller can add files (tokenizer.model) that appear atomically with the rest.
+    /// <paramref name="dtype"/> (F32, BF16 or F16) is the dtype of every tensor written; narrowing rounds to nearest even.</summary>
     public static void WriteHuggingFace(Llama2cCheckpoint ckpt, string outDir, bool overwrite = false,
-        Action<string>? addFiles = null)
+        Action<string>? addFiles = null, DType dtype = DType.F32)
     {
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new NotSupportedException($"A converted checkpoint is F32, BF16 or F16; got {dtype}.");
         outDir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
         if (!overwrite && Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
             throw new IOException($"{outDir} exists and is not empty; pass overwrite to replace it.");
@@ -26,8 +29,8 @@ public static class Llama2cConverter
         Directory.CreateDirectory(temp);
         try
         {
-            ModelConfigWriter.Write(ToModelConfig(ckpt.Config), Path.Combine(temp, ModelConfigReader.ConfigFileName));
-            WriteSafetensors(ckpt, Path.Combine(temp, CheckpointTensors.SingleFileName));
+            ModelConfigWriter.Write(ToModelConfig(ckpt.Config) with { TorchDType = dtype }, Path.Combine(temp, ModelConfigReader.ConfigFileName));
+            WriteSafetensors(ckpt, Path.Combine(temp, CheckpointTensors.SingleFileName), dtype);
             addFiles?.Invoke(temp);
             AtomicPath.ReplaceDirectory(temp, outDir, overwrite);
         }
@@ -109,24 +112,35 @@ public static class Llama2cConverter
         return plan;
     }
 
-    private static void WriteSafetensors(Llama2cCheckpoint ckpt, string path)
+    private static void WriteSafetensors(Llama2cCheckpoint ckpt, string path, DType dtype)
     {
         var plan = Plan(ckpt.Config);
+        var shapes = plan.Select(s => ckpt.LayerShape(s.Weight)).ToList();
+        long largest = shapes.Max(shape => shape.Aggregate(1L, (a, d) => a * d));
         using var writer = new SafetensorsWriter(path,
-            [.. plan.Select(s => new SafetensorsEntry(s.Name, DType.F32, ckpt.LayerShape(s.Weight)))],
+            [.. plan.Select((s, i) => new SafetensorsEntry(s.Name, dtype, shapes[i]))],
             new Dictionary<string, string> { ["format"] = "pt" });
-        float[]? permuted = null;
+        // Scratch for one tensor at a time: the q/k row permutation (f32) and the narrowed copy.
+        using var permuted = Tensor.Allocate(DType.F32, checked((int)largest));
+        using var narrowed = Tensor.Allocate(DType.BF16, checked((int)largest));
         foreach (var s in plan)
         {
             var tensor = s.Layer < 0 ? ckpt.Get(s.Weight) : ckpt.Get(s.Weight, s.Layer);
-            if (s.RotaryHeads == 0)
+            ReadOnlySpan<float> values = tensor.AsSpan<float>();
+            if (s.RotaryHeads != 0)
             {
-                writer.WriteTensor(s.Name, tensor);
+                var destination = permuted.AsSpan<float>()[..values.Length];
+                PermuteRotaryRows(values, s.RotaryHeads, ckpt.Config.HeadSize, tensor.Columns, destination);
+                values = destination;
+            }
+            if (dtype == DType.F32)
+            {
+                writer.WriteTensor(s.Name, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
                 continue;
             }
-            permuted = permuted is { Length: var n } && n == tensor.ElementCount ? permuted : new float[tensor.ElementCount];
-            PermuteRotaryRows(tensor.AsSpan<float>(), s.RotaryHeads, ckpt.Config.HeadSize, tensor.Columns, permuted);
-            writer.WriteTensor(s.Name, System.Runtime.InteropServices.MemoryMarshal.AsBytes(permuted.AsSpan()));
+            var narrow = narrowed.AsSpan<ushort>()[..values.Length];
+            DTypeConversion.FromSingle(values, dtype, narrow);
+            writer.WriteTensor(s.Name, System.Runtime.InteropServices.MemoryMarshal.AsBytes(narrow));
         }
         writer.Commit();
     }
