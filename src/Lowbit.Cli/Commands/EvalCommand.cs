@@ -25,7 +25,11 @@ internal static class EvalCommand
                 throw new ArgumentException($"--ctx must be at least 4; got {contextLength}.");
             using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
                 CommonOptions.LoadOptions(r.GetValue(threads), contextLength));
-            int[] tokens = lm.Tokenizer.Encode(File.ReadAllText(file.FullName), addBos: lm.Tokenizer.BosId is not null);
+            // As llama-perplexity reads a file: the whole text as one string, one trailing newline removed.
+            string content = File.ReadAllText(file.FullName);
+            if (content.EndsWith('\n'))
+                content = content[..^1];
+            int[] tokens = lm.Tokenizer.Encode(content, addBos: lm.Tokenizer.BosId is not null);
             int chunks = Perplexity.ChunkCount(tokens.Length, contextLength);
             if (chunks == 0)
                 throw new ArgumentException($"{file.Name} has {tokens.Length} tokens; context {contextLength} needs at least {2 * contextLength}.");

@@ -9,6 +9,7 @@ public sealed class Sampler
     private readonly SamplingOptions _options;
     private readonly float[] _probabilities;
     private readonly int[] _indices;
+    private readonly float[] _sortKeys;
     private ulong _state;
 
     public Sampler(int vocabSize, SamplingOptions options)
@@ -16,6 +17,7 @@ public sealed class Sampler
         _options = options;
         _probabilities = new float[vocabSize];
         _indices = new int[vocabSize];
+        _sortKeys = new float[vocabSize];
         _state = options.Seed ?? (ulong)DateTime.UtcNow.Ticks;
         if (_state == 0)
             _state = 0x9E3779B97F4A7C15UL;
@@ -87,10 +89,13 @@ public sealed class Sampler
         for (int i = 0; i < n; i++)
         {
             if (probs[i] >= cutoff)
+            {
+                _sortKeys[count] = -probs[i];
                 _indices[count++] = i;
+            }
         }
-        var candidates = _indices.AsSpan(0, count);
-        candidates.Sort(new ByProbabilityDescending(_probabilities));
+        // Keys and items sorted together with the default float order: no comparer delegate, no allocation.
+        _sortKeys.AsSpan(0, count).Sort(_indices.AsSpan(0, count));
         if (_options.TopK > 0)
             count = Math.Min(count, _options.TopK);
         if (_options.TopP < 1f)
@@ -107,15 +112,6 @@ public sealed class Sampler
             }
         }
         return count;
-    }
-
-    private readonly struct ByProbabilityDescending(float[] probabilities) : IComparer<int>
-    {
-        public int Compare(int a, int b)
-        {
-            int c = probabilities[b].CompareTo(probabilities[a]);
-            return c != 0 ? c : a.CompareTo(b);
-        }
     }
 
     /// <summary>xorshift64* in [0, 1) with 53 random bits.</summary>
