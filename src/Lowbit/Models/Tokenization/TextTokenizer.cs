@@ -1,14 +1,13 @@
 using System.Buffers;
 using System.Text;
-using Microsoft.ML.Tokenizers;
 
 namespace Lowbit.Models.Tokenization;
 
 /// <summary>
 /// The tokenizer of a model directory: SentencePiece BPE from <c>tokenizer.model</c> (Llama 2, Mistral, TinyLlama)
 /// or Hugging Face byte-level BPE from <c>tokenizer.json</c> (Llama 3, Qwen2, SmolLM). Encoding runs in
-/// Lowbit's <see cref="SentencePieceBpeEncoder"/> (SentencePiece) or Microsoft.ML.Tokenizers' BpeTokenizer (byte-level
-/// BPE); decoding is Lowbit's own table of token bytes, shared with <see cref="TokenStreamDecoder"/>.
+/// Lowbit's <see cref="SentencePieceBpeEncoder"/> (SentencePiece) or <see cref="ByteLevelBpeEncoder"/> over
+/// Microsoft.ML.Tokenizers' BpeTokenizer (byte-level BPE); decoding is Lowbit's own table of token bytes, shared with <see cref="TokenStreamDecoder"/>.
 /// </summary>
 public sealed class TextTokenizer
 {
@@ -17,12 +16,12 @@ public sealed class TextTokenizer
 
     // Exactly one of the two encodes.
     private readonly SentencePieceBpeEncoder? _sentencePiece;
-    private readonly Tokenizer? _tokenizer;
+    private readonly ByteLevelBpeEncoder? _byteLevel;
 
-    private TextTokenizer(SentencePieceBpeEncoder? sentencePiece, Tokenizer? tokenizer, TokenDecodeTable table, int? bosId, IReadOnlyList<int> eosIds, bool addBosToken, string sourcePath)
+    private TextTokenizer(SentencePieceBpeEncoder? sentencePiece, ByteLevelBpeEncoder? byteLevel, TokenDecodeTable table, int? bosId, IReadOnlyList<int> eosIds, bool addBosToken, string sourcePath)
     {
         _sentencePiece = sentencePiece;
-        _tokenizer = tokenizer;
+        _byteLevel = byteLevel;
         DecodeTable = table;
         BosId = bosId;
         EosIds = eosIds;
@@ -85,7 +84,7 @@ public sealed class TextTokenizer
         if (_sentencePiece is not null)
             _sentencePiece.Encode(text, ids);
         else
-            ids.AddRange(_tokenizer!.EncodeToIds(text));
+            _byteLevel!.Encode(text, ids);
         return [.. ids];
     }
 
@@ -152,7 +151,7 @@ public sealed class TextTokenizer
         int? bos = Resolve(config.BosToken ?? bpe.TemplateBosToken, "bos_token", bpe.TokenIds, path);
         int? eos = Resolve(config.EosToken, "eos_token", bpe.TokenIds, path);
         bool addBos = config.AddBosToken ?? (bpe.TemplateBosToken is not null);
-        return new TextTokenizer(null, bpe.Tokenizer, bpe.Table, bos, eos is int eosId ? [eosId] : [], addBos && bos is not null, path);
+        return new TextTokenizer(null, bpe.Encoder, bpe.Table, bos, eos is int eosId ? [eosId] : [], addBos && bos is not null, path);
     }
 
     private static int? Resolve(string? token, string what, IReadOnlyDictionary<string, int> ids, string tokenizerPath)
