@@ -13,6 +13,18 @@ internal static class ByteLevelAlphabet
 
     public static char ToChar(byte b) => s_byteToChar[b];
 
+    /// <summary>How <paramref name="text"/> is spelled in a byte-level vocabulary: one alphabet character per
+    /// UTF-8 byte.</summary>
+    public static string ToTokenString(string text)
+    {
+        byte[] utf8 = System.Text.Encoding.UTF8.GetBytes(text);
+        return string.Create(utf8.Length, utf8, static (chars, bytes) =>
+        {
+            for (int i = 0; i < bytes.Length; i++)
+                chars[i] = s_byteToChar[bytes[i]];
+        });
+    }
+
     /// <summary>The bytes a byte-level token stands for. A character outside the alphabet (possible only in added
     /// tokens) contributes its own UTF-8 bytes.</summary>
     public static byte[] ToBytes(string token)

@@ -8,20 +8,16 @@ namespace Lowbit.Models.Tokenization;
 /// <param name="TokenIds">Every token string (vocabulary and added tokens) to its id, to resolve bos/eos names.</param>
 /// <param name="TemplateBosToken">The special token the post_processor's TemplateProcessing puts before a single
 /// sequence (Llama 3's &lt;|begin_of_text|&gt;), or null.</param>
-internal sealed record HuggingFaceBpe(BpeTokenizer Tokenizer, TokenDecodeTable Table,
+internal sealed record HuggingFaceBpe(ByteLevelBpeEncoder Encoder, TokenDecodeTable Table,
     IReadOnlyDictionary<string, int> TokenIds, string? TemplateBosToken);
 
 /// <summary>
 /// Reads a Hugging Face <c>tokenizer.json</c> holding a byte-level BPE model (Llama 3, Qwen2, SmolLM, GPT-2) into a
-/// Microsoft.ML.Tokenizers <see cref="BpeTokenizer"/>: model.vocab and model.merges, the pre_tokenizer (Split
-/// regexes with behavior Isolated, Digits, ByteLevel, or a Sequence of them), the NFC normalizer, and
-/// added_tokens, which are matched in the raw text before pre-tokenization as Hugging Face does.
+/// <see cref="ByteLevelBpeEncoder"/> over a Microsoft.ML.Tokenizers <see cref="BpeTokenizer"/>: model.vocab,
+/// model.merges and model.ignore_merges, the pre_tokenizer (Split regexes with behavior Isolated, Digits, ByteLevel,
+/// or a Sequence of them), the NFC normalizer, and added_tokens, which are matched in the raw text before
+/// pre-tokenization as Hugging Face does. Anything else this reader does not understand is a NotSupportedException.
 /// </summary>
-/// <remarks>
-/// Not reproduced: model.ignore_merges (Llama 3 sets it: a pre-token that is itself in the vocabulary is taken
-/// whole without running merges). BpeTokenizer always merges; the result differs only for vocabulary entries that
-/// the merge list cannot build. Anything else this reader does not understand is a NotSupportedException.
-/// </remarks>
 internal static class HuggingFaceBpeLoader
 {
     public const string FileName = "tokenizer.json";
@@ -71,12 +67,10 @@ internal static class HuggingFaceBpeLoader
             }
         }
 
+        // The encoder normalizes and pre-tokenizes itself and hands BpeTokenizer one piece at a time.
         var options = new BpeOptions(vocab)
         {
             Merges = merges,
-            PreTokenizer = new HuggingFacePreTokenizer(added.Keys, splits),
-            Normalizer = ReadNormalizer(root, path),
-            SpecialTokens = added,
             ByteLevel = true,
             UnknownToken = OptionalString(model, "unk_token"),
             ContinuingSubwordPrefix = OptionalString(model, "continuing_subword_prefix"),
@@ -87,7 +81,10 @@ internal static class HuggingFaceBpeLoader
         var tokenIds = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
         foreach ((string content, int id) in added)
             tokenIds[content] = id;
-        return new HuggingFaceBpe(BpeTokenizer.Create(options), BuildTable(vocab, added, special), tokenIds, TemplateBos(root));
+        bool ignoreMerges = model.TryGetProperty("ignore_merges", out JsonElement im) && im.ValueKind == JsonValueKind.True;
+        var encoder = new ByteLevelBpeEncoder(BpeTokenizer.Create(options), ReadNormalizer(root, path),
+            new HuggingFacePreTokenizer(added.Keys, splits), vocab, added, ignoreMerges);
+        return new HuggingFaceBpe(encoder, BuildTable(vocab, added, special), tokenIds, TemplateBos(root));
     }
 
     private static void AddPreTokenizer(JsonElement pre, List<Regex> splits, ref bool byteLevel, string path)

@@ -31,14 +31,14 @@ public static class Llama2cTokenizerConverter
         var pieces = new List<SentencePiece>(vocabSize);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         int position = 0;
-        int maxTokenLength = ReadInt32(data, ref position, binPath, "max_token_length");
+        int maxTokenLength = BinaryPrimitives.ReadInt32LittleEndian(Next4(data, ref position, binPath, "max_token_length"));
         while (pieces.Count < vocabSize)
         {
             int id = pieces.Count;
             if (position == data.Length)
                 throw new InvalidDataException($"{binPath}: ends after {id} pieces, expected vocab size {vocabSize}");
-            float score = ReadSingle(data, ref position, binPath, id);
-            int length = ReadInt32(data, ref position, binPath, $"piece {id} length");
+            float score = BinaryPrimitives.ReadSingleLittleEndian(Next4(data, ref position, binPath, $"piece {id} score"));
+            int length = BinaryPrimitives.ReadInt32LittleEndian(Next4(data, ref position, binPath, $"piece {id} length"));
             if (length <= 0 || length > maxTokenLength || length > data.Length - position)
                 throw new InvalidDataException(
                     $"{binPath}: piece {id} has length {length}; expected 1..{maxTokenLength} (max_token_length) and at most {data.Length - position} bytes left");
@@ -99,21 +99,12 @@ public static class Llama2cTokenizerConverter
         return new SentencePiece(expected, score, type);
     }
 
-    private static int ReadInt32(byte[] data, ref int position, string binPath, string what)
+    /// <summary>The next 4 little-endian bytes (an int32 or a float32) at <paramref name="position"/>.</summary>
+    private static ReadOnlySpan<byte> Next4(byte[] data, ref int position, string binPath, string what)
     {
         if (data.Length - position < 4)
             throw new InvalidDataException($"{binPath}: truncated at byte {position} reading {what}");
-        int value = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(position));
         position += 4;
-        return value;
-    }
-
-    private static float ReadSingle(byte[] data, ref int position, string binPath, int id)
-    {
-        if (data.Length - position < 4)
-            throw new InvalidDataException($"{binPath}: truncated at byte {position} reading piece {id} score");
-        float value = BinaryPrimitives.ReadSingleLittleEndian(data.AsSpan(position));
-        position += 4;
-        return value;
+        return data.AsSpan(position - 4, 4);
     }
 }

@@ -19,9 +19,10 @@ internal readonly record struct SentencePiece(string Piece, float Score, Sentenc
 /// Lowbit reads and writes. Field numbers, checked against that file at 273449044c (2025-02-27):
 /// ModelProto { pieces = 1; trainer_spec = 2; normalizer_spec = 3 },
 /// SentencePiece { piece = 1; score = 2; type = 3 },
-/// TrainerSpec { model_type = 3 (UNIGRAM 1, BPE 2, WORD 3, CHAR 4); vocab_size = 4; byte_fallback = 35;
-/// unk_id = 40; bos_id = 41; eos_id = 42; pad_id = 43 },
-/// NormalizerSpec { name = 1; add_dummy_prefix = 3; remove_extra_whitespaces = 4; escape_whitespaces = 5 }.
+/// TrainerSpec { model_type = 3 (UNIGRAM 1, BPE 2, WORD 3, CHAR 4); vocab_size = 4; treat_whitespace_as_suffix = 24;
+/// byte_fallback = 35; unk_id = 40; bos_id = 41; eos_id = 42; pad_id = 43 },
+/// NormalizerSpec { name = 1; precompiled_charsmap = 2; add_dummy_prefix = 3; remove_extra_whitespaces = 4;
+/// escape_whitespaces = 5 }.
 /// Defaults are the proto's: a field absent from the file keeps them.
 /// </summary>
 internal sealed class SentencePieceModel
@@ -31,12 +32,15 @@ internal sealed class SentencePieceModel
 
     public required IReadOnlyList<SentencePiece> Pieces { get; init; }
     public int ModelType { get; init; } = ModelTypeUnigram;
+    public bool TreatWhitespaceAsSuffix { get; init; }
     public bool ByteFallback { get; init; }
     public int UnkId { get; init; }
     public int BosId { get; init; } = 1;
     public int EosId { get; init; } = 2;
     public int PadId { get; init; } = -1;
     public string NormalizerName { get; init; } = "";
+    /// <summary>Byte length of the normalizer's precompiled character map (0: no character rewriting).</summary>
+    public int PrecompiledCharsmapLength { get; init; }
     public bool AddDummyPrefix { get; init; } = true;
     public bool RemoveExtraWhitespaces { get; init; } = true;
     public bool EscapeWhitespaces { get; init; } = true;
@@ -46,8 +50,9 @@ internal sealed class SentencePieceModel
     {
         var pieces = new List<SentencePiece>();
         int modelType = ModelTypeUnigram, unkId = 0, bosId = 1, eosId = 2, padId = -1;
-        bool byteFallback = false, addDummyPrefix = true, removeExtraWhitespaces = true, escapeWhitespaces = true;
+        bool byteFallback = false, whitespaceAsSuffix = false, addDummyPrefix = true, removeExtraWhitespaces = true, escapeWhitespaces = true;
         string normalizerName = "";
+        int charsmapLength = 0;
 
         var model = new ProtoReader(data);
         while (model.Next())
@@ -64,6 +69,7 @@ internal sealed class SentencePieceModel
                         switch (trainer.Field)
                         {
                             case 3: modelType = (int)trainer.ReadVarint(); break;
+                            case 24: whitespaceAsSuffix = trainer.ReadVarint() != 0; break;
                             case 35: byteFallback = trainer.ReadVarint() != 0; break;
                             case 40: unkId = (int)trainer.ReadVarint(); break;
                             case 41: bosId = (int)trainer.ReadVarint(); break;
@@ -80,6 +86,7 @@ internal sealed class SentencePieceModel
                         switch (normalizer.Field)
                         {
                             case 1: normalizerName = normalizer.ReadString(); break;
+                            case 2: charsmapLength = normalizer.ReadBytes().Length; break;
                             case 3: addDummyPrefix = normalizer.ReadVarint() != 0; break;
                             case 4: removeExtraWhitespaces = normalizer.ReadVarint() != 0; break;
                             case 5: escapeWhitespaces = normalizer.ReadVarint() != 0; break;
@@ -97,12 +104,14 @@ internal sealed class SentencePieceModel
         {
             Pieces = pieces,
             ModelType = modelType,
+            TreatWhitespaceAsSuffix = whitespaceAsSuffix,
             ByteFallback = byteFallback,
             UnkId = unkId,
             BosId = bosId,
             EosId = eosId,
             PadId = padId,
             NormalizerName = normalizerName,
+            PrecompiledCharsmapLength = charsmapLength,
             AddDummyPrefix = addDummyPrefix,
             RemoveExtraWhitespaces = removeExtraWhitespaces,
             EscapeWhitespaces = escapeWhitespaces,
@@ -125,6 +134,7 @@ internal sealed class SentencePieceModel
         var trainer = new ProtoWriter();
         trainer.WriteVarint(3, ModelType);
         trainer.WriteVarint(4, Pieces.Count);
+        trainer.WriteBool(24, TreatWhitespaceAsSuffix);
         trainer.WriteBool(35, ByteFallback);
         trainer.WriteVarint(40, UnkId);
         trainer.WriteVarint(41, BosId);

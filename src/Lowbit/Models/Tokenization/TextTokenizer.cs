@@ -1,24 +1,27 @@
 using System.Buffers;
 using System.Text;
-using Microsoft.ML.Tokenizers;
 
 namespace Lowbit.Models.Tokenization;
 
 /// <summary>
 /// The tokenizer of a model directory: SentencePiece BPE from <c>tokenizer.model</c> (Llama 2, Mistral, TinyLlama)
 /// or Hugging Face byte-level BPE from <c>tokenizer.json</c> (Llama 3, Qwen2, SmolLM). Encoding runs in
-/// Microsoft.ML.Tokenizers; decoding is Lowbit's own table of token bytes, shared with <see cref="TokenStreamDecoder"/>.
+/// Lowbit's <see cref="SentencePieceBpeEncoder"/> (SentencePiece) or <see cref="ByteLevelBpeEncoder"/> over
+/// Microsoft.ML.Tokenizers' BpeTokenizer (byte-level BPE); decoding is Lowbit's own table of token bytes, shared with <see cref="TokenStreamDecoder"/>.
 /// </summary>
 public sealed class TextTokenizer
 {
     public const string SentencePieceFileName = "tokenizer.model";
     public const string HuggingFaceFileName = HuggingFaceBpeLoader.FileName;
 
-    private readonly Tokenizer _tokenizer;
+    // Exactly one of the two encodes.
+    private readonly SentencePieceBpeEncoder? _sentencePiece;
+    private readonly ByteLevelBpeEncoder? _byteLevel;
 
-    private TextTokenizer(Tokenizer tokenizer, TokenDecodeTable table, int? bosId, IReadOnlyList<int> eosIds, bool addBosToken, string sourcePath)
+    private TextTokenizer(SentencePieceBpeEncoder? sentencePiece, ByteLevelBpeEncoder? byteLevel, TokenDecodeTable table, int? bosId, IReadOnlyList<int> eosIds, bool addBosToken, string sourcePath)
     {
-        _tokenizer = tokenizer;
+        _sentencePiece = sentencePiece;
+        _byteLevel = byteLevel;
         DecodeTable = table;
         BosId = bosId;
         EosIds = eosIds;
@@ -75,14 +78,14 @@ public sealed class TextTokenizer
         ArgumentNullException.ThrowIfNull(text);
         if (addBos && BosId is null)
             throw new InvalidOperationException($"{SourcePath}: this tokenizer has no BOS token; check AddBosToken before asking for one");
-        IReadOnlyList<int> ids = _tokenizer.EncodeToIds(text);
-        int offset = addBos ? 1 : 0;
-        var result = new int[ids.Count + offset];
+        var ids = new List<int>(text.Length / 3 + 2);
         if (addBos)
-            result[0] = BosId!.Value;
-        for (int i = 0; i < ids.Count; i++)
-            result[i + offset] = ids[i];
-        return result;
+            ids.Add(BosId!.Value);
+        if (_sentencePiece is not null)
+            _sentencePiece.Encode(text, ids);
+        else
+            _byteLevel!.Encode(text, ids);
+        return [.. ids];
     }
 
     /// <summary>The text of <paramref name="ids"/>, without special tokens. Bytes that do not form valid UTF-8
@@ -99,20 +102,19 @@ public sealed class TextTokenizer
     internal static TextTokenizer FromSentencePiece(byte[] modelBytes, string path, TokenizerConfig config)
     {
         SentencePieceModel model;
-        LlamaTokenizer tokenizer;
         try
         {
             model = SentencePieceModel.Parse(modelBytes);
-            if (model.ModelType != SentencePieceModel.ModelTypeBpe)
-                throw new NotSupportedException($"{path}: SentencePiece model type {model.ModelType}; Lowbit reads BPE models (type 2) only");
-            using var stream = new MemoryStream(modelBytes, writable: false);
-            // Lowbit adds BOS itself so both tokenizer kinds behave alike.
-            tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
+            if (model.Pieces.Count == 0)
+                throw new InvalidDataException("it holds no pieces (ModelProto field 1)");
         }
-        catch (Exception e) when (e is not (NotSupportedException or OutOfMemoryException))
+        catch (InvalidDataException e)
         {
             throw new InvalidDataException($"{path}: not a readable SentencePiece model: {e.Message}", e);
         }
+        if (model.ModelType != SentencePieceModel.ModelTypeBpe)
+            throw new NotSupportedException($"{path}: SentencePiece model type {model.ModelType}; Lowbit reads BPE models (type 2) only");
+        var encoder = new SentencePieceBpeEncoder(model, path);
 
         var ids = new Dictionary<string, int>(model.Pieces.Count, StringComparer.Ordinal);
         var bytes = new byte[model.Pieces.Count][];
@@ -124,7 +126,7 @@ public sealed class TextTokenizer
             (bytes[id], kinds[id]) = piece.Type switch
             {
                 SentencePieceType.Control or SentencePieceType.Unknown => ([], TokenKind.Special),
-                SentencePieceType.Byte => ([ParseBytePiece(piece.Piece, id, path)], TokenKind.Byte),
+                SentencePieceType.Byte => ([TokenDecodeTable.ParseBytePiece(piece.Piece, id, path)], TokenKind.Byte),
                 _ => (Encoding.UTF8.GetBytes(piece.Piece.Replace('\u2581', ' ')), TokenKind.Text),
             };
         }
@@ -132,7 +134,7 @@ public sealed class TextTokenizer
 
         int? bos = Resolve(config.BosToken, "bos_token", ids, path) ?? ValidId(model.BosId, model.Pieces.Count);
         int? eos = Resolve(config.EosToken, "eos_token", ids, path) ?? ValidId(model.EosId, model.Pieces.Count);
-        return new TextTokenizer(tokenizer, table, bos, eos is int eosId ? [eosId] : [], (config.AddBosToken ?? true) && bos is not null, path);
+        return new TextTokenizer(encoder, null, table, bos, eos is int eosId ? [eosId] : [], (config.AddBosToken ?? true) && bos is not null, path);
     }
 
     private static TextTokenizer FromHuggingFace(string path, TokenizerConfig config)
@@ -149,7 +151,7 @@ public sealed class TextTokenizer
         int? bos = Resolve(config.BosToken ?? bpe.TemplateBosToken, "bos_token", bpe.TokenIds, path);
         int? eos = Resolve(config.EosToken, "eos_token", bpe.TokenIds, path);
         bool addBos = config.AddBosToken ?? (bpe.TemplateBosToken is not null);
-        return new TextTokenizer(bpe.Tokenizer, bpe.Table, bos, eos is int eosId ? [eosId] : [], addBos && bos is not null, path);
+        return new TextTokenizer(null, bpe.Encoder, bpe.Table, bos, eos is int eosId ? [eosId] : [], addBos && bos is not null, path);
     }
 
     private static int? Resolve(string? token, string what, IReadOnlyDictionary<string, int> ids, string tokenizerPath)
@@ -162,10 +164,4 @@ public sealed class TextTokenizer
     }
 
     private static int? ValidId(int id, int count) => id >= 0 && id < count ? id : null;
-
-    private static byte ParseBytePiece(string piece, int id, string path) =>
-        piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>'
-        && byte.TryParse(piece.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte b)
-            ? b
-            : throw new InvalidDataException($"{path}: byte piece {id} is \"{piece}\", expected <0xNN>");
 }

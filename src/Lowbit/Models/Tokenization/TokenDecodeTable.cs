@@ -64,6 +64,13 @@ internal sealed class TokenDecodeTable
         return bytes;
     }
 
+    /// <summary>The byte a SentencePiece byte piece "&lt;0xNN&gt;" stands for.</summary>
+    public static byte ParseBytePiece(string piece, int id, string path) =>
+        piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>'
+        && byte.TryParse(piece.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte b)
+            ? b
+            : throw new InvalidDataException($"{path}: byte piece {id} is \"{piece}\", expected <0xNN>");
+
     private int CheckId(int id) => (uint)id < (uint)_bytes.Length
         ? id
         : throw new ArgumentOutOfRangeException(nameof(id), id, $"token id outside the tokenizer's vocabulary of {_bytes.Length}");

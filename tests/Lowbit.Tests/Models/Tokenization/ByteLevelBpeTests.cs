@@ -24,6 +24,16 @@ public class ByteLevelBpeTests
             s_tokenizer.Encode("hello the", addBos: true));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void IgnoreMerges_TakesAWholePreTokenFromTheVocabulary(bool ignoreMerges)
+    {
+        // "xyz" is a token no merge builds: Llama 3's ignore_merges takes it whole, plain BPE leaves the bytes.
+        int[] expected = ignoreMerges ? [TinyByteLevelBpe.Id("xyz")] : ['x', 'y', 'z'];
+        Assert.Equal(expected, TinyByteLevelBpe.Load(withBos: false, ignoreMerges).Encode("xyz", addBos: false));
+    }
+
     [Fact]
     public void Encode_FindsSpecialTokensInText()
     {

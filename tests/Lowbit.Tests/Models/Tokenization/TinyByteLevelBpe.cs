@@ -6,7 +6,7 @@ namespace Lowbit.Tests.Models.Tokenization;
 
 /// <summary>
 /// A hand-made byte-level BPE tokenizer.json: ids 0..255 are the bytes in GPT-2's byte alphabet, then a few merges
-/// ("Ġt", "he", "Ġthe", "ll", "Ġhello"), then the special tokens &lt;|bos|&gt; and &lt;|eos|&gt;. The pre-tokenizer is
+/// ("Ġt", "he", "Ġthe", "ll", "Ġh"), "xyz" which no merge builds, then the special tokens &lt;|bos|&gt; and &lt;|eos|&gt;. The pre-tokenizer is
 /// Llama 3's: Split with its regex, then ByteLevel without regex.
 /// </summary>
 internal static class TinyByteLevelBpe
@@ -23,12 +23,12 @@ internal static class TinyByteLevelBpe
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int b = 0; b < 256; b++)
             vocab[ByteLevelAlphabet.ToChar((byte)b).ToString()] = b;
-        foreach (string token in (string[])["Ġt", "he", "Ġthe", "ll", "Ġh"])
+        foreach (string token in (string[])["Ġt", "he", "Ġthe", "ll", "Ġh", "xyz"])
             vocab[token] = vocab.Count;
         return vocab;
     }
 
-    public static TextTokenizer Load(bool withBos)
+    public static TextTokenizer Load(bool withBos, bool ignoreMerges = false)
     {
         Dictionary<string, int> vocab = Vocabulary();
         int bos = vocab.Count, eos = vocab.Count + 1;
@@ -51,7 +51,7 @@ internal static class TinyByteLevelBpe
                 },
             },
             decoder = new { type = "ByteLevel" },
-            model = new { type = "BPE", vocab, merges = Merges },
+            model = new { type = "BPE", ignore_merges = ignoreMerges, vocab, merges = Merges },
         };
         var files = new List<(string, byte[])> { ("tokenizer.json", JsonSerializer.SerializeToUtf8Bytes(json)) };
         if (withBos)
