@@ -40,7 +40,7 @@ internal static class CommonOptions
                                       or UnauthorizedAccessException or InvalidOperationException)
         {
             Console.Out.Flush();
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {e.Message.ReplaceLineEndings(" ")}");
             return 1;
         }
         catch (OperationCanceledException)

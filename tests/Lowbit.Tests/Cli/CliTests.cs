@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using Lowbit.Tests.Models;
+
+namespace Lowbit.Tests.Cli;
+
+/// <summary>The `lowbit` command run as a separate process, as a user runs it: output, errors, exit codes.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    private sealed record Result(int ExitCode, string Output, string Error);
+
+    private static Result Lowbit(params string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Lowbit.Cli.dll"));
+        foreach (string a in args)
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        string error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return new Result(process.ExitCode, output.Result, error);
+    }
+
+    /// <summary>A failure is one line on stderr, starting "error:", naming <paramref name="mentions"/>.</summary>
+    private static void AssertOneLineError(Result r, params string[] mentions)
+    {
+        Assert.Equal(1, r.ExitCode);
+        string line = Assert.Single(r.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", line);
+        foreach (string m in mentions)
+            Assert.Contains(m, line);
+        Assert.DoesNotContain("   at ", r.Error); // no stack trace
+    }
+
+    [Fact]
+    public void Generate_runs_the_bundled_model_by_default()
+    {
+        var r = Lowbit("generate", "Once upon a time", "--max-tokens", "30");
+        Assert.Equal(0, r.ExitCode);
+        Assert.StartsWith("Once upon a time, there was a little girl named Lily.", r.Output);
+        Assert.Matches(@"prompt 5 tokens, prefill [\d.]+ tok/s \| generated 30 tokens, decode [\d.]+ tok/s \| peak memory [\d.]+ MiB", r.Error);
+    }
+
+    [Fact]
+    public void Generate_with_a_seed_is_reproducible()
+    {
+        string[] args = ["generate", "Once", "-n", "40", "--temperature", "1.0", "--top-p", "0.9", "--seed", "123"];
+        var a = Lowbit(args);
+        Assert.Equal(0, a.ExitCode);
+        Assert.Equal(a.Output, Lowbit(args).Output);
+    }
+
+    [Fact]
+    public void Missing_model_directory_is_one_clear_line()
+    {
+        string missing = _dir.File("no-such-model");
+        AssertOneLineError(Lowbit("generate", "hi", "--model", missing), missing);
+    }
+
+    [Fact]
+    public void Bad_sampling_option_is_one_clear_line() =>
+        AssertOneLineError(Lowbit("generate", "hi", "--temperature", "-1"), "temperature");
+
+    [Fact]
+    public void Unsupported_architecture_is_one_clear_line()
+    {
+        string model = _dir.File("gpt2");
+        Directory.CreateDirectory(model);
+        File.WriteAllText(Path.Combine(model, "config.json"), """{"architectures": ["GPT2LMHeadModel"], "hidden_size": 8}""");
+        AssertOneLineError(Lowbit("info", "--model", model), "GPT2LMHeadModel", "config.json");
+    }
+
+    [Fact]
+    public void Info_describes_the_model()
+    {
+        var r = Lowbit("info");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("LlamaForCausalLM", r.Output);
+        Assert.Contains("8 heads, 4 kv heads, head dim 8", r.Output);
+        Assert.Contains("tokenizer.model (512 tokens)", r.Output);
+    }
+
+    [Fact]
+    public void Eval_prints_perplexity()
+    {
+        string text = _dir.File("text.txt");
+        File.WriteAllText(text, string.Join("\n", File.ReadLines(Fixtures.Get("text", "tinystories-valid.txt")).Take(60)));
+        var r = Lowbit("eval", "--text", text, "--ctx", "128");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Matches(@"PPL = \d+\.\d{4} \+/- \d+\.\d{5}", r.Output);
+    }
+
+    [Fact]
+    public void Import_of_a_truncated_llama2c_file_names_the_file()
+    {
+        string truncated = _dir.File("truncated.bin");
+        byte[] bytes = File.ReadAllBytes(Fixtures.Get("llama2c", "stories260K.bin"));
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        string outDir = _dir.File("out");
+        AssertOneLineError(Lowbit("import", "llama2c", truncated, "--tokenizer", Fixtures.Get("tokenizers", "tok512.bin"), "-o", outDir),
+            "truncated.bin");
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public void Import_then_generate_round_trip()
+    {
+        string outDir = _dir.File("imported");
+        var import = Lowbit("import", "llama2c", Fixtures.Get("llama2c", "stories260K.bin"), "--tokenizer", Fixtures.Get("tokenizers", "tok512.bin"),
+            "-o", outDir, "--dtype", "bf16");
+        Assert.Equal(0, import.ExitCode);
+        var r = Lowbit("generate", "Once upon a time", "--model", outDir, "-n", "8");
+        Assert.Equal(0, r.ExitCode);
+        Assert.StartsWith("Once upon a time", r.Output);
+        Assert.Contains("BF16", Lowbit("info", "--model", outDir).Output);
+    }
+
+    [Fact]
+    public void Every_command_has_help()
+    {
+        foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"] })
+        {
+            var r = Lowbit([.. command, "--help"]);
+            Assert.Equal(0, r.ExitCode);
+            Assert.Contains("Usage:", r.Output);
+        }
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
