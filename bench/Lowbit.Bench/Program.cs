@@ -1,10 +1,11 @@
 using Lowbit.Bench;
 using Lowbit.Bench.Commands;
 
-// lowbit-bench: benchmark tooling for Lowbit (independent of the Lowbit library for now).
+// lowbit-bench: benchmark tooling for Lowbit.
 //   make-llama2c  write a deterministic random llama2.c (legacy v0) checkpoint
 //   bandwidth     measure streaming read bandwidth
 //   llamacpp      run llama.cpp's llama-bench (built elsewhere) and parse pp/tg tok/s
+//   cpu           Lowbit's prefill/decode tok/s and GB/s against bandwidth, beside llama-bench, in one run
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 {
@@ -20,12 +21,18 @@ try
         "make-llama2c" => MakeLlama2cCommand.Run(new Args(rest, MakeLlama2cCommand.Options)),
         "bandwidth" => BandwidthCommand.Run(new Args(rest, BandwidthCommand.Options)),
         "llamacpp" => LlamaCppCommand.Run(new Args(rest, LlamaCppCommand.Options)),
+        "cpu" => CpuCommand.Run(new Args(rest, CpuCommand.Options)),
         _ => Fail($"unknown command '{args[0]}'"),
     };
 }
 catch (ArgsException e)
 {
     return Fail(e.Message);
+}
+catch (Exception e) when (e is IOException or InvalidDataException or InvalidOperationException or NotSupportedException)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
 }
 
 static int Fail(string message)
@@ -52,5 +59,10 @@ static void PrintUsage()
                    [--reps 3] [--no-bandwidth] [--bw-mb 1024] [--json-out FILE]
               Run DIR/llama-bench (never built by this tool) and parse prefill (pp) and decode (tg) tok/s;
               measures bandwidth right before and after unless --no-bandwidth.
+
+          cpu --model DIR [--model DIR ...] [--threads 2] [--prompt 128] [--gen 64] [--reps 3]
+              [--llama-bin DIR --gguf FILE [--gguf FILE ...]] [--bw-mb 1024]
+              Lowbit's prefill and decode tok/s per model directory and, with --llama-bin, llama-bench's on
+              the GGUF files, back to back; decode GB/s against the read bandwidth measured before and after.
         """);
 }

@@ -47,19 +47,7 @@ public static class LlamaCppCommand
 
         var rows = new List<Row>();
         foreach (string model in models)
-        {
-            string[] benchArgs = ["-m", model, "-t", Inv(threads), "-p", Inv(prompt), "-n", Inv(gen), "-r", Inv(reps), "-o", "json"];
-            Console.Error.WriteLine($"running: {exe} {string.Join(' ', benchArgs)}");
-            var (code, stdout, stderr) = Exec(exe, benchArgs);
-            if (code != 0)
-            {
-                Console.Error.WriteLine(stderr);
-                Console.Error.WriteLine($"error: llama-bench exited with {code} for {model}");
-                return 1;
-            }
-
-            rows.AddRange(Parse(stdout, model));
-        }
+            rows.AddRange(Bench(exe, model, threads, prompt, gen, reps));
 
         BandwidthResult? after = measureBandwidth ? Bandwidth.Measure(threads, bwMb, 5) : null;
         if (after is not null)
@@ -83,6 +71,17 @@ public static class LlamaCppCommand
         }
 
         return 0;
+    }
+
+    /// <summary>Runs llama-bench on one model: a pp{prompt} and a tg{gen} row, each the mean of reps runs.</summary>
+    public static IReadOnlyList<Row> Bench(string exe, string model, int threads, int prompt, int gen, int reps)
+    {
+        string[] benchArgs = ["-m", model, "-t", Inv(threads), "-p", Inv(prompt), "-n", Inv(gen), "-r", Inv(reps), "-o", "json"];
+        Console.Error.WriteLine($"running: {exe} {string.Join(' ', benchArgs)}");
+        var (code, stdout, stderr) = Exec(exe, benchArgs);
+        if (code != 0)
+            throw new InvalidOperationException($"llama-bench exited with {code} for {model}: {stderr}");
+        return [.. Parse(stdout, model)];
     }
 
     /// <summary>Parses llama-bench's "-o json" output: an array with one object per test (pp: n_gen == 0, tg: n_prompt == 0).</summary>
