@@ -35,15 +35,34 @@ internal static class EvalCommand
                 throw new ArgumentException($"{file.Name} has {tokens.Length} tokens; context {contextLength} needs at least {2 * contextLength}.");
             Console.WriteLine($"{file.Name}: {tokens.Length} tokens, {chunks} windows of {contextLength}");
             PerplexityResult? result = null;
-            AnsiConsole.Progress().AutoClear(true).Start(progress =>
+            if (AnsiConsole.Profile.Capabilities.Interactive)
             {
-                var task = progress.AddTask("perplexity", maxValue: chunks);
-                result = Perplexity.Evaluate(lm, tokens, contextLength, new Progress<int>(done => task.Value = done));
-                task.Value = chunks;
-            });
+                AnsiConsole.Progress().AutoClear(true).Start(progress =>
+                {
+                    var task = progress.AddTask("perplexity", maxValue: chunks);
+                    result = Perplexity.Evaluate(lm, tokens, contextLength, new SyncProgress<int>(done => task.Value = done));
+                    task.Value = chunks;
+                });
+            }
+            else
+            {
+                // Redirected output (logs, CI) gets no bar: a line per tenth of the work instead.
+                result = Perplexity.Evaluate(lm, tokens, contextLength, new SyncProgress<int>(done =>
+                {
+                    if (done * 10 / chunks != (done - 1) * 10 / chunks)
+                        Console.Error.WriteLine($"perplexity: {done}/{chunks} windows");
+                }));
+            }
             Console.WriteLine($"PPL = {result!.Perplexity:F4} +/- {result.StandardError:F5} ({result.ScoredTokens} tokens scored)");
             return 0;
         }));
         return command;
     }
+}
+
+/// <summary>Reports on the calling thread, in order (Progress&lt;T&gt; posts to the thread pool, so its
+/// reports can arrive after the result is printed).</summary>
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
 }
