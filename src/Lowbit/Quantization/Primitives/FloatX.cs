@@ -30,6 +30,15 @@ public enum FloatXSpecials
 /// (c10's Float8 casts give 0x7F|sign for both FP8 formats); a format without NaN throws.</para>
 /// <para>Decoding is a lookup in <see cref="DecodeTable"/> (2^(1+E+M) floats, exact: every code is a
 /// float32).</para>
+/// <para>The fpx formats match torchao/prototype/custom_fp_utils.py (<c>_f32_to_floatx_unpacked</c>,
+/// <c>_floatx_unpacked_to_f32</c>): bias 2^(E−1) − 1, no inf/NaN codes, ties to even, saturation to ±max with
+/// the sign kept, subnormals by exact rounding to the grid m·2^(1−bias−M), −0 kept. Where torchao turns a
+/// NaN into an unspecified code, Encode throws.</para>
+/// <para>Packed storage (<see cref="Pack"/>): the codes as a <see cref="BitPacking"/> stream of Bits-bit
+/// elements, so FP6 holds 4 codes in 3 bytes, code 4k+j at bits [6j, 6j+6) of the 24-bit little-endian word
+/// bytes 3k..3k+2: byte0 = c0 | c1&lt;&lt;6, byte1 = c1&gt;&gt;2 | c2&lt;&lt;4, byte2 = c2&gt;&gt;4 | c3&lt;&lt;2; FP4 holds code 2k
+/// in the low nibble of byte k (as torchao's MX <c>pack_uint4</c>). This is not torchao's FP6-LLM tensor-core
+/// layout (<c>_pack_tc_fp6</c>), which a GPU kernel would need as a layout type of its own.</para>
 /// </summary>
 public sealed class FloatX
 {
@@ -172,6 +181,17 @@ public sealed class FloatX
         if (seen >= CodeCount)
             ThrowCodeTooLarge(codes);
     }
+
+    /// <summary>Bytes that <see cref="Pack"/> writes for count codes: ⌈count·Bits/8⌉.</summary>
+    public int PackedLength(int count) => BitPacking.PackedLength(count, Bits);
+
+    /// <summary>Packs codes (each &lt; 2^Bits) densely, as the type describes.</summary>
+    /// <exception cref="ArgumentException">packed.Length ≠ PackedLength(codes.Length), or a code ≥ 2^Bits.</exception>
+    public void Pack(ReadOnlySpan<byte> codes, Span<byte> packed) => BitPacking.Pack(codes, Bits, packed);
+
+    /// <summary>Reads codes.Length codes from packed.</summary>
+    /// <exception cref="ArgumentException">packed.Length ≠ PackedLength(codes.Length).</exception>
+    public void Unpack(ReadOnlySpan<byte> packed, Span<byte> codes) => BitPacking.Unpack(packed, Bits, codes);
 
     /// <summary>The exact value of a code from its fields (the table is built from this).</summary>
     private float Value(int code)
