@@ -14,6 +14,8 @@ internal sealed class MiniFloatReference(int e, int m, MiniFloatReference.Kind k
         E5M2,
     }
 
+    private double? _max;
+
     public int Bits => 1 + e + m;
 
     public int Count => 1 << Bits;
@@ -56,7 +58,7 @@ internal sealed class MiniFloatReference(int e, int m, MiniFloatReference.Kind k
     /// to ±max. x must not be NaN.</summary>
     public int Encode(float x)
     {
-        double max = Max();
+        double max = _max ??= Max();
         double target = Math.Clamp((double)x, -max, max);
         int best = -1;
         double bestDistance = double.PositiveInfinity;
