@@ -1,4 +1,6 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Lowbit.Quantization.Primitives;
 
@@ -34,6 +36,11 @@ public static class Nf4
         0.0796f, 0.1609f, 0.2461f, 0.3379f, 0.4407f, 0.5626f, 0.7230f, 1.0000f,
     ];
 
+    // T[1..8] and T[9..14], padded with +inf (no finite v is ≥ it).
+    private static readonly Vector256<float> Thresholds0 = Vector256.Create(Levels[1..9]);
+    private static readonly Vector256<float> Thresholds1 = Vector256.Create(
+        Levels[9], Levels[10], Levels[11], Levels[12], Levels[13], Levels[14], float.PositiveInfinity, float.PositiveInfinity);
+
     /// <summary>The 16 NF4 levels in code order, ascending from −1 to 1 with T[7] = 0. Decode side of an NF4
     /// GEMV: x = T[code]·scale.</summary>
     public static ReadOnlySpan<float> Table => Levels;
@@ -46,11 +53,16 @@ public static class Nf4
     /// code; v beyond ±1 gives code 0 or 15.</summary>
     public static byte Nearest(float v)
     {
+        // lo = how many of T[1..14] are ≤ v: the nearest level is T[lo] or T[lo + 1], and float32 rounding is
+        // monotone, so no farther level can tie with them. Counted with two vector compares and a popcount, and
+        // the last choice made with a flag, because branches on random weights mispredict (~4x slower).
+        Vector256<float> vv = Vector256.Create(v);
+        uint below = Vector256.GreaterThanOrEqual(vv, Thresholds0).ExtractMostSignificantBits()
+            | (Vector256.GreaterThanOrEqual(vv, Thresholds1).ExtractMostSignificantBits() << 8);
+        int lo = BitOperations.PopCount(below);
         ReadOnlySpan<float> t = Levels;
-        int lo = 0; // the last level ≤ v among T[1..14], so the nearest is T[lo] or T[lo + 1]
-        for (int k = 1; k < 15; k++)
-            lo += v >= t[k] ? 1 : 0;
-        return (byte)(MathF.Abs(v - t[lo]) <= MathF.Abs(v - t[lo + 1]) ? lo : lo + 1);
+        bool upper = MathF.Abs(v - t[lo]) > MathF.Abs(v - t[lo + 1]);
+        return (byte)(lo + Unsafe.As<bool, byte>(ref upper));
     }
 
     /// <summary>Packed bytes for count elements: count / 2.</summary>
