@@ -1,0 +1,150 @@
+// Micro-benchmark of the CPU MatMul kernels against this machine's own streaming read bandwidth,
+// measured in the same run (bandwidth drifts here: 46-80 GB/s within an hour).
+//   dotnet run -c Release --project bench/Lowbit.Bench.Kernels -- [--threads 2] [--seconds 1]
+// GEMV: rotating weight copies totalling >= 256 MB so no cache holds them; GB/s counts weight bytes.
+// Bandwidth: a 4-accumulator Vector512 sum over the same copies, on the same pool, just before each kernel.
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+using Lowbit.Backends.Cpu;
+using Lowbit.Tensors;
+
+namespace Lowbit.Bench.Kernels;
+
+internal static unsafe class Program
+{
+    private const long RotationBytes = 256L << 20;
+
+    private static double s_seconds = 1;
+
+    private static int Main(string[] args)
+    {
+        int threads = 2;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            if (args[i] == "--threads")
+                threads = int.Parse(args[i + 1]);
+            else if (args[i] == "--seconds")
+                s_seconds = double.Parse(args[i + 1]);
+        }
+
+        using var pool = new CpuThreadPool(threads);
+        Console.WriteLine($"{Environment.ProcessorCount} cores, {threads} threads, best SIMD {CpuCapabilities.Best}, .NET {Environment.Version}");
+        Console.WriteLine("kernel                                   |   time/call | GB/s (weights) | read GB/s | % of read | GFLOP/s");
+        foreach ((int n, int k) in new[] { (5632, 2048), (2048, 5632) })
+        {
+            foreach (DType dtype in new[] { DType.BF16, DType.F16, DType.F32 })
+            {
+                foreach (SimdLevel level in new[] { SimdLevel.Avx512, SimdLevel.Avx2 })
+                {
+                    if (CpuCapabilities.IsSupported(level) && (dtype == DType.BF16 || level == CpuCapabilities.Best))
+                        Gemv(pool, level, dtype, n, k);
+                }
+            }
+        }
+
+        foreach ((int n, int k) in new[] { (5632, 2048), (2048, 5632), (2048, 2048) })
+        {
+            foreach (DType dtype in new[] { DType.BF16, DType.F32 })
+                Gemm(pool, CpuCapabilities.Best, dtype, 64, n, k);
+        }
+
+        return 0;
+    }
+
+    private static void Gemv(CpuThreadPool pool, SimdLevel level, DType dtype, int n, int k)
+    {
+        long bytes = (long)n * k * dtype.Size();
+        int copies = (int)Math.Max(4, (RotationBytes + bytes - 1) / bytes);
+        var weights = new Tensor[copies];
+        for (int c = 0; c < copies; c++)
+        {
+            weights[c] = Tensor.Allocate(dtype, n, k);
+            weights[c].AsBytes().Fill((byte)(0x3C + c)); // finite values in every dtype
+        }
+
+        var x = new float[k];
+        var y = new float[n];
+        x.AsSpan().Fill(0.5f);
+        double readGBs = ReadBandwidth(pool, weights);
+        double seconds = Time(() =>
+        {
+            foreach (Tensor w in weights)
+                MatMul.Compute(level, pool, x, 1, w, y);
+        }) / copies;
+        double gbs = bytes / seconds / 1e9;
+        Console.WriteLine($"GEMV {dtype,-4} {n,5}x{k,-5} {level,-6} m=1            | {seconds * 1e6,8:F1} us | {gbs,14:F1} | {readGBs,9:F1} | {100 * gbs / readGBs,8:F1}% | {2.0 * n * k / seconds / 1e9,7:F1}");
+        foreach (Tensor w in weights)
+            w.Dispose();
+    }
+
+    private static void Gemm(CpuThreadPool pool, SimdLevel level, DType dtype, int m, int n, int k)
+    {
+        using Tensor w = Tensor.Allocate(dtype, n, k);
+        w.AsBytes().Fill(0x3C);
+        var x = new float[m * k];
+        var y = new float[m * n];
+        x.AsSpan().Fill(0.5f);
+        double seconds = Time(() => MatMul.Compute(level, pool, x, m, w, y));
+        Console.WriteLine($"GEMM {dtype,-4} {n,5}x{k,-5} {level,-6} m={m,-4}         | {seconds * 1e6,8:F1} us | {(double)w.ByteLength / seconds / 1e9,14:F1} |           |          | {2.0 * m * n * k / seconds / 1e9,7:F1}");
+    }
+
+    /// <summary>Best time of one call of <paramref name="action"/> over about s_seconds, after a warm-up.</summary>
+    private static double Time(Action action)
+    {
+        for (int i = 0; i < 3; i++)
+            action();
+        double best = double.MaxValue;
+        var total = Stopwatch.StartNew();
+        while (total.Elapsed.TotalSeconds < s_seconds)
+        {
+            long start = Stopwatch.GetTimestamp();
+            action();
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+
+        return best;
+    }
+
+    private struct SumJob
+    {
+        public byte* Data;
+        public long Bytes;
+        public int Chunks;
+        public float Sink;
+    }
+
+    /// <summary>GB/s of a plain vectorised sum over every copy's bytes (best pass), on the same pool.</summary>
+    private static double ReadBandwidth(CpuThreadPool pool, Tensor[] copies)
+    {
+        long bytes = 0;
+        foreach (Tensor t in copies)
+            bytes += t.ByteLength;
+        double seconds = Time(() =>
+        {
+            foreach (Tensor t in copies)
+            {
+                var job = new SumJob { Data = (byte*)t.Data, Bytes = t.ByteLength, Chunks = 64 };
+                pool.Run(&Sum, &job, job.Chunks);
+            }
+        });
+        return bytes / seconds / 1e9;
+    }
+
+    private static void Sum(void* context, int start, int end)
+    {
+        var job = (SumJob*)context;
+        long per = job->Bytes / job->Chunks / 256 * 256;
+        float* p = (float*)(job->Data + (start * per));
+        long count = (end - start) * per / sizeof(float);
+        Vector512<float> a = default, b = default, c = default, d = default;
+        for (long i = 0; i < count; i += 64)
+        {
+            a += Vector512.Load(p + i);
+            b += Vector512.Load(p + i + 16);
+            c += Vector512.Load(p + i + 32);
+            d += Vector512.Load(p + i + 48);
+        }
+
+        job->Sink += Vector512.Sum(a + b + c + d); // keeps the loads alive; races are harmless here
+    }
+}
