@@ -1,6 +1,7 @@
 // Micro-benchmark of the CPU MatMul kernels against this machine's own streaming read bandwidth,
 // measured in the same run (bandwidth drifts here: 46-80 GB/s within an hour).
-//   dotnet run -c Release --project bench/Lowbit.Bench.Kernels -- [--threads 2] [--seconds 1]
+//   dotnet run -c Release --project bench/Lowbit.Bench.Kernels -- [--threads 2] [--seconds 1] [--filter TEXT]
+// --filter runs only the rows whose label contains TEXT (e.g. "GEMV BF16", "GEMM").
 // GEMV: rotating weight copies totalling >= 256 MB so no cache holds them; GB/s counts weight bytes.
 // Bandwidth: a 4-accumulator Vector512 sum over the same copies, on the same pool, just before each kernel.
 using System.Diagnostics;
@@ -15,6 +16,7 @@ internal static unsafe class Program
     private const long RotationBytes = 256L << 20;
 
     private static double s_seconds = 1;
+    private static string s_filter = "";
 
     private static int Main(string[] args)
     {
@@ -25,6 +27,8 @@ internal static unsafe class Program
                 threads = int.Parse(args[i + 1]);
             else if (args[i] == "--seconds")
                 s_seconds = double.Parse(args[i + 1]);
+            else if (args[i] == "--filter")
+                s_filter = args[i + 1];
         }
 
         using var pool = new CpuThreadPool(threads);
@@ -53,6 +57,9 @@ internal static unsafe class Program
 
     private static void Gemv(CpuThreadPool pool, SimdLevel level, DType dtype, int n, int k)
     {
+        string label = $"GEMV {dtype,-4} {n,5}x{k,-5} {level,-6} m=1";
+        if (!label.Contains(s_filter, StringComparison.Ordinal))
+            return;
         long bytes = (long)n * k * dtype.Size();
         int copies = (int)Math.Max(4, (RotationBytes + bytes - 1) / bytes);
         var weights = new Tensor[copies];
@@ -72,20 +79,23 @@ internal static unsafe class Program
                 MatMul.Compute(level, pool, x, 1, w, y);
         }) / copies;
         double gbs = bytes / seconds / 1e9;
-        Console.WriteLine($"GEMV {dtype,-4} {n,5}x{k,-5} {level,-6} m=1            | {seconds * 1e6,8:F1} us | {gbs,14:F1} | {readGBs,9:F1} | {100 * gbs / readGBs,8:F1}% | {2.0 * n * k / seconds / 1e9,7:F1}");
+        Console.WriteLine($"{label}            | {seconds * 1e6,8:F1} us | {gbs,14:F1} | {readGBs,9:F1} | {100 * gbs / readGBs,8:F1}% | {2.0 * n * k / seconds / 1e9,7:F1}");
         foreach (Tensor w in weights)
             w.Dispose();
     }
 
     private static void Gemm(CpuThreadPool pool, SimdLevel level, DType dtype, int m, int n, int k)
     {
+        string label = $"GEMM {dtype,-4} {n,5}x{k,-5} {level,-6} m={m,-4}";
+        if (!label.Contains(s_filter, StringComparison.Ordinal))
+            return;
         using Tensor w = Tensor.Allocate(dtype, n, k);
         w.AsBytes().Fill(0x3C);
         var x = new float[m * k];
         var y = new float[m * n];
         x.AsSpan().Fill(0.5f);
         double seconds = Time(() => MatMul.Compute(level, pool, x, m, w, y));
-        Console.WriteLine($"GEMM {dtype,-4} {n,5}x{k,-5} {level,-6} m={m,-4}         | {seconds * 1e6,8:F1} us | {(double)w.ByteLength / seconds / 1e9,14:F1} |           |          | {2.0 * m * n * k / seconds / 1e9,7:F1}");
+        Console.WriteLine($"{label}         | {seconds * 1e6,8:F1} us | {(double)w.ByteLength / seconds / 1e9,14:F1} |           |          | {2.0 * m * n * k / seconds / 1e9,7:F1}");
     }
 
     /// <summary>Best time of one call of <paramref name="action"/> over about s_seconds, after a warm-up.</summary>

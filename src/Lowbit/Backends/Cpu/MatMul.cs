@@ -17,6 +17,9 @@ public static unsafe class MatMul
     /// <summary>Output rows per work item: the row-group of the register tile.</summary>
     internal const int RowBlock = 4;
 
+    /// <summary>Row blocks are handed out in about this many grabs per thread (see MatMulKernel.Worker).</summary>
+    private const int GrabsPerThread = 16;
+
     /// <summary>y[m, N] = x[m, K] · W[N, K]ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
     /// <exception cref="ArgumentException">x is not m·K long, y is not m·N long, or W is not rank 2.</exception>
     /// <exception cref="NotSupportedException">W's dtype is not F32, BF16 or F16.</exception>
@@ -43,6 +46,7 @@ public static unsafe class MatMul
             return;
         }
 
+        int blocks = (int)((n + (long)RowBlock - 1) / RowBlock);
         fixed (float* px = x)
         fixed (float* py = y)
         {
@@ -55,8 +59,10 @@ public static unsafe class MatMul
                 M = m,
                 N = n,
                 K = k,
+                Blocks = blocks,
+                Grab = Math.Max(1, blocks / (GrabsPerThread * pool.ThreadCount)),
             };
-            pool.Run(Select(level, w.DType), &job, (int)((n + (long)RowBlock - 1) / RowBlock));
+            pool.Run(Select(level, w.DType), &job, Math.Min(pool.ThreadCount, blocks));
         }
     }
 
@@ -71,8 +77,8 @@ public static unsafe class MatMul
     private static delegate*<void*, int, int, void> Select<TW>(SimdLevel level)
         where TW : IWeightType => level switch
         {
-            SimdLevel.Avx512 => &MatMulKernel.Rows<Simd512, System.Runtime.Intrinsics.Vector512<float>, TW>,
-            SimdLevel.Avx2 => &MatMulKernel.Rows<Simd256, System.Runtime.Intrinsics.Vector256<float>, TW>,
-            _ => &MatMulKernel.Rows<SimdScalar, float, TW>,
+            SimdLevel.Avx512 => &MatMulKernel.Worker<Simd512, System.Runtime.Intrinsics.Vector512<float>, TW>,
+            SimdLevel.Avx2 => &MatMulKernel.Worker<Simd256, System.Runtime.Intrinsics.Vector256<float>, TW>,
+            _ => &MatMulKernel.Worker<SimdScalar, float, TW>,
         };
 }

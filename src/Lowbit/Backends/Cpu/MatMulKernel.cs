@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Lowbit.Backends.Cpu;
 
@@ -15,7 +16,10 @@ namespace Lowbit.Backends.Cpu;
 /// </summary>
 internal static unsafe class MatMulKernel
 {
-    /// <summary>One call: pointers to x [M, K], W [N, K] (RowBytes apart) and y [M, N].</summary>
+    internal static readonly int PrefetchBytes = int.TryParse(Environment.GetEnvironmentVariable("LOWBIT_PREFETCH"), out int p) ? p : 0;
+
+    /// <summary>One call: pointers to x [M, K], W [N, K] (RowBytes apart) and y [M, N]; row blocks are
+    /// handed out <see cref="Grab"/> at a time from <see cref="Next"/>.</summary>
     internal struct Job
     {
         public float* X;
@@ -25,15 +29,35 @@ internal static unsafe class MatMulKernel
         public int M;
         public int N;
         public int K;
+        public int Blocks;
+        public int Grab;
+        public int Next;
     }
 
-    /// <summary>Pool work item: row blocks [start, end) of <see cref="MatMul.RowBlock"/> rows.</summary>
-    public static void Rows<TS, TV, TW>(void* context, int start, int end)
+    /// <summary>Pool work item (one per thread): takes <see cref="Job.Grab"/> row blocks at a time until
+    /// none are left. Handing blocks out dynamically, as ggml does, keeps both cores busy when the other
+    /// thread loses its core for a while (this machine is shared); a static split would wait for it.</summary>
+    public static void Worker<TS, TV, TW>(void* context, int start, int end)
         where TS : ISimd<TV>
         where TV : unmanaged
         where TW : IWeightType
     {
         Job* job = (Job*)context;
+        while (true)
+        {
+            int first = Interlocked.Add(ref job->Next, job->Grab) - job->Grab;
+            if (first >= job->Blocks)
+                return;
+            Blocks<TS, TV, TW>(job, first, Math.Min(first + job->Grab, job->Blocks));
+        }
+    }
+
+    /// <summary>Row blocks [start, end) of <see cref="MatMul.RowBlock"/> rows, every token.</summary>
+    private static void Blocks<TS, TV, TW>(Job* job, int start, int end)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TW : IWeightType
+    {
         float* x = job->X;
         float* y = job->Y;
         int m = job->M, n = job->N, k = job->K;
@@ -69,8 +93,18 @@ internal static unsafe class MatMulKernel
         TV a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
         TV b0 = TS.Zero, b1 = TS.Zero, b2 = TS.Zero, b3 = TS.Zero;
         nint i = 0;
+        nint size = TW.Size;
         for (; i <= k - (2 * c); i += 2 * c)
         {
+            if (PrefetchBytes > 0)
+            {
+                nint ahead = (i * size) + PrefetchBytes;
+                Sse.Prefetch0(w0 + ahead);
+                Sse.Prefetch0(w1 + ahead);
+                Sse.Prefetch0(w2 + ahead);
+                Sse.Prefetch0(w3 + ahead);
+            }
+
             TV xa = TS.Load(x + i), xb = TS.Load(x + i + c);
             a0 = TS.MultiplyAdd(TW.Load<TS, TV>(w0, i), xa, a0);
             a1 = TS.MultiplyAdd(TW.Load<TS, TV>(w1, i), xa, a1);
