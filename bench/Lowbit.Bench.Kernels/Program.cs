@@ -34,6 +34,8 @@ internal static unsafe class Program
         using var pool = new CpuThreadPool(threads);
         Console.WriteLine($"{Environment.ProcessorCount} cores, {threads} threads, best SIMD {CpuCapabilities.Best}, .NET {Environment.Version}");
         Console.WriteLine("kernel                                   |   time/call | GB/s (weights) | read GB/s | % of read | GFLOP/s");
+        if ("FMA peak".Contains(s_filter, StringComparison.Ordinal))
+            FmaPeak();
         foreach ((int n, int k) in new[] { (5632, 2048), (2048, 5632) })
         {
             foreach (DType dtype in new[] { DType.BF16, DType.F16, DType.F32 })
@@ -73,11 +75,13 @@ internal static unsafe class Program
         var y = new float[n];
         x.AsSpan().Fill(0.5f);
         double readGBs = ReadBandwidth(pool, weights);
-        double seconds = Time(() =>
-        {
-            foreach (Tensor w in weights)
-                MatMul.Compute(level, pool, x, 1, w, y);
-        }) / copies;
+        double seconds = Time(
+            () =>
+            {
+                foreach (Tensor w in weights)
+                    MatMul.Compute(level, pool, x, 1, w, y);
+            },
+            out _) / copies;
         double gbs = bytes / seconds / 1e9;
         Console.WriteLine($"{label}            | {seconds * 1e6,8:F1} us | {gbs,14:F1} | {readGBs,9:F1} | {100 * gbs / readGBs,8:F1}% | {2.0 * n * k / seconds / 1e9,7:F1}");
         foreach (Tensor w in weights)
@@ -94,25 +98,72 @@ internal static unsafe class Program
         var x = new float[m * k];
         var y = new float[m * n];
         x.AsSpan().Fill(0.5f);
-        double seconds = Time(() => MatMul.Compute(level, pool, x, m, w, y));
-        Console.WriteLine($"{label}         | {seconds * 1e6,8:F1} us | {(double)w.ByteLength / seconds / 1e9,14:F1} |           |          | {2.0 * m * n * k / seconds / 1e9,7:F1}");
+        double seconds = Time(() => MatMul.Compute(level, pool, x, m, w, y), out double cpu);
+        double flop = 2.0 * m * n * k;
+        Console.WriteLine($"{label}         | {seconds * 1e6,8:F1} us | {(double)w.ByteLength / seconds / 1e9,14:F1} |           |          | {flop / seconds / 1e9,7:F1} ({flop / cpu / 1e9:F1} per CPU-second)");
     }
 
-    /// <summary>Best time of one call of <paramref name="action"/> over about s_seconds, after a warm-up.</summary>
-    private static double Time(Action action)
+    /// <summary>Best wall time of one call of <paramref name="action"/> over about s_seconds, after a
+    /// warm-up; <paramref name="cpuSeconds"/> is the process's CPU time per call (all threads, averaged),
+    /// which other processes on a shared machine do not inflate.</summary>
+    private static double Time(Action action, out double cpuSeconds)
     {
         for (int i = 0; i < 3; i++)
             action();
         double best = double.MaxValue;
+        int calls = 0;
+        using var process = Process.GetCurrentProcess();
+        TimeSpan cpuStart = process.TotalProcessorTime;
         var total = Stopwatch.StartNew();
         while (total.Elapsed.TotalSeconds < s_seconds)
         {
             long start = Stopwatch.GetTimestamp();
             action();
             best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+            calls++;
         }
 
+        process.Refresh();
+        cpuSeconds = (process.TotalProcessorTime - cpuStart).TotalSeconds / calls;
         return best;
+    }
+
+    /// <summary>One thread's Vector512 FMA throughput: 16 independent chains, registers only.</summary>
+    private static void FmaPeak()
+    {
+        const int iterations = 10_000_000;
+        double seconds = Time(() => s_sink += FmaChains(iterations), out _);
+        Console.WriteLine($"FMA peak, 1 thread, 16 chains of Vector512      | {seconds * 1e6,8:F1} us |                |           |          | {16.0 * 32 * iterations / seconds / 1e9,7:F1}");
+    }
+
+    private static float s_sink;
+
+    private static float FmaChains(int iterations)
+    {
+        Vector512<float> a = Vector512.Create(0.999f), b = Vector512.Create(1e-7f);
+        Vector512<float> c0 = a, c1 = a, c2 = a, c3 = a, c4 = a, c5 = a, c6 = a, c7 = a;
+        Vector512<float> c8 = a, c9 = a, c10 = a, c11 = a, c12 = a, c13 = a, c14 = a, c15 = a;
+        for (int i = 0; i < iterations; i++)
+        {
+            c0 = Vector512.FusedMultiplyAdd(c0, a, b);
+            c1 = Vector512.FusedMultiplyAdd(c1, a, b);
+            c2 = Vector512.FusedMultiplyAdd(c2, a, b);
+            c3 = Vector512.FusedMultiplyAdd(c3, a, b);
+            c4 = Vector512.FusedMultiplyAdd(c4, a, b);
+            c5 = Vector512.FusedMultiplyAdd(c5, a, b);
+            c6 = Vector512.FusedMultiplyAdd(c6, a, b);
+            c7 = Vector512.FusedMultiplyAdd(c7, a, b);
+            c8 = Vector512.FusedMultiplyAdd(c8, a, b);
+            c9 = Vector512.FusedMultiplyAdd(c9, a, b);
+            c10 = Vector512.FusedMultiplyAdd(c10, a, b);
+            c11 = Vector512.FusedMultiplyAdd(c11, a, b);
+            c12 = Vector512.FusedMultiplyAdd(c12, a, b);
+            c13 = Vector512.FusedMultiplyAdd(c13, a, b);
+            c14 = Vector512.FusedMultiplyAdd(c14, a, b);
+            c15 = Vector512.FusedMultiplyAdd(c15, a, b);
+        }
+
+        return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11 + c12 + c13 + c14 + c15);
     }
 
     private struct SumJob
@@ -129,14 +180,16 @@ internal static unsafe class Program
         long bytes = 0;
         foreach (Tensor t in copies)
             bytes += t.ByteLength;
-        double seconds = Time(() =>
-        {
-            foreach (Tensor t in copies)
+        double seconds = Time(
+            () =>
             {
-                var job = new SumJob { Data = (byte*)t.Data, Bytes = t.ByteLength, Chunks = 64 };
-                pool.Run(&Sum, &job, job.Chunks);
-            }
-        });
+                foreach (Tensor t in copies)
+                {
+                    var job = new SumJob { Data = (byte*)t.Data, Bytes = t.ByteLength, Chunks = 64 };
+                    pool.Run(&Sum, &job, job.Chunks);
+                }
+            },
+            out _);
         return bytes / seconds / 1e9;
     }
 

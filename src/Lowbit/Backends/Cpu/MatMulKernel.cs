@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Lowbit.Backends.Cpu;
@@ -12,10 +13,14 @@ namespace Lowbit.Backends.Cpu;
 /// <item><see cref="Tile4x4"/>: 4 tokens × 4 weight rows, 16 accumulators, each weight vector widened once
 /// and used by 4 tokens (prefill).</item>
 /// </list>
+/// Four accumulators end in one <see cref="ISimd{TV}.Sum4"/> (a transpose-and-add) and one 16-byte store.
 /// K tails run in scalar f32. Offsets into W are nint (rows may lie past 2^31 bytes).
 /// </summary>
 internal static unsafe class MatMulKernel
 {
+    /// <summary>K slice of a prefill tile: 4 tokens × 512 f32 = 8 KB of x stays in L1 (32 KB here).</summary>
+    internal const int KBlock = 512;
+
     internal static readonly int PrefetchBytes = int.TryParse(Environment.GetEnvironmentVariable("LOWBIT_PREFETCH"), out int p) ? p : 0;
 
     /// <summary>One call: pointers to x [M, K], W [N, K] (RowBytes apart) and y [M, N]; row blocks are
@@ -52,7 +57,10 @@ internal static unsafe class MatMulKernel
         }
     }
 
-    /// <summary>Row blocks [start, end) of <see cref="MatMul.RowBlock"/> rows, every token.</summary>
+    /// <summary>Row blocks [start, end) of <see cref="MatMul.RowBlock"/> rows, every token. Whole groups of
+    /// 4 tokens go through <see cref="Tile4x4"/> in K slices of <see cref="KBlock"/>, token group outermost,
+    /// so a group's x slice (4·KBlock f32 = 8 KB) stays in L1 while the weight slices stream from L2;
+    /// the other tokens (m mod 4, all of a decode) go through <see cref="Dot4"/> over the whole of K.</summary>
     private static void Blocks<TS, TV, TW>(Job* job, int start, int end)
         where TS : ISimd<TV>
         where TV : unmanaged
@@ -62,19 +70,28 @@ internal static unsafe class MatMulKernel
         float* y = job->Y;
         int m = job->M, n = job->N, k = job->K;
         nint rowBytes = job->RowBytes;
-        int r = start * MatMul.RowBlock;
+        int rowStart = start * MatMul.RowBlock;
         int rowEnd = Math.Min(end * MatMul.RowBlock, n);
-        for (; r + 4 <= rowEnd; r += 4)
+        int fullRowsEnd = rowStart + ((rowEnd - rowStart) & ~3);
+        int tileTokens = m & ~3;
+
+        for (int k0 = 0; k0 < k && tileTokens > 0; k0 += KBlock)
         {
-            byte* w = job->W + (r * rowBytes);
-            int t = 0;
-            for (; t + 4 <= m; t += 4)
-                Tile4x4<TS, TV, TW>(x + ((nint)t * k), w, rowBytes, k, y + ((nint)t * n) + r, n);
-            for (; t < m; t++)
-                Dot4<TS, TV, TW>(x + ((nint)t * k), w, rowBytes, k, y + ((nint)t * n) + r);
+            int length = Math.Min(KBlock, k - k0);
+            for (int t = 0; t < tileTokens; t += 4)
+            {
+                for (int r = rowStart; r < fullRowsEnd; r += 4)
+                    Tile4x4<TS, TV, TW>(x + ((nint)t * k) + k0, k, job->W + (r * rowBytes) + ((nint)k0 * TW.Size), rowBytes, length, y + ((nint)t * n) + r, n, k0 > 0);
+            }
         }
 
-        for (; r < rowEnd; r++)
+        for (int r = rowStart; r < fullRowsEnd; r += 4)
+        {
+            for (int t = tileTokens; t < m; t++)
+                Dot4<TS, TV, TW>(x + ((nint)t * k), job->W + (r * rowBytes), rowBytes, k, y + ((nint)t * n) + r);
+        }
+
+        for (int r = fullRowsEnd; r < rowEnd; r++)
         {
             for (int t = 0; t < m; t++)
                 y[((nint)t * n) + r] = Dot1<TS, TV, TW>(x + ((nint)t * k), job->W + (r * rowBytes), k);
@@ -93,12 +110,11 @@ internal static unsafe class MatMulKernel
         TV a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
         TV b0 = TS.Zero, b1 = TS.Zero, b2 = TS.Zero, b3 = TS.Zero;
         nint i = 0;
-        nint size = TW.Size;
         for (; i <= k - (2 * c); i += 2 * c)
         {
             if (PrefetchBytes > 0)
             {
-                nint ahead = (i * size) + PrefetchBytes;
+                nint ahead = (i * TW.Size) + PrefetchBytes;
                 Sse.Prefetch0(w0 + ahead);
                 Sse.Prefetch0(w1 + ahead);
                 Sse.Prefetch0(w2 + ahead);
@@ -126,21 +142,19 @@ internal static unsafe class MatMulKernel
             i += c;
         }
 
-        y[0] = TS.Sum(TS.Add(a0, b0)) + DotTail<TW>(x, w0, i, k);
-        y[1] = TS.Sum(TS.Add(a1, b1)) + DotTail<TW>(x, w1, i, k);
-        y[2] = TS.Sum(TS.Add(a2, b2)) + DotTail<TW>(x, w2, i, k);
-        y[3] = TS.Sum(TS.Add(a3, b3)) + DotTail<TW>(x, w3, i, k);
+        Finish4<TS, TV, TW>(TS.Add(a0, b0), TS.Add(a1, b1), TS.Add(a2, b2), TS.Add(a3, b3), x, w, rowBytes, i, k, y, false);
     }
 
-    /// <summary>y[t·n + j] = x[t] · W[row j] for t, j in 0..4: x rows k apart, W rows rowBytes apart.</summary>
+    /// <summary>y[t·n + j] (+)= x[t] · W[row j] over [0, k) for t, j in 0..4: x rows xStride apart, W rows
+    /// rowBytes apart; adds to y when <paramref name="accumulate"/> (a later K slice).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Tile4x4<TS, TV, TW>(float* x, byte* w, nint rowBytes, int k, float* y, int n)
+    public static void Tile4x4<TS, TV, TW>(float* x, int xStride, byte* w, nint rowBytes, int k, float* y, int n, bool accumulate)
         where TS : ISimd<TV>
         where TV : unmanaged
         where TW : IWeightType
     {
         byte* w0 = w, w1 = w + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-        float* x0 = x, x1 = x + k, x2 = x1 + k, x3 = x2 + k;
+        float* x0 = x, x1 = x + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
         nint c = TS.Count;
         TV c00 = TS.Zero, c01 = TS.Zero, c02 = TS.Zero, c03 = TS.Zero;
         TV c10 = TS.Zero, c11 = TS.Zero, c12 = TS.Zero, c13 = TS.Zero;
@@ -173,21 +187,33 @@ internal static unsafe class MatMulKernel
             c33 = TS.MultiplyAdd(v3, xv, c33);
         }
 
-        StoreRow<TW>(y, TS.Sum(c00), TS.Sum(c01), TS.Sum(c02), TS.Sum(c03), x0, w, rowBytes, i, k);
-        StoreRow<TW>(y + n, TS.Sum(c10), TS.Sum(c11), TS.Sum(c12), TS.Sum(c13), x1, w, rowBytes, i, k);
-        StoreRow<TW>(y + (2 * n), TS.Sum(c20), TS.Sum(c21), TS.Sum(c22), TS.Sum(c23), x2, w, rowBytes, i, k);
-        StoreRow<TW>(y + (3 * n), TS.Sum(c30), TS.Sum(c31), TS.Sum(c32), TS.Sum(c33), x3, w, rowBytes, i, k);
+        Finish4<TS, TV, TW>(c00, c01, c02, c03, x0, w, rowBytes, i, k, y, accumulate);
+        Finish4<TS, TV, TW>(c10, c11, c12, c13, x1, w, rowBytes, i, k, y + n, accumulate);
+        Finish4<TS, TV, TW>(c20, c21, c22, c23, x2, w, rowBytes, i, k, y + (2 * n), accumulate);
+        Finish4<TS, TV, TW>(c30, c31, c32, c33, x3, w, rowBytes, i, k, y + (3 * n), accumulate);
     }
 
-    /// <summary>One token's 4 outputs of a tile: the vector sums plus the scalar K tail [from, k).</summary>
+    /// <summary>One token's 4 outputs: the 4 accumulators' sums plus the scalar K tail [from, k), stored to
+    /// (or, when accumulating, added to) y[0..4).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow<TW>(float* y, float s0, float s1, float s2, float s3, float* x, byte* w, nint rowBytes, nint from, int k)
+    private static void Finish4<TS, TV, TW>(TV s0, TV s1, TV s2, TV s3, float* x, byte* w, nint rowBytes, nint from, int k, float* y, bool accumulate)
+        where TS : ISimd<TV>
+        where TV : unmanaged
         where TW : IWeightType
     {
-        y[0] = s0 + DotTail<TW>(x, w, from, k);
-        y[1] = s1 + DotTail<TW>(x, w + rowBytes, from, k);
-        y[2] = s2 + DotTail<TW>(x, w + (2 * rowBytes), from, k);
-        y[3] = s3 + DotTail<TW>(x, w + (3 * rowBytes), from, k);
+        Vector128<float> sums = TS.Sum4(s0, s1, s2, s3);
+        if (from < k)
+        {
+            sums += Vector128.Create(
+                DotTail<TW>(x, w, from, k),
+                DotTail<TW>(x, w + rowBytes, from, k),
+                DotTail<TW>(x, w + (2 * rowBytes), from, k),
+                DotTail<TW>(x, w + (3 * rowBytes), from, k));
+        }
+
+        if (accumulate)
+            sums += Vector128.Load(y);
+        sums.Store(y);
     }
 
     /// <summary>x · W[row]: the tail rows of a block.</summary>

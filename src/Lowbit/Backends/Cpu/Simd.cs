@@ -48,6 +48,10 @@ internal unsafe interface ISimd<TV>
 
     static abstract float Sum(TV v);
 
+    /// <summary>(Σa, Σb, Σc, Σd): four horizontal sums for the price of about one (unpack-and-add
+    /// transposes within 128-bit lanes, then the lanes are added).</summary>
+    static abstract Vector128<float> Sum4(TV a, TV b, TV c, TV d);
+
     static abstract float MaxAcross(TV v);
 }
 
@@ -95,6 +99,17 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
     public static Vector512<float> Exp(Vector512<float> a) => Vector512.Exp(a);
     public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        Vector512<float> ab = Avx512F.UnpackLow(a, b) + Avx512F.UnpackHigh(a, b); // per lane: a0+a2 b0+b2 a1+a3 b1+b3
+        Vector512<float> cd = Avx512F.UnpackLow(c, d) + Avx512F.UnpackHigh(c, d);
+        Vector512<float> abcd = Avx512F.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle()
+            + Avx512F.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle(); // per lane: Σa Σb Σc Σd
+        Vector256<float> half = abcd.GetLower() + abcd.GetUpper();
+        return half.GetLower() + half.GetUpper();
+    }
     public static float MaxAcross(Vector512<float> v) => Simd256.MaxAcross(Vector256.Max(v.GetLower(), v.GetUpper()));
 }
 
@@ -131,6 +146,16 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     public static Vector256<float> Exp(Vector256<float> a) => Vector256.Exp(a);
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    {
+        Vector256<float> ab = Avx.UnpackLow(a, b) + Avx.UnpackHigh(a, b);
+        Vector256<float> cd = Avx.UnpackLow(c, d) + Avx.UnpackHigh(c, d);
+        Vector256<float> abcd = Avx.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle()
+            + Avx.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle();
+        return abcd.GetLower() + abcd.GetUpper();
+    }
+
     public static float MaxAcross(Vector256<float> v)
     {
         Vector128<float> m = Vector128.Max(v.GetLower(), v.GetUpper());
@@ -157,5 +182,6 @@ internal unsafe struct SimdScalar : ISimd<float>
     public static float Max(float a, float b) => MathF.Max(a, b);
     public static float Exp(float a) => MathF.Exp(a);
     public static float Sum(float v) => v;
+    public static Vector128<float> Sum4(float a, float b, float c, float d) => Vector128.Create(a, b, c, d);
     public static float MaxAcross(float v) => v;
 }
