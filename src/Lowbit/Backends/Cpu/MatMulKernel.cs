@@ -21,7 +21,6 @@ internal static unsafe class MatMulKernel
     /// <summary>K slice of a prefill tile: 4 tokens × 512 f32 = 8 KB of x stays in L1 (32 KB here).</summary>
     internal const int KBlock = 512;
 
-    internal static readonly int PrefetchBytes = int.TryParse(Environment.GetEnvironmentVariable("LOWBIT_PREFETCH"), out int p) ? p : 0;
 
     /// <summary>One call: pointers to x [M, K], W [N, K] (RowBytes apart) and y [M, N]; row blocks are
     /// handed out <see cref="Grab"/> at a time from <see cref="Next"/>.</summary>
@@ -112,13 +111,14 @@ internal static unsafe class MatMulKernel
         nint i = 0;
         for (; i <= k - (2 * c); i += 2 * c)
         {
-            if (PrefetchBytes > 0)
+            // The hardware prefetcher trains per 4 KB page, and each row here is its own short stream
+            // (a 2048-wide bf16 row is one page). Pull the next 4-row group into L2 at the pace this group
+            // is read: measured 60-78% → 93-107% of read bandwidth (docs/cpu-kernels.md).
+            if (Sse.IsSupported)
             {
-                nint ahead = (i * TW.Size) + PrefetchBytes;
-                Sse.Prefetch0(w0 + ahead);
-                Sse.Prefetch0(w1 + ahead);
-                Sse.Prefetch0(w2 + ahead);
-                Sse.Prefetch0(w3 + ahead);
+                byte* next = w3 + rowBytes + (4 * i * TW.Size);
+                for (nint line = 0; line < 8 * c * TW.Size; line += 64)
+                    Sse.Prefetch1(next + line);
             }
 
             TV xa = TS.Load(x + i), xb = TS.Load(x + i + c);
