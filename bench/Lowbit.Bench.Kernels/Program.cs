@@ -49,6 +49,8 @@ internal static unsafe class Program
             }
         }
 
+        if ("decode ops".Contains(s_filter, StringComparison.Ordinal) || s_filter.StartsWith("decode", StringComparison.Ordinal))
+            DecodeOps(pool);
         foreach ((int n, int k) in new[] { (5632, 2048), (2048, 5632), (2048, 2048) })
         {
             foreach (DType dtype in new[] { DType.BF16, DType.F32 })
@@ -140,6 +142,36 @@ internal static unsafe class Program
         cpuSeconds = (process.TotalProcessorTime - cpuStart).TotalSeconds / calls;
         return best;
     }
+
+    /// <summary>The small decode kernels at TinyLlama-1.1B's shapes (dim 2048, FFN 5632, 32 heads, 4 kv heads,
+    /// head dim 64), attention at position 1023; time per call, caches warm.</summary>
+    private static void DecodeOps(CpuThreadPool pool)
+    {
+        const int dim = 2048, ffn = 5632, heads = 32, kvHeads = 4, d = 64, maxSeq = 1024;
+        var rng = new Random(1);
+        float[] x = Random(rng, dim), w = Random(rng, dim), y = new float[dim];
+        float[] gate = Random(rng, ffn), up = Random(rng, ffn);
+        float[] cos = Random(rng, maxSeq * d / 2), sin = Random(rng, maxSeq * d / 2);
+        float[] cache = Random(rng, maxSeq * kvHeads * d), scores = Random(rng, maxSeq);
+        float[] scratch = new float[Attention.ScratchLength(pool.ThreadCount, maxSeq)];
+        Report("decode RmsNorm n=2048", Time(() => RmsNorm.Apply(x, w, 1, dim, 1e-5f, y), out _));
+        Report("decode SiluMul n=5632", Time(() => SiluMul.Apply(up, gate.AsSpan()), out _));
+        Report("decode Rope 32x64", Time(() => Rope.Apply(x, 1, heads, d, cos, sin, maxSeq - 1), out _));
+        Report("decode Softmax n=1024", Time(() => Softmax.Apply(scores), out _));
+        Report("decode Residual n=2048", Time(() => Residual.Add(x, y), out _));
+        Report("decode Attention pos=1023", Time(() => Attention.Compute(CpuCapabilities.Best, pool, x, cache, cache, 1, heads, kvHeads, d, maxSeq - 1, scratch, y), out _));
+    }
+
+    private static float[] Random(Random rng, int n)
+    {
+        var values = new float[n];
+        for (int i = 0; i < n; i++)
+            values[i] = rng.NextSingle() - 0.5f;
+        return values;
+    }
+
+    private static void Report(string label, double seconds) =>
+        Console.WriteLine($"{label,-41}    | {seconds * 1e6,8:F2} us |");
 
     /// <summary>One thread's Vector512 FMA throughput: 16 independent chains, registers only.</summary>
     private static void FmaPeak()
