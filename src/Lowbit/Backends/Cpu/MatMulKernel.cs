@@ -121,24 +121,14 @@ internal static unsafe class MatMulKernel
                     Sse.Prefetch1(next + line);
             }
 
-            TV xa = TS.Load(x + i), xb = TS.Load(x + i + c);
-            a0 = TS.MultiplyAdd(TW.Load<TS, TV>(w0, i), xa, a0);
-            a1 = TS.MultiplyAdd(TW.Load<TS, TV>(w1, i), xa, a1);
-            a2 = TS.MultiplyAdd(TW.Load<TS, TV>(w2, i), xa, a2);
-            a3 = TS.MultiplyAdd(TW.Load<TS, TV>(w3, i), xa, a3);
-            b0 = TS.MultiplyAdd(TW.Load<TS, TV>(w0, i + c), xb, b0);
-            b1 = TS.MultiplyAdd(TW.Load<TS, TV>(w1, i + c), xb, b1);
-            b2 = TS.MultiplyAdd(TW.Load<TS, TV>(w2, i + c), xb, b2);
-            b3 = TS.MultiplyAdd(TW.Load<TS, TV>(w3, i + c), xb, b3);
+            Fma4<TS, TV>(TW.Load<TS, TV>(w0, i), TW.Load<TS, TV>(w1, i), TW.Load<TS, TV>(w2, i), TW.Load<TS, TV>(w3, i), TS.Load(x + i), ref a0, ref a1, ref a2, ref a3);
+            nint j = i + c;
+            Fma4<TS, TV>(TW.Load<TS, TV>(w0, j), TW.Load<TS, TV>(w1, j), TW.Load<TS, TV>(w2, j), TW.Load<TS, TV>(w3, j), TS.Load(x + j), ref b0, ref b1, ref b2, ref b3);
         }
 
         if (i <= k - c)
         {
-            TV xa = TS.Load(x + i);
-            a0 = TS.MultiplyAdd(TW.Load<TS, TV>(w0, i), xa, a0);
-            a1 = TS.MultiplyAdd(TW.Load<TS, TV>(w1, i), xa, a1);
-            a2 = TS.MultiplyAdd(TW.Load<TS, TV>(w2, i), xa, a2);
-            a3 = TS.MultiplyAdd(TW.Load<TS, TV>(w3, i), xa, a3);
+            Fma4<TS, TV>(TW.Load<TS, TV>(w0, i), TW.Load<TS, TV>(w1, i), TW.Load<TS, TV>(w2, i), TW.Load<TS, TV>(w3, i), TS.Load(x + i), ref a0, ref a1, ref a2, ref a3);
             i += c;
         }
 
@@ -165,32 +155,28 @@ internal static unsafe class MatMulKernel
         {
             TV v0 = TW.Load<TS, TV>(w0, i), v1 = TW.Load<TS, TV>(w1, i);
             TV v2 = TW.Load<TS, TV>(w2, i), v3 = TW.Load<TS, TV>(w3, i);
-            TV xv = TS.Load(x0 + i);
-            c00 = TS.MultiplyAdd(v0, xv, c00);
-            c01 = TS.MultiplyAdd(v1, xv, c01);
-            c02 = TS.MultiplyAdd(v2, xv, c02);
-            c03 = TS.MultiplyAdd(v3, xv, c03);
-            xv = TS.Load(x1 + i);
-            c10 = TS.MultiplyAdd(v0, xv, c10);
-            c11 = TS.MultiplyAdd(v1, xv, c11);
-            c12 = TS.MultiplyAdd(v2, xv, c12);
-            c13 = TS.MultiplyAdd(v3, xv, c13);
-            xv = TS.Load(x2 + i);
-            c20 = TS.MultiplyAdd(v0, xv, c20);
-            c21 = TS.MultiplyAdd(v1, xv, c21);
-            c22 = TS.MultiplyAdd(v2, xv, c22);
-            c23 = TS.MultiplyAdd(v3, xv, c23);
-            xv = TS.Load(x3 + i);
-            c30 = TS.MultiplyAdd(v0, xv, c30);
-            c31 = TS.MultiplyAdd(v1, xv, c31);
-            c32 = TS.MultiplyAdd(v2, xv, c32);
-            c33 = TS.MultiplyAdd(v3, xv, c33);
+            Fma4<TS, TV>(v0, v1, v2, v3, TS.Load(x0 + i), ref c00, ref c01, ref c02, ref c03);
+            Fma4<TS, TV>(v0, v1, v2, v3, TS.Load(x1 + i), ref c10, ref c11, ref c12, ref c13);
+            Fma4<TS, TV>(v0, v1, v2, v3, TS.Load(x2 + i), ref c20, ref c21, ref c22, ref c23);
+            Fma4<TS, TV>(v0, v1, v2, v3, TS.Load(x3 + i), ref c30, ref c31, ref c32, ref c33);
         }
 
         Finish4<TS, TV, TW>(c00, c01, c02, c03, x0, w, rowBytes, i, k, y, accumulate);
         Finish4<TS, TV, TW>(c10, c11, c12, c13, x1, w, rowBytes, i, k, y + n, accumulate);
         Finish4<TS, TV, TW>(c20, c21, c22, c23, x2, w, rowBytes, i, k, y + (2 * n), accumulate);
         Finish4<TS, TV, TW>(c30, c31, c32, c33, x3, w, rowBytes, i, k, y + (3 * n), accumulate);
+    }
+
+    /// <summary>One token's step of a tile: c_j += v_j·x for the 4 weight rows j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma4<TS, TV>(TV v0, TV v1, TV v2, TV v3, TV x, ref TV c0, ref TV c1, ref TV c2, ref TV c3)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
+        c0 = TS.MultiplyAdd(v0, x, c0);
+        c1 = TS.MultiplyAdd(v1, x, c1);
+        c2 = TS.MultiplyAdd(v2, x, c2);
+        c3 = TS.MultiplyAdd(v3, x, c3);
     }
 
     /// <summary>One token's 4 outputs: the 4 accumulators' sums plus the scalar K tail [from, k), stored to
