@@ -30,6 +30,7 @@ public sealed unsafe class CpuThreadPool : IDisposable
     private int _pending;
     private int _sleepers;
     private int _busy;
+    private int _disposed;
     private volatile bool _stopping;
 
     /// <param name="threadCount">Threads that work, the caller included (so threadCount − 1 are started).</param>
@@ -170,10 +171,15 @@ public sealed unsafe class CpuThreadPool : IDisposable
         return generation;
     }
 
+    /// <summary>Stops the workers. Waits for a call in progress first, and keeps the pool marked busy, so a
+    /// call racing with Dispose runs inline instead of waiting for workers that have gone.</summary>
     public void Dispose()
     {
-        if (_stopping)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
+        var spin = default(SpinWait);
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
+            spin.SpinOnce();
         _stopping = true;
         Interlocked.Increment(ref _generation);
         lock (_gate)

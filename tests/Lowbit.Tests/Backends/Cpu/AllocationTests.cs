@@ -47,6 +47,27 @@ public unsafe class AllocationTests
         Assert.Equal(3 * 10_003 * 1000, sum - 2000);
     }
 
+    /// <summary>Here because it swaps the process-wide pool: no other test runs meanwhile.</summary>
+    [Fact]
+    public void SharedThreadCountCanBeSet()
+    {
+        CpuThreadPool before = CpuThreadPool.Shared;
+        int threads = before.ThreadCount + 1;
+        try
+        {
+            CpuThreadPool.SetSharedThreadCount(threads);
+            Assert.Equal(threads, CpuThreadPool.Shared.ThreadCount);
+            Assert.Throws<ObjectDisposedException>(() => before.Run(&Nothing, null, 100)); // not a hang
+        }
+        finally
+        {
+            CpuThreadPool.SetSharedThreadCount(Environment.ProcessorCount);
+        }
+
+        Assert.Equal(Environment.ProcessorCount, CpuThreadPool.Shared.ThreadCount);
+        Assert.True(CpuCapabilities.IsSupported(CpuCapabilities.Best));
+    }
+
     [Fact]
     public void DecodeKernelsAllocateNothing()
     {
