@@ -76,7 +76,9 @@ public static unsafe class Attention
                 KvDim = kvDim,
                 StartPos = startPos,
                 MaxSeq = maxSeq,
-                Parts = Math.Min(Math.Min(pool.ThreadCount, scratch.Length / maxSeq), m * heads),
+                // Short contexts of small heads run on one thread, like small matrix products.
+                Parts = (long)m * heads * headDim * (startPos + m) < MatMul.MinParallelMacs ? 1
+                    : Math.Min(Math.Min(pool.ThreadCount, scratch.Length / maxSeq), m * heads),
                 Scale = 1f / MathF.Sqrt(headDim),
             };
             delegate*<void*, int, int, void> work = level switch

@@ -19,6 +19,10 @@ public static unsafe class MatMul
     /// <summary>Output rows per work item: the row-group of the register tile.</summary>
     internal const int RowBlock = 4;
 
+    /// <summary>Multiply-adds below which a product runs on one thread: 64K is ~5 us on one core, the
+    /// order of a worker's wake-up on a busy machine (stories260K's layers are all below it).</summary>
+    internal const long MinParallelMacs = 1 << 16;
+
     /// <summary>Row blocks are handed out in about this many grabs per thread (see MatMulKernel.Worker).</summary>
     private const int GrabsPerThread = 16;
 
@@ -64,7 +68,9 @@ public static unsafe class MatMul
                 Blocks = blocks,
                 Grab = Math.Max(1, blocks / (GrabsPerThread * pool.ThreadCount)),
             };
-            pool.Run(Select(level, w.DType), &job, Math.Min(pool.ThreadCount, blocks));
+            // A product too small to pay for waking a worker (a few microseconds) runs on the caller alone.
+            int parts = (long)m * n * k < MinParallelMacs ? 1 : Math.Min(pool.ThreadCount, blocks);
+            pool.Run(Select(level, w.DType), &job, parts);
         }
     }
 
