@@ -1,0 +1,196 @@
+using System.Runtime.CompilerServices;
+using Lowbit.Quantization.Formats;
+
+namespace Lowbit.Backends.Cpu.Kernels;
+
+/// <summary>
+/// y[m, n] = Σ_k x[m, k]·((q[n, k] − 8)·s[n, g] + z[n, g]), g = k / G, q in the <see cref="Int4GroupedWeight"/>
+/// layout. Decode folds the zero point out of the inner loop:
+/// y[n] = Σ_g s[n, g]·(Σ_{k∈g} x[k]·q[n, k]) + (z[n, g] − 8·s[n, g])·X[g], X[g] = Σ_{k∈g} x[k] computed once
+/// per call. A 16-byte load widened to 16 int32 lanes gives 16 elements by &amp; 15 and the next 16 by &gt;&gt; 4
+/// (the layout's point), each converted and FMA'd once: one FMA per element; 4 rows × (low, high) = 8 chains.
+/// Prefill: <see cref="PackedLinear"/> unpacks 4 rows to f32 and runs the dense 4×4 tile.
+/// Decode N=5632, K=2048, G=64: 5.8 MB nibbles + 0.7 MB bf16 scales/zeros + 8 KB x; 23 MFLOP
+/// (3.6 FLOP/byte, memory-bound). Floor: bytes ÷ stream bandwidth, see docs/cpu-kernels.md.
+/// Measured: see docs/cpu-kernels.md ("int4wo").
+/// </summary>
+internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
+{
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
+    public static void Compute(ReadOnlySpan<float> x, int m, Int4GroupedWeight weight, Span<float> y) =>
+        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
+
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int4GroupedWeight weight, Span<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        int n = weight.OutFeatures, k = weight.InFeatures, g = weight.GroupSize;
+        if (!PackedLinear.Check(weight.FormatName, x.Length, m, n, k, y.Length))
+            return;
+        // Group sums of token 0's x, for the decode path (a few hundred floats at most).
+        int groups = m == 1 ? k / g : 0;
+        float* sums = stackalloc float[groups];
+        for (int i = 0; i < groups; i++)
+        {
+            float s = 0;
+            foreach (float v in x.Slice(i * g, g))
+                s += v;
+            sums[i] = s;
+        }
+
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            var job = new PackedJob
+            {
+                Q = (byte*)weight.Packed.Data,
+                RowBytes = k / 2,
+                Scales = (byte*)weight.Scales.Data,
+                Zeros = (byte*)weight.Zeros.Data,
+                ScaleDType = weight.Scales.DType,
+                GroupSize = g,
+                X = px,
+                XSums = sums,
+                Y = py,
+                M = m,
+                N = n,
+                K = k,
+            };
+            PackedLinear.Run<Int4GroupedGemv>(level, pool, &job);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Dot4<TS, TV, TQ>(PackedJob* job, int row, float* y)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TQ : IPackedLoads<TV>
+    {
+        nint rowBytes = job->RowBytes;
+        byte* q0 = job->Q + (row * rowBytes), q1 = q0 + rowBytes, q2 = q1 + rowBytes, q3 = q2 + rowBytes;
+        int groups = job->K / job->GroupSize;
+        ushort* s0 = (ushort*)job->Scales + ((nint)row * groups), s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
+        ushort* z0 = (ushort*)job->Zeros + ((nint)row * groups), z1 = z0 + groups, z2 = z1 + groups, z3 = z2 + groups;
+        float* x = job->X;
+        float* sums = job->XSums;
+        int chunksPerGroup = job->GroupSize / Int4GroupedWeight.ChunkElements;
+        nint c = TS.Count;
+        TV y0 = TS.Zero, y1 = TS.Zero, y2 = TS.Zero, y3 = TS.Zero;
+        float b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+        nint chunk = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            TV l0 = TS.Zero, l1 = TS.Zero, l2 = TS.Zero, l3 = TS.Zero;
+            TV h0 = TS.Zero, h1 = TS.Zero, h2 = TS.Zero, h3 = TS.Zero;
+            for (nint end = chunk + chunksPerGroup; chunk < end; chunk++)
+            {
+                float* xc = x + (chunk * 32);
+                nint b = chunk * 16;
+                for (nint j = 0; j < 16; j += c)
+                {
+                    TV xl = TS.Load(xc + j), xh = TS.Load(xc + 16 + j);
+                    TQ.LoadUInt4(q0 + b + j, out TV lo, out TV hi);
+                    l0 = TS.MultiplyAdd(lo, xl, l0);
+                    h0 = TS.MultiplyAdd(hi, xh, h0);
+                    TQ.LoadUInt4(q1 + b + j, out lo, out hi);
+                    l1 = TS.MultiplyAdd(lo, xl, l1);
+                    h1 = TS.MultiplyAdd(hi, xh, h1);
+                    TQ.LoadUInt4(q2 + b + j, out lo, out hi);
+                    l2 = TS.MultiplyAdd(lo, xl, l2);
+                    h2 = TS.MultiplyAdd(hi, xh, h2);
+                    TQ.LoadUInt4(q3 + b + j, out lo, out hi);
+                    l3 = TS.MultiplyAdd(lo, xl, l3);
+                    h3 = TS.MultiplyAdd(hi, xh, h3);
+                }
+            }
+
+            float sg = sums[g];
+            y0 = Fold<TS, TV>(l0, h0, s0[g], z0[g], sg, y0, ref b0);
+            y1 = Fold<TS, TV>(l1, h1, s1[g], z1[g], sg, y1, ref b1);
+            y2 = Fold<TS, TV>(l2, h2, s2[g], z2[g], sg, y2, ref b2);
+            y3 = Fold<TS, TV>(l3, h3, s3[g], z3[g], sg, y3, ref b3);
+        }
+
+        y[0] = TS.Sum(y0) + b0;
+        y[1] = TS.Sum(y1) + b1;
+        y[2] = TS.Sum(y2) + b2;
+        y[3] = TS.Sum(y3) + b3;
+    }
+
+    public static float Dot1<TS, TV, TQ>(PackedJob* job, int row)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TQ : IPackedLoads<TV>
+    {
+        byte* q = job->Q + (row * job->RowBytes);
+        int groups = job->K / job->GroupSize;
+        ushort* s = (ushort*)job->Scales + ((nint)row * groups);
+        ushort* z = (ushort*)job->Zeros + ((nint)row * groups);
+        int chunksPerGroup = job->GroupSize / Int4GroupedWeight.ChunkElements;
+        nint c = TS.Count;
+        TV y = TS.Zero;
+        float bias = 0;
+        nint chunk = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            TV l = TS.Zero, h = TS.Zero;
+            for (nint end = chunk + chunksPerGroup; chunk < end; chunk++)
+            {
+                float* xc = job->X + (chunk * 32);
+                for (nint j = 0; j < 16; j += c)
+                {
+                    TQ.LoadUInt4(q + (chunk * 16) + j, out TV lo, out TV hi);
+                    l = TS.MultiplyAdd(lo, TS.Load(xc + j), l);
+                    h = TS.MultiplyAdd(hi, TS.Load(xc + 16 + j), h);
+                }
+            }
+
+            y = Fold<TS, TV>(l, h, s[g], z[g], job->XSums[g], y, ref bias);
+        }
+
+        return TS.Sum(y) + bias;
+    }
+
+    public static void Unpack<TS, TV, TQ>(PackedJob* job, int row, float* destination)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TQ : IPackedLoads<TV>
+    {
+        byte* q = job->Q + (row * job->RowBytes);
+        int groups = job->K / job->GroupSize;
+        ushort* s = (ushort*)job->Scales + ((nint)row * groups);
+        ushort* z = (ushort*)job->Zeros + ((nint)row * groups);
+        int chunksPerGroup = job->GroupSize / Int4GroupedWeight.ChunkElements;
+        nint c = TS.Count;
+        TV mid = TS.Broadcast(8f);
+        nint chunk = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            // (q − 8)·s + z as two roundings, like the reference (no FMA): the unpacked row is bit-exact.
+            TV sv = TS.Broadcast(Bf16(s[g])), zv = TS.Broadcast(Bf16(z[g]));
+            for (nint end = chunk + chunksPerGroup; chunk < end; chunk++)
+            {
+                float* d = destination + (chunk * 32);
+                for (nint j = 0; j < 16; j += c)
+                {
+                    TQ.LoadUInt4(q + (chunk * 16) + j, out TV lo, out TV hi);
+                    TS.Store(d + j, TS.Add(TS.Multiply(TS.Subtract(lo, mid), sv), zv));
+                    TS.Store(d + 16 + j, TS.Add(TS.Multiply(TS.Subtract(hi, mid), sv), zv));
+                }
+            }
+        }
+    }
+
+    /// <summary>One finished group of one row: y += s·(Σ x·q) in the vector, bias += (z − 8s)·Σx in scalar.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV Fold<TS, TV>(TV low, TV high, ushort scale, ushort zero, float xSum, TV y, ref float bias)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
+        float s = Bf16(scale);
+        bias += (Bf16(zero) - (8f * s)) * xSum;
+        return TS.MultiplyAdd(TS.Add(low, high), TS.Broadcast(s), y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Bf16(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+}
