@@ -68,14 +68,15 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
         nint rowBytes = job->RowBytes;
         byte* q0 = job->Q + (row * rowBytes), q1 = q0 + rowBytes, q2 = q1 + rowBytes, q3 = q2 + rowBytes;
         int groups = job->K / job->GroupSize;
-        ushort* s0 = (ushort*)job->Scales + ((nint)row * groups), s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
-        ushort* z0 = (ushort*)job->Zeros + ((nint)row * groups), z1 = z0 + groups, z2 = z1 + groups, z3 = z2 + groups;
+        // The 4 rows' scales in f32, so the per-group multiply is one FMA with a broadcast operand.
+        float* s0 = stackalloc float[4 * groups];
+        float* s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
+        float b0 = Prepare<TS, TV>(job, row, s0), b1 = Prepare<TS, TV>(job, row + 1, s1);
+        float b2 = Prepare<TS, TV>(job, row + 2, s2), b3 = Prepare<TS, TV>(job, row + 3, s3);
         float* x = job->X;
-        float* sums = job->XSums;
         int chunksPerGroup = job->GroupSize / Int4GroupedWeight.ChunkElements;
         nint c = TS.Count;
         TV y0 = TS.Zero, y1 = TS.Zero, y2 = TS.Zero, y3 = TS.Zero;
-        float b0 = 0, b1 = 0, b2 = 0, b3 = 0;
         nint chunk = 0;
         for (int g = 0; g < groups; g++)
         {
@@ -103,11 +104,10 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
                 }
             }
 
-            float sg = sums[g];
-            y0 = Fold<TS, TV>(l0, h0, s0[g], z0[g], sg, y0, ref b0);
-            y1 = Fold<TS, TV>(l1, h1, s1[g], z1[g], sg, y1, ref b1);
-            y2 = Fold<TS, TV>(l2, h2, s2[g], z2[g], sg, y2, ref b2);
-            y3 = Fold<TS, TV>(l3, h3, s3[g], z3[g], sg, y3, ref b3);
+            y0 = TS.MultiplyAdd(TS.Add(l0, h0), TS.Broadcast(s0[g]), y0);
+            y1 = TS.MultiplyAdd(TS.Add(l1, h1), TS.Broadcast(s1[g]), y1);
+            y2 = TS.MultiplyAdd(TS.Add(l2, h2), TS.Broadcast(s2[g]), y2);
+            y3 = TS.MultiplyAdd(TS.Add(l3, h3), TS.Broadcast(s3[g]), y3);
         }
 
         y[0] = TS.Sum(y0) + b0;
@@ -123,12 +123,11 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
     {
         byte* q = job->Q + (row * job->RowBytes);
         int groups = job->K / job->GroupSize;
-        ushort* s = (ushort*)job->Scales + ((nint)row * groups);
-        ushort* z = (ushort*)job->Zeros + ((nint)row * groups);
+        float* s = stackalloc float[groups];
+        float bias = Prepare<TS, TV>(job, row, s);
         int chunksPerGroup = job->GroupSize / Int4GroupedWeight.ChunkElements;
         nint c = TS.Count;
         TV y = TS.Zero;
-        float bias = 0;
         nint chunk = 0;
         for (int g = 0; g < groups; g++)
         {
@@ -144,10 +143,41 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
                 }
             }
 
-            y = Fold<TS, TV>(l, h, s[g], z[g], job->XSums[g], y, ref bias);
+            y = TS.MultiplyAdd(TS.Add(l, h), TS.Broadcast(s[g]), y);
         }
 
         return TS.Sum(y) + bias;
+    }
+
+    /// <summary>Widens row <paramref name="row"/>'s bf16 scales into <paramref name="scales"/> and returns its
+    /// zero-point term Σ_g (z[g] − 8·s[g])·X[g], both vectorized over groups.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Prepare<TS, TV>(PackedJob* job, int row, float* scales)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
+        int groups = job->K / job->GroupSize;
+        ushort* s = (ushort*)job->Scales + ((nint)row * groups);
+        ushort* z = (ushort*)job->Zeros + ((nint)row * groups);
+        float* sums = job->XSums;
+        TV eight = TS.Broadcast(8f), acc = TS.Zero;
+        nint c = TS.Count, g = 0;
+        for (; g <= groups - c; g += c)
+        {
+            TV sv = TS.LoadBf16(s + g);
+            TS.Store(scales + g, sv);
+            acc = TS.MultiplyAdd(TS.Subtract(TS.LoadBf16(z + g), TS.Multiply(eight, sv)), TS.Load(sums + g), acc);
+        }
+
+        float bias = TS.Sum(acc);
+        for (; g < groups; g++)
+        {
+            float sg = Bf16(s[g]);
+            scales[g] = sg;
+            bias += (Bf16(z[g]) - (8f * sg)) * sums[g];
+        }
+
+        return bias;
     }
 
     public static void Unpack<TS, TV, TQ>(PackedJob* job, int row, float* destination)
@@ -178,17 +208,6 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
                 }
             }
         }
-    }
-
-    /// <summary>One finished group of one row: y += s·(Σ x·q) in the vector, bias += (z − 8s)·Σx in scalar.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Fold<TS, TV>(TV low, TV high, ushort scale, ushort zero, float xSum, TV y, ref float bias)
-        where TS : ISimd<TV>
-        where TV : unmanaged
-    {
-        float s = Bf16(scale);
-        bias += (Bf16(zero) - (8f * s)) * xSum;
-        return TS.MultiplyAdd(TS.Add(low, high), TS.Broadcast(s), y);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

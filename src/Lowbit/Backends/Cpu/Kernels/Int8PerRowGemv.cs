@@ -82,10 +82,14 @@ internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
             i += c;
         }
 
-        y[0] = (TS.Sum(TS.Add(a0, b0)) + Tail(x, w0, i, k)) * Scale(job, row);
-        y[1] = (TS.Sum(TS.Add(a1, b1)) + Tail(x, w1, i, k)) * Scale(job, row + 1);
-        y[2] = (TS.Sum(TS.Add(a2, b2)) + Tail(x, w2, i, k)) * Scale(job, row + 2);
-        y[3] = (TS.Sum(TS.Add(a3, b3)) + Tail(x, w3, i, k)) * Scale(job, row + 3);
+        // Every vector is reduced before Scale, which may call out (f16 scales): accumulators live across a
+        // call get spilled inside the loop by the JIT.
+        float d0 = TS.Sum(TS.Add(a0, b0)) + Tail(x, w0, i, k), d1 = TS.Sum(TS.Add(a1, b1)) + Tail(x, w1, i, k);
+        float d2 = TS.Sum(TS.Add(a2, b2)) + Tail(x, w2, i, k), d3 = TS.Sum(TS.Add(a3, b3)) + Tail(x, w3, i, k);
+        y[0] = d0 * Scale(job, row);
+        y[1] = d1 * Scale(job, row + 1);
+        y[2] = d2 * Scale(job, row + 2);
+        y[3] = d3 * Scale(job, row + 3);
     }
 
     public static float Dot1<TS, TV, TQ>(PackedJob* job, int row)
@@ -101,7 +105,8 @@ internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
         nint i = 0;
         for (; i <= k - c; i += c)
             a = TS.MultiplyAdd(TQ.LoadInt8(w + i), TS.Load(x + i), a);
-        return (TS.Sum(a) + Tail(x, w, i, k)) * Scale(job, row);
+        float d = TS.Sum(a) + Tail(x, w, i, k);
+        return d * Scale(job, row);
     }
 
     public static void Unpack<TS, TV, TQ>(PackedJob* job, int row, float* destination)
