@@ -15,8 +15,14 @@ public static class LinearCommand
 {
     public static readonly IReadOnlyDictionary<string, bool> Options = new Dictionary<string, bool>
     {
-        ["--threads"] = true, ["--dim"] = true, ["--hidden"] = true, ["--kv-dim"] = true, ["--layers"] = true,
-        ["--reps"] = true, ["--format"] = true, ["--bw-mb"] = true,
+        ["--threads"] = true,
+        ["--dim"] = true,
+        ["--hidden"] = true,
+        ["--kv-dim"] = true,
+        ["--layers"] = true,
+        ["--reps"] = true,
+        ["--format"] = true,
+        ["--bw-mb"] = true,
     };
 
     public static int Run(Args args)
