@@ -14,6 +14,6 @@ public static class QuantConfigs
         "int4wo-64" => new Int4WeightOnlyConfig(64),
         "int4wo-128" => new Int4WeightOnlyConfig(128),
         "int4wo-256" => new Int4WeightOnlyConfig(256),
-        _ => throw new ArgumentException($"Unknown quantization \"{shortName}\"; valid names: {string.Join(", ", Names)}.", nameof(shortName)),
+        _ => throw new ArgumentException($"Unknown quantization \"{shortName}\"; valid names: {string.Join(", ", Names)}."),
     };
 }
