@@ -86,6 +86,7 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
             {
                 float* xc = x + (chunk * 32);
                 nint b = chunk * 16;
+                PackedLinear.Prefetch(q0 + b, q1 + b, q2 + b, q3 + b, 4 * rowBytes);
                 for (nint j = 0; j < 16; j += c)
                 {
                     TV xl = TS.Load(xc + j), xh = TS.Load(xc + 16 + j);

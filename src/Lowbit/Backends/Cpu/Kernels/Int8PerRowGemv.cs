@@ -61,6 +61,7 @@ internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
         nint i = 0;
         for (; i <= k - (2 * c); i += 2 * c)
         {
+            PackedLinear.Prefetch((byte*)w0 + i, (byte*)w1 + i, (byte*)w2 + i, (byte*)w3 + i, 4 * rowBytes);
             TV xa = TS.Load(x + i), xb = TS.Load(x + i + c);
             a0 = TS.MultiplyAdd(TQ.LoadInt8(w0 + i), xa, a0);
             a1 = TS.MultiplyAdd(TQ.LoadInt8(w1 + i), xa, a1);

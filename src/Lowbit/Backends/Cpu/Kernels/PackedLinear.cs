@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Lowbit.Tensors;
 
 namespace Lowbit.Backends.Cpu.Kernels;
@@ -65,6 +67,22 @@ internal static unsafe class PackedLinear
 
     [ThreadStatic]
     private static int t_scratchLength;
+
+    /// <summary>Software prefetch for the GEMVs: each of a 4-row block's streams fetches the same position of
+    /// the next block, <paramref name="ahead"/> = 4 rows further on (rows are contiguous, so the next block is the
+    /// next 4·RowBytes). The hardware prefetchers alone keep too few misses in flight at 4 streams per thread.
+    /// A prefetch past the weight's end never faults.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Prefetch(byte* a, byte* b, byte* c, byte* d, nint ahead)
+    {
+        if (Sse.IsSupported)
+        {
+            Sse.Prefetch0(a + ahead);
+            Sse.Prefetch0(b + ahead);
+            Sse.Prefetch0(c + ahead);
+            Sse.Prefetch0(d + ahead);
+        }
+    }
 
     /// <summary>Checks the call's sizes; true when there is any work.</summary>
     public static bool Check(string format, int xLength, int m, int n, int k, int yLength)

@@ -19,8 +19,8 @@ internal unsafe interface IPackedLoads<TV>
     static abstract void LoadUInt4(byte* p, out TV low, out TV high);
 }
 
-/// <summary>AVX-512: vpmovsxbd + vcvtdq2ps for int8; for nibbles vpmovzxbd then vpermps into the table
-/// 0f..15f, which reads only bits 3..0 of each lane's index, so the low nibble needs no mask.</summary>
+/// <summary>AVX-512: vpmovsxbd/vpmovzxbd from 16 bytes, then vcvtdq2ps. (vpermps into a 0..15 table, which
+/// needs no mask for the low nibble, measured no faster on Zen 5.)</summary>
 internal unsafe struct Packed512 : IPackedLoads<Vector512<float>>
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -30,10 +30,9 @@ internal unsafe struct Packed512 : IPackedLoads<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadUInt4(byte* p, out Vector512<float> low, out Vector512<float> high)
     {
-        Vector512<float> nibbles = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
-        low = Avx512F.PermuteVar16x32(nibbles, v);
-        high = Avx512F.PermuteVar16x32(nibbles, Vector512.ShiftRightLogical(v, 4));
+        low = Avx512F.ConvertToVector512Single(v & Vector512.Create(15));
+        high = Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(v, 4));
     }
 }
 
