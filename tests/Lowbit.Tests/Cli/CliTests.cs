@@ -125,7 +125,7 @@ public sealed class CliTests : IDisposable
     [Fact]
     public void Every_command_has_help()
     {
-        foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"] })
+        foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"], ["quantize"] })
         {
             var r = Lowbit([.. command, "--help"]);
             Assert.Equal(0, r.ExitCode);
@@ -167,6 +167,20 @@ public sealed class CliTests : IDisposable
     [Fact]
     public void Unknown_quant_name_is_one_clear_line_listing_the_valid_ones() =>
         AssertOneLineError(Lowbit("generate", "hi", "--quant", "int3wo"), "--quant", "int3wo", "int8wo", "int4wo-32", "int4wo-256");
+
+    [Fact]
+    public void Quantize_writes_a_directory_that_generate_loads()
+    {
+        string outDir = _dir.File("int4");
+        var q = Lowbit("quantize", "--quant", "int4wo-32", "-o", outDir);
+        Assert.Equal(0, q.ExitCode);
+        Assert.Contains("int4wo-32: 30 layers quantized, 6 left unquantized", q.Output);
+        var direct = Lowbit("generate", "Once upon a time", "-n", "8", "--quant", "int4wo-32");
+        var loaded = Lowbit("generate", "Once upon a time", "-n", "8", "--model", outDir);
+        Assert.Equal(0, loaded.ExitCode);
+        Assert.Equal(direct.Output, loaded.Output);
+        AssertOneLineError(Lowbit("quantize", "--quant", "int4wo-32", "-o", outDir), outDir, "not empty");
+    }
 
     public void Dispose() => _dir.Dispose();
 }

@@ -9,9 +9,13 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// two accumulators per row, 4 rows at a time (8 FMA chains); the row's scale multiplies the finished sum.
 /// Prefill: <see cref="PackedLinear"/> unpacks 4 rows to f32 and runs the dense 4×4 tile.
 /// Decode N=5632, K=2048 (a 1.1B model's MLP up projection): 11.5 MB int8 + 22 KB scales + 8 KB x;
-/// 23 MFLOP (2 FLOP/byte, memory-bound). Floor at the machine's stream bandwidth: see docs/cpu-kernels.md
-/// (bytes ÷ GB/s); the kernel issues 3 µops per 16 weight bytes (load-widen, convert, FMA).
-/// Measured: see docs/cpu-kernels.md ("int8wo").
+/// 23 MFLOP (2 FLOP/byte, memory-bound on paper). Floor at the 30 GB/s one core streams here: 0.38 ms.
+/// Cost: 3 vector µops per 16 weights (widen-load, convert, FMA), the same as the bf16 kernel's, so the speed-up
+/// over bf16 comes only from halving the bytes; the next 4-row block is software-prefetched.
+/// Measured 2026-11-24, AMD EPYC Zen 5 VM shared with other jobs (load average ~2), `lowbit-bench linear
+/// --threads 1` (3 blocks of dim 2048 / hidden 5632, 132 MB int8): 13.2 GB/s, 44% of the 30.1 GB/s read in the
+/// same run, 1.83x the bf16 kernel; 2 threads 1.96x (20.8 GB/s, 49%). In L3 one core reaches ~25 G weights/s:
+/// this kernel is compute-bound at about half the bandwidth, below the 85% target.
 /// </summary>
 internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
 {
