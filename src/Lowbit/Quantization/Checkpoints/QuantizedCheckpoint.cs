@@ -80,15 +80,9 @@ public static class QuantizedCheckpoint
         using var weights = ModelLoader.LoadWeights(checkpoint, modelConfig);
         var report = Quantizer.Quantize(weights, config, filter);
 
-        outDir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
-        if (Path.GetFullPath(checkpoint.Directory) == outDir)
+        if (Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir)) == Path.TrimEndingDirectorySeparator(checkpoint.Directory))
             throw new IOException($"{outDir}: the output directory must differ from the model directory.");
-        if (!overwrite && Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            throw new IOException($"{outDir} exists and is not empty; pass overwrite to replace it.");
-        Directory.CreateDirectory(Path.GetDirectoryName(outDir)!);
-        string temp = AtomicPath.TempSibling(outDir);
-        Directory.CreateDirectory(temp);
-        try
+        AtomicPath.WriteDirectory(outDir, overwrite, temp =>
         {
             foreach (string file in Directory.EnumerateFiles(checkpoint.Directory))
             {
@@ -98,13 +92,7 @@ public static class QuantizedCheckpoint
             }
 
             WriteTensors(checkpoint, weights, config, Path.Combine(temp, CheckpointTensors.SingleFileName));
-            AtomicPath.ReplaceDirectory(temp, outDir, overwrite);
-        }
-        catch
-        {
-            AtomicPath.TryDelete(temp);
-            throw;
-        }
+        });
 
         return report;
     }

@@ -28,41 +28,21 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int4GroupedWeight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
-        int n = weight.OutFeatures, k = weight.InFeatures, g = weight.GroupSize;
-        if (!PackedLinear.Check(weight.FormatName, x.Length, m, n, k, y.Length))
-            return;
-        // Group sums of token 0's x, for the decode path (a few hundred floats at most).
-        int groups = m == 1 ? k / g : 0;
-        float* sums = stackalloc float[groups];
-        for (int i = 0; i < groups; i++)
+        PackedLinear.Compute<Int4GroupedGemv>(level, pool, weight.FormatName, x, m, new PackedJob
         {
-            float s = 0;
-            foreach (float v in x.Slice(i * g, g))
-                s += v;
-            sums[i] = s;
-        }
-
-        fixed (float* px = x)
-        fixed (float* py = y)
-        {
-            var job = new PackedJob
-            {
-                Q = (byte*)weight.Packed.Data,
-                RowBytes = k / 2,
-                Scales = (byte*)weight.Scales.Data,
-                Zeros = (byte*)weight.Zeros.Data,
-                ScaleDType = weight.Scales.DType,
-                GroupSize = g,
-                X = px,
-                XSums = sums,
-                Y = py,
-                M = m,
-                N = n,
-                K = k,
-            };
-            PackedLinear.Run<Int4GroupedGemv>(level, pool, &job);
-        }
+            Q = (byte*)weight.Packed.Data,
+            RowBytes = weight.InFeatures / 2,
+            Scales = (byte*)weight.Scales.Data,
+            Zeros = (byte*)weight.Zeros.Data,
+            ScaleDType = weight.Scales.DType,
+            GroupSize = weight.GroupSize,
+            N = weight.OutFeatures,
+            K = weight.InFeatures,
+        }, y);
     }
+
+    /// <summary>The zero-point term (z − 8s)·Σx needs each group's Σx.</summary>
+    public static bool UsesGroupSums => true;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dot4<TS, TV, TQ>(PackedJob* job, int row, float* y)

@@ -26,28 +26,19 @@ internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int8PerRowWeight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
-        int n = weight.OutFeatures, k = weight.InFeatures;
-        if (!PackedLinear.Check(weight.FormatName, x.Length, m, n, k, y.Length))
-            return;
-        fixed (float* px = x)
-        fixed (float* py = y)
+        PackedLinear.Compute<Int8PerRowGemv>(level, pool, weight.FormatName, x, m, new PackedJob
         {
-            var job = new PackedJob
-            {
-                Q = (byte*)weight.Data.Data,
-                RowBytes = k,
-                Scales = (byte*)weight.Scales.Data,
-                ScaleDType = weight.Scales.DType,
-                GroupSize = k,
-                X = px,
-                Y = py,
-                M = m,
-                N = n,
-                K = k,
-            };
-            PackedLinear.Run<Int8PerRowGemv>(level, pool, &job);
-        }
+            Q = (byte*)weight.Data.Data,
+            RowBytes = weight.InFeatures,
+            Scales = (byte*)weight.Scales.Data,
+            ScaleDType = weight.Scales.DType,
+            GroupSize = weight.InFeatures,
+            N = weight.OutFeatures,
+            K = weight.InFeatures,
+        }, y);
     }
+
+    public static bool UsesGroupSums => false;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dot4<TS, TV, TQ>(PackedJob* job, int row, float* y)

@@ -28,6 +28,9 @@ internal unsafe struct PackedJob
 /// prefill path is as exact as a dense f32 matmul of the dequantized weight).</summary>
 internal unsafe interface IPackedFormat
 {
+    /// <summary>Whether the GEMV reads <see cref="PackedJob.XSums"/> (formats with zero points fold them with it).</summary>
+    static abstract bool UsesGroupSums { get; }
+
     /// <summary>y[0..4) = x(token 0) · deq(W[row..row + 4)).</summary>
     static abstract void Dot4<TS, TV, TQ>(PackedJob* job, int row, float* y)
         where TS : ISimd<TV>
@@ -84,29 +87,48 @@ internal static unsafe class PackedLinear
         }
     }
 
-    /// <summary>Checks the call's sizes; true when there is any work.</summary>
-    public static bool Check(string format, int xLength, int m, int n, int k, int yLength)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(m);
-        if ((long)m * k != xLength)
-            throw new ArgumentException($"{format} linear: x has {xLength} elements; m·K = {m}·{k} expected.", "x");
-        if ((long)m * n != yLength)
-            throw new ArgumentException($"{format} linear: y has {yLength} elements; m·N = {m}·{n} expected.", "y");
-        return m > 0 && n > 0;
-    }
-
-    /// <summary>Runs <paramref name="job"/> (filled in by the format) at <paramref name="level"/>.</summary>
-    public static void Run<TF>(SimdLevel level, CpuThreadPool pool, PackedJob* job)
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ for the weight described by <paramref name="weight"/> (its Q, RowBytes,
+    /// Scales, Zeros, ScaleDType, GroupSize, N and K; the rest is filled in here) at <paramref name="level"/>.</summary>
+    public static void Compute<TF>(SimdLevel level, CpuThreadPool pool, string format, ReadOnlySpan<float> x, int m, PackedJob weight, Span<float> y)
         where TF : IPackedFormat
     {
         ArgumentNullException.ThrowIfNull(pool);
-        delegate*<void*, int, int, void> work = level switch
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        int n = weight.N, k = weight.K;
+        if ((long)m * k != x.Length)
+            throw new ArgumentException($"{format} linear: x has {x.Length} elements; m·K = {m}·{k} expected.", nameof(x));
+        if ((long)m * n != y.Length)
+            throw new ArgumentException($"{format} linear: y has {y.Length} elements; m·N = {m}·{n} expected.", nameof(y));
+        if (m == 0 || n == 0)
+            return;
+
+        // Decode: Σ x over each group, once per call (a few hundred floats at most).
+        int groups = m == 1 && TF.UsesGroupSums ? k / weight.GroupSize : 0;
+        float* sums = stackalloc float[groups];
+        for (int g = 0; g < groups; g++)
         {
-            SimdLevel.Avx512 => &Rows<TF, Simd512, Vector512<float>, Packed512>,
-            SimdLevel.Avx2 => &Rows<TF, Simd256, Vector256<float>, Packed256>,
-            _ => &Rows<TF, SimdScalar, float, PackedScalar>,
-        };
-        pool.Run(work, job, (job->N + RowBlock - 1) / RowBlock);
+            float s = 0;
+            foreach (float v in x.Slice(g * weight.GroupSize, weight.GroupSize))
+                s += v;
+            sums[g] = s;
+        }
+
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            PackedJob job = weight;
+            job.X = px;
+            job.XSums = sums;
+            job.Y = py;
+            job.M = m;
+            delegate*<void*, int, int, void> work = level switch
+            {
+                SimdLevel.Avx512 => &Rows<TF, Simd512, Vector512<float>, Packed512>,
+                SimdLevel.Avx2 => &Rows<TF, Simd256, Vector256<float>, Packed256>,
+                _ => &Rows<TF, SimdScalar, float, PackedScalar>,
+            };
+            pool.Run(work, &job, (n + RowBlock - 1) / RowBlock);
+        }
     }
 
     /// <summary>Pool work item: row blocks [start, end).</summary>
