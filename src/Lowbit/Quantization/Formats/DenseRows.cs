@@ -17,6 +17,15 @@ internal static unsafe class DenseRows
         return (dense.Shape[0], dense.Shape[1]);
     }
 
+    /// <summary>Runs <paramref name="quantizeRow"/>(row, f32 scratch [K], int scratch [K]) for every row, rows
+    /// spread over the cores (each row writes only its own output), with scratch arrays per worker.</summary>
+    public static void ForEachRow(int rows, int k, Action<int, float[], int[]> quantizeRow) =>
+        Parallel.For(0, rows, () => (new float[k], new int[k]), (r, _, scratch) =>
+        {
+            quantizeRow(r, scratch.Item1, scratch.Item2);
+            return scratch;
+        }, _ => { });
+
     /// <summary>destination = row <paramref name="row"/> of <paramref name="dense"/>, widened exactly.</summary>
     public static void Read(Tensor dense, int row, Span<float> destination)
     {

@@ -63,6 +63,7 @@ public class Int8PerRowWeightTests
         float[] deq = QuantTestData.Dequantized(w, w.Dequantize);
         float[] x = Enumerable.Range(0, m * k).Select(_ => (float)Primitives.AffineTests.Gaussian(rng)).ToArray();
         double sqnr = QuantTestData.Sqnr(QuantTestData.Linear(x, m, exact, n, k), QuantTestData.Linear(x, m, deq, n, k));
+        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
         Assert.True(sqnr > 35, $"SQNR {sqnr:F1} dB");
     }
 

@@ -78,9 +78,7 @@ public sealed class Int4GroupedWeight : IWeight
         var packed = Tensor.Allocate(DType.U8, n, k / 2);
         var scales = Tensor.Allocate(DType.BF16, n, groups);
         var zeros = Tensor.Allocate(DType.BF16, n, groups);
-        var row = new float[k];
-        var q = new int[k];
-        for (int r = 0; r < n; r++)
+        DenseRows.ForEachRow(n, k, (r, row, q) =>
         {
             DenseRows.Read(dense, r, row);
             for (int g = 0; g < groups; g++)
@@ -98,8 +96,7 @@ public sealed class Int4GroupedWeight : IWeight
                 var (b, shift) = Locate(i);
                 bytes[b] |= (byte)(q[i] << shift);
             }
-        }
-
+        });
         return new Int4GroupedWeight(packed, scales, zeros, k, groupSize);
     }
 

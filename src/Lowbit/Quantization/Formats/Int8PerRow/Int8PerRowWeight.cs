@@ -52,9 +52,7 @@ public sealed class Int8PerRowWeight : IWeight
         var scheme = AffineScheme.Int8Symmetric(scaleDType);
         var data = Tensor.Allocate(DType.I8, n, k);
         var scales = Tensor.Allocate(scaleDType, n);
-        var row = new float[k];
-        var q = new int[k];
-        for (int r = 0; r < n; r++)
+        DenseRows.ForEachRow(n, k, (r, row, q) =>
         {
             DenseRows.Read(dense, r, row);
             QParams p = Affine.ChooseQParams(row, scheme, dense.DType);
@@ -63,8 +61,7 @@ public sealed class Int8PerRowWeight : IWeight
             for (int i = 0; i < k; i++)
                 destination[i] = (sbyte)q[i];
             DenseRows.SetScalar(scales, r, p.Scale);
-        }
-
+        });
         return new Int8PerRowWeight(data, scales);
     }
 
