@@ -44,6 +44,7 @@ public sealed class Int4GroupedWeight : IWeight
         Zeros = zeros;
         InFeatures = inFeatures;
         GroupSize = groupSize;
+        FormatName = $"int4wo-{groupSize}";
     }
 
     /// <summary>q: U8 [N, K/2], two nibbles a byte in the chunked layout above.</summary>
@@ -59,7 +60,7 @@ public sealed class Int4GroupedWeight : IWeight
     public int OutFeatures => Packed.Shape[0];
     public int InFeatures { get; }
     public int Groups => InFeatures / GroupSize;
-    public string FormatName => $"int4wo-{GroupSize}";
+    public string FormatName { get; }
     public long ByteLength => Packed.ByteLength + Scales.ByteLength + Zeros.ByteLength;
 
     public static AffineScheme Scheme => AffineScheme.UInt4Tinygemm;
