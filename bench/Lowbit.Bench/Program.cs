@@ -68,8 +68,8 @@ static void PrintUsage()
               the GGUF files, back to back; decode GB/s against the read bandwidth measured before and after.
 
           linear [--threads 2] [--dim 2048] [--hidden 5632] [--kv-dim 256] [--layers 3] [--reps 20]
-                 [--format bf16 --format int8wo --format int4wo-64] [--bw-mb 512]
-              Decode (m = 1) through a Llama block's seven linear layers per weight format; GB/s, share of the
+                 [--format bf16 --format int8wo --format int4wo-64] [--bw-mb 512] [--tokens 1]
+              Decode (m = 1; --tokens M for a prefill of M tokens) through a Llama block's seven linear layers per weight format; GB/s, share of the
               read bandwidth measured before and after, and speed-up over the first format.
         """);
 }

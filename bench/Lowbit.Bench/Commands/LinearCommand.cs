@@ -7,7 +7,7 @@ using Lowbit.Tensors;
 namespace Lowbit.Bench.Commands;
 
 /// <summary>
-/// Decode-shaped linear layers (m = 1) per weight format, against the read bandwidth of the same run: the
+/// Decode-shaped linear layers (m = 1, or --tokens M for a prefill) per weight format, against the read bandwidth of the same run: the
 /// seven matrices of a Llama block (q, k, v, o, gate, up, down at --dim/--hidden/--kv-dim) times --layers, so
 /// the weights are far larger than the L3 and every byte comes from memory, as in decode.
 /// </summary>
@@ -23,12 +23,14 @@ public static class LinearCommand
         ["--reps"] = true,
         ["--format"] = true,
         ["--bw-mb"] = true,
+        ["--tokens"] = true,
     };
 
     public static int Run(Args args)
     {
         int threads = args.Int("--threads", 2), dim = args.Int("--dim", 2048), hidden = args.Int("--hidden", 5632);
         int kvDim = args.Int("--kv-dim", 256), layers = args.Int("--layers", 3), reps = args.Int("--reps", 20);
+        int m = args.Int("--tokens", 1);
         var formats = args.All("--format") is { Count: > 0 } named ? named : ["bf16", "int8wo", "int4wo-64"];
         using var backend = new CpuBackend(threads);
         (int N, int K)[] shapes = [(dim, dim), (kvDim, dim), (kvDim, dim), (dim, dim), (hidden, dim), (hidden, dim), (dim, hidden)];
@@ -63,8 +65,8 @@ public static class LinearCommand
             sets.Add((format, weights));
         }
 
-        using var x = Tensor.Allocate(DType.F32, 1, Math.Max(dim, hidden));
-        using var y = Tensor.Allocate(DType.F32, 1, Math.Max(dim, hidden));
+        using var x = Tensor.Allocate(DType.F32, m, Math.Max(dim, hidden));
+        using var y = Tensor.Allocate(DType.F32, m, Math.Max(dim, hidden));
         x.AsSpan<float>().Fill(0.01f);
         var best = new double[sets.Count];
         Array.Fill(best, double.MaxValue);
@@ -74,7 +76,7 @@ public static class LinearCommand
             {
                 long t0 = Stopwatch.GetTimestamp();
                 foreach (var w in sets[f].Weights)
-                    backend.Linear(new TensorView(x.Data, DType.F32, 1, w.InFeatures), w, new TensorView(y.Data, DType.F32, 1, w.OutFeatures));
+                    backend.Linear(new TensorView(x.Data, DType.F32, m, w.InFeatures), w, new TensorView(y.Data, DType.F32, m, w.OutFeatures));
                 double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 if (r > 0)
                     best[f] = Math.Min(best[f], s);
@@ -92,14 +94,15 @@ public static class LinearCommand
         Console.WriteLine($"after:  {after}");
         double roofline = Math.Max(before.BestGBps, after.BestGBps);
         double baseline = results[0].Seconds;
-        Console.WriteLine($"{threads} threads, {layers} layers of dim {dim}, hidden {hidden}, kv {kvDim}, m = 1, best of {reps}; roofline {roofline:F1} GB/s");
-        Console.WriteLine($"| format | MB | ms/step | GB/s | % of bandwidth | speed-up vs {results[0].Format} |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+        Console.WriteLine($"{threads} threads, {layers} layers of dim {dim}, hidden {hidden}, kv {kvDim}, m = {m}, best of {reps}; roofline {roofline:F1} GB/s");
+        Console.WriteLine($"| format | MB | ms/step | GB/s | % of bandwidth | GFLOP/s | speed-up vs {results[0].Format} |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        long flops = 2L * m * shapes.Sum(s => (long)s.N * s.K) * layers;
         foreach (var (format, bytes, seconds) in results)
         {
             double gbps = bytes / seconds / 1e9;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {format} | {bytes / 1e6:F1} | {seconds * 1e3:F2} | {gbps:F1} | {100 * gbps / roofline:F0}% | {baseline / seconds:F2}x |"));
+                $"| {format} | {bytes / 1e6:F1} | {seconds * 1e3:F2} | {gbps:F1} | {100 * gbps / roofline:F0}% | {flops / seconds / 1e9:F1} | {baseline / seconds:F2}x |"));
         }
 
         return 0;
