@@ -73,17 +73,18 @@ internal static unsafe class PackedLinear
 
     /// <summary>Software prefetch for the GEMVs: each of a 4-row block's streams fetches the same position of
     /// the next block, <paramref name="ahead"/> = 4 rows further on (rows are contiguous, so the next block is the
-    /// next 4·RowBytes). The hardware prefetchers alone keep too few misses in flight at 4 streams per thread.
-    /// A prefetch past the weight's end never faults.</summary>
+    /// next 4·RowBytes). A block starts a new 4 KB page, which the hardware prefetchers do not cross; into L2
+    /// (prefetcht1) rather than L1, which measured int8wo 1.8x → 3.2x bf16 on one Zen 5 core. A prefetch past the
+    /// weight's end never faults.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Prefetch(byte* a, byte* b, byte* c, byte* d, nint ahead)
     {
         if (Sse.IsSupported)
         {
-            Sse.Prefetch0(a + ahead);
-            Sse.Prefetch0(b + ahead);
-            Sse.Prefetch0(c + ahead);
-            Sse.Prefetch0(d + ahead);
+            Sse.Prefetch1(a + ahead);
+            Sse.Prefetch1(b + ahead);
+            Sse.Prefetch1(c + ahead);
+            Sse.Prefetch1(d + ahead);
         }
     }
 
