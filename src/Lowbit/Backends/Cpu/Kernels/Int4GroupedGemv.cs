@@ -15,9 +15,11 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// Decode N=5632, K=2048, G=64: 5.8 MB nibbles + 0.7 MB bf16 scales/zeros + 8 KB x; 23 MFLOP
 /// (3.6 FLOP/byte). Floor at the 30 GB/s one core streams here: 0.22 ms.
 /// Cost: ~3.5 vector µops per 16 weights (a 16-byte widen-load, mask or shift, convert, FMA).
-/// Measured 2026-11-24, AMD EPYC Zen 5 VM shared with other jobs (load average ~2), `lowbit-bench linear
-/// --threads 1` (3 blocks of dim 2048 / hidden 5632, 74 MB int4wo-64): 10.7 GB/s, 36% of the 30.1 GB/s read in the
-/// same run, 2.65x the bf16 kernel (target 3.3x, 85%): compute-bound at ~21 G weights/s per core, as measured in L3.
+/// Measured 2026-11-24, 2-core AMD EPYC Zen 5 VM shared with other jobs (load average ~4), `lowbit-bench linear`
+/// (3 blocks of dim 2048 / hidden 5632, 74 MB int4wo-64, best of 30): 1 thread 11.9 GB/s, 43% of the 27.4 GB/s read
+/// in the same run, 2.8x the bf16 kernel; 2 threads 23.4 GB/s, 2.9-3.1x bf16. Below the 3.3x / 85% target: it is
+/// compute-bound at ~21 G weights/s per core (the same in L3; vpermps instead of mask + convert, and dropping half
+/// the FMAs, did not move it), so it would need fewer instructions per weight, not fewer bytes.
 /// </summary>
 internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
 {

