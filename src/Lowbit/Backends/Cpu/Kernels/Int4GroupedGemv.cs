@@ -18,8 +18,8 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// Measured 2026-11-24, 2-core AMD EPYC Zen 5 VM shared with other jobs (load average ~4), `lowbit-bench linear`
 /// (3 blocks of dim 2048 / hidden 5632, 74 MB int4wo-64, best of 30): 1 thread 11.9 GB/s, 43% of the 27.4 GB/s read
 /// in the same run, 2.8x the bf16 kernel; 2 threads 23.4 GB/s, 2.9-3.1x bf16. Below the 3.3x / 85% target: it is
-/// compute-bound at ~21 G weights/s per core (the same in L3; vpermps instead of mask + convert, and dropping half
-/// the FMAs, did not move it), so it would need fewer instructions per weight, not fewer bytes.
+/// compute-bound at ~21 G weights/s per core (the same in L3). vpermps instead of mask + convert, or dropping half
+/// the FMAs, did not move it; without hardware counters (none in this VM) the limit is not pinned down.
 /// </summary>
 internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
 {
