@@ -70,14 +70,11 @@ public class Int4GroupedWeightTests
     [Fact]
     public void Sqnr_of_the_layer_output_is_above_18_dB_at_group_64()
     {
-        var rng = new Random(6);
-        const int n = 64, k = 256, m = 8;
-        using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out float[] exact);
-        using var w = Int4GroupedWeight.Quantize(dense, 64);
-        float[] deq = QuantTestData.Dequantized(w, w.Dequantize);
-        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)Primitives.AffineTests.Gaussian(rng)).ToArray();
-        double sqnr = QuantTestData.Sqnr(QuantTestData.Linear(x, m, exact, n, k), QuantTestData.Linear(x, m, deq, n, k));
-        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        double sqnr = QuantTestData.LayerSqnr(new Random(6), dense =>
+        {
+            var w = Int4GroupedWeight.Quantize(dense, 64);
+            return (w, QuantTestData.Dequantized(w, w.Dequantize));
+        });
         Assert.True(sqnr > 18, $"SQNR {sqnr:F1} dB");
     }
 
