@@ -6,6 +6,7 @@ using Lowbit.Bench.Commands;
 //   bandwidth     measure streaming read bandwidth
 //   llamacpp      run llama.cpp's llama-bench (built elsewhere) and parse pp/tg tok/s
 //   cpu           Lowbit's prefill/decode tok/s and GB/s against bandwidth, beside llama-bench, in one run
+//   linear        decode-shaped linear layers per weight format (bf16, int8wo, int4wo-G) against bandwidth
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 {
@@ -22,6 +23,7 @@ try
         "bandwidth" => BandwidthCommand.Run(new Args(rest, BandwidthCommand.Options)),
         "llamacpp" => LlamaCppCommand.Run(new Args(rest, LlamaCppCommand.Options)),
         "cpu" => CpuCommand.Run(new Args(rest, CpuCommand.Options)),
+        "linear" => LinearCommand.Run(new Args(rest, LinearCommand.Options)),
         _ => Fail($"unknown command '{args[0]}'"),
     };
 }
@@ -64,5 +66,10 @@ static void PrintUsage()
               [--llama-bin DIR --gguf FILE [--gguf FILE ...]] [--bw-mb 1024]
               Lowbit's prefill and decode tok/s per model directory and, with --llama-bin, llama-bench's on
               the GGUF files, back to back; decode GB/s against the read bandwidth measured before and after.
+
+          linear [--threads 2] [--dim 2048] [--hidden 5632] [--kv-dim 256] [--layers 3] [--reps 20]
+                 [--format bf16 --format int8wo --format int4wo-64] [--bw-mb 512] [--tokens 1]
+              Decode (m = 1; --tokens M for a prefill of M tokens) through a Llama block's seven linear layers per weight format; GB/s, share of the
+              read bandwidth measured before and after, and speed-up over the first format.
         """);
 }

@@ -7,5 +7,6 @@ var root = new RootCommand("lowbit: run and measure Llama-family language models
     EvalCommand.Create(),
     InfoCommand.Create(),
     ImportCommand.Create(),
+    QuantizeCommand.Create(),
 };
 return root.Parse(args).Invoke();

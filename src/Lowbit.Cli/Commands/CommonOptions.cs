@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Lowbit.Models;
+using Lowbit.Quantization.Configs;
 
 namespace Lowbit.Cli.Commands;
 
@@ -22,11 +23,38 @@ internal static class CommonOptions
         Description = "CPU threads (default: all cores).",
     };
 
-    public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null)
+    public static Option<string?> Quant() => new("--quant")
+    {
+        Description = $"Quantize the linear layers at load time: {string.Join(", ", QuantConfigs.Names)} (torchao's names).",
+    };
+
+    public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null, string? quant = null)
     {
         if (threads is < 1)
             throw new ArgumentException($"--threads must be at least 1; got {threads}.");
-        return new ModelLoadOptions { Threads = threads, MaxSequenceLength = maxSequenceLength };
+        return new ModelLoadOptions { Threads = threads, MaxSequenceLength = maxSequenceLength, Quantization = ParseQuant(quant) };
+    }
+
+    /// <summary>The config for <c>--quant NAME</c>, or null without one.</summary>
+    public static IQuantConfig? ParseQuant(string? name)
+    {
+        if (name is null)
+            return null;
+        try
+        {
+            return QuantConfigs.Parse(name);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--quant: {e.Message}", e);
+        }
+    }
+
+    /// <summary>One line on stderr saying what load-time quantization did (nothing without --quant).</summary>
+    public static void PrintQuantization(LanguageModel model)
+    {
+        if (model.QuantizationReport is { } report)
+            Console.Error.WriteLine(report.Summary());
     }
 
     /// <summary>Runs a command body; a failure prints one line naming what is wrong and exits 1.</summary>

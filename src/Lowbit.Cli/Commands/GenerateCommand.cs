@@ -18,16 +18,19 @@ internal static class GenerateCommand
         var topP = new Option<float>("--top-p") { Description = "Sample among the smallest set of tokens whose probability reaches p (1: all).", DefaultValueFactory = _ => 1f };
         var seed = new Option<ulong?>("--seed") { Description = "Random seed for reproducible sampling." };
         var threads = CommonOptions.Threads();
+        var quant = CommonOptions.Quant();
         var command = new Command("generate", "Generate text from a prompt, streaming it as it comes.")
         {
-            prompt, model, maxTokens, temperature, topK, topP, seed, threads,
+            prompt, model, maxTokens, temperature, topK, topP, seed, threads, quant,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
             if (r.GetValue(maxTokens) < 1)
                 throw new ArgumentException($"--max-tokens must be at least 1; got {r.GetValue(maxTokens)}.");
             var sampling = new SamplingOptions(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed));
-            using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel, CommonOptions.LoadOptions(r.GetValue(threads)));
+            using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
+                CommonOptions.LoadOptions(r.GetValue(threads), quant: r.GetValue(quant)));
+            CommonOptions.PrintQuantization(lm);
             using var generator = new Generator(lm);
             var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = sampling };
             string text = r.GetValue(prompt) ?? "";

@@ -2,6 +2,8 @@ using Lowbit.Backends;
 using Lowbit.Backends.Cpu;
 using Lowbit.Models.HuggingFace;
 using Lowbit.Models.Tokenization;
+using Lowbit.Quantization;
+using Lowbit.Quantization.Configs;
 
 namespace Lowbit.Models;
 
@@ -16,6 +18,10 @@ public sealed record ModelLoadOptions
     public int? MaxSequenceLength { get; init; }
 
     public const int DefaultMaxSequenceLength = 4096;
+
+    /// <summary>Quantize the linear layers at load time (<see cref="Quantizer.Quantize"/> with its default
+    /// filter); null keeps the checkpoint's weights.</summary>
+    public IQuantConfig? Quantization { get; init; }
 }
 
 /// <summary>
@@ -45,6 +51,9 @@ public sealed class LanguageModel : IDisposable
     public IBackend Backend { get; }
     public Transformer Transformer { get; }
 
+    /// <summary>What load-time quantization did, or null when none was asked for.</summary>
+    public QuantizationReport? QuantizationReport { get; private init; }
+
     /// <summary>Loads a Hugging Face model directory (config.json, safetensors, tokenizer).</summary>
     public static LanguageModel Load(string directory, ModelLoadOptions? options = null)
     {
@@ -57,10 +66,15 @@ public sealed class LanguageModel : IDisposable
         try
         {
             var weights = ModelLoader.LoadWeights(checkpoint, config);
+            var report = options.Quantization is null ? null : Quantizer.Quantize(weights, options.Quantization);
             int maxSeq = options.MaxSequenceLength
                 ?? Math.Min(config.MaxPositionEmbeddings, ModelLoadOptions.DefaultMaxSequenceLength);
             var backend = new CpuBackend(options.Threads ?? Environment.ProcessorCount);
-            return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq);
+            backend.CheckSupported(weights);
+            return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq)
+            {
+                QuantizationReport = report,
+            };
         }
         catch
         {

@@ -1,4 +1,5 @@
 using Lowbit.Models.HuggingFace;
+using Lowbit.Quantization.Checkpoints;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
@@ -53,7 +54,10 @@ public static class ModelLoader
         public Tensor Tensor(string name, int rows, int columns, string fields) =>
             checkpoint.Get(name, [rows, columns], $"config.json ({fields})");
 
-        public DenseWeight Matrix(string name, int rows, int columns, string fields) => new(Tensor(name, rows, columns, fields));
+        /// <summary>A linear layer's weight: dense, or in the format a quantized checkpoint's metadata names.</summary>
+        public IWeight Matrix(string name, int rows, int columns, string fields) =>
+            QuantizedCheckpoint.TryLoad(checkpoint, name[..^".weight".Length], rows, columns)
+            ?? new DenseWeight(Tensor(name, rows, columns, fields));
 
         /// <summary>A 1-D tensor widened to an F32 copy (norm weights, biases: a few KB each).</summary>
         public Tensor Vector(string name, int length, string field)

@@ -31,6 +31,23 @@ public sealed class LayerWeights : IDisposable
         yield return ("mlp.down_proj", Down);
     }
 
+    /// <summary>Replaces the linear layer <paramref name="name"/> (a name <see cref="Linears"/> yields).</summary>
+    public void SetLinear(string name, IWeight weight)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        switch (name)
+        {
+            case "self_attn.q_proj": Query = weight; break;
+            case "self_attn.k_proj": Key = weight; break;
+            case "self_attn.v_proj": Value = weight; break;
+            case "self_attn.o_proj": Output = weight; break;
+            case "mlp.gate_proj": Gate = weight; break;
+            case "mlp.up_proj": Up = weight; break;
+            case "mlp.down_proj": Down = weight; break;
+            default: throw new ArgumentException($"A transformer block has no linear layer \"{name}\".", nameof(name));
+        }
+    }
+
     public void Dispose()
     {
         AttentionNorm.Dispose();
@@ -59,6 +76,24 @@ public sealed class ModelWeights : IDisposable
             foreach (var (name, weight) in Layers[i].Linears())
                 yield return ($"model.layers.{i}.{name}", weight);
         yield return ("lm_head", Classifier);
+    }
+
+    /// <summary>Replaces the linear layer with full Hugging Face name <paramref name="name"/>
+    /// ("model.layers.3.mlp.down_proj", "lm_head").</summary>
+    public void SetLinear(string name, IWeight weight)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        if (name == "lm_head")
+        {
+            Classifier = weight;
+            return;
+        }
+
+        const string prefix = "model.layers.";
+        int dot = name.StartsWith(prefix, StringComparison.Ordinal) ? name.IndexOf('.', prefix.Length) : -1;
+        if (dot < 0 || !int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int layer) || (uint)layer >= (uint)Layers.Length)
+            throw new ArgumentException($"The model has no linear layer \"{name}\".", nameof(name));
+        Layers[layer].SetLinear(name[(dot + 1)..], weight);
     }
 
     /// <summary>Bytes one decode step reads: every linear layer plus one embedding row.</summary>

@@ -125,12 +125,61 @@ public sealed class CliTests : IDisposable
     [Fact]
     public void Every_command_has_help()
     {
-        foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"] })
+        foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"], ["quantize"] })
         {
             var r = Lowbit([.. command, "--help"]);
             Assert.Equal(0, r.ExitCode);
             Assert.Contains("Usage:", r.Output);
         }
+    }
+
+    [Fact]
+    public void Generate_with_quant_prints_what_was_quantized()
+    {
+        var r = Lowbit("generate", "Once upon a time", "-n", "8", "--quant", "int4wo-64");
+        Assert.Equal(0, r.ExitCode);
+        Assert.StartsWith("Once upon a time", r.Output);
+        Assert.Contains("int4wo-64: 30 layers quantized, 6 left unquantized (K=172 not a multiple of 64: mlp.down_proj ×5; " +
+                        "output head excluded by default: lm_head ×1)", r.Error);
+    }
+
+    [Fact]
+    public void Greedy_generate_with_int8wo_matches_f32_on_the_first_tokens()
+    {
+        var f32 = Lowbit("generate", "Once upon a time", "-n", "8");
+        var int8 = Lowbit("generate", "Once upon a time", "-n", "8", "--quant", "int8wo");
+        Assert.Equal(0, int8.ExitCode);
+        Assert.Equal(f32.Output, int8.Output);
+        Assert.Contains("int8wo: 35 layers quantized, 1 left unquantized", int8.Error);
+    }
+
+    [Fact]
+    public void Eval_with_quant_prints_perplexity()
+    {
+        string text = _dir.File("text.txt");
+        File.WriteAllText(text, string.Join("\n", File.ReadLines(Fixtures.Get("text", "tinystories-valid.txt")).Take(60)));
+        var r = Lowbit("eval", "--text", text, "--ctx", "128", "--quant", "int8wo");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Matches(@"PPL = \d+\.\d{4} \+/- \d+\.\d{5}", r.Output);
+        Assert.Contains("int8wo: 35 layers quantized", r.Error);
+    }
+
+    [Fact]
+    public void Unknown_quant_name_is_one_clear_line_listing_the_valid_ones() =>
+        AssertOneLineError(Lowbit("generate", "hi", "--quant", "int3wo"), "--quant", "int3wo", "int8wo", "int4wo-32", "int4wo-256");
+
+    [Fact]
+    public void Quantize_writes_a_directory_that_generate_loads()
+    {
+        string outDir = _dir.File("int4");
+        var q = Lowbit("quantize", "--quant", "int4wo-32", "-o", outDir);
+        Assert.Equal(0, q.ExitCode);
+        Assert.Contains("int4wo-32: 30 layers quantized, 6 left unquantized", q.Output);
+        var direct = Lowbit("generate", "Once upon a time", "-n", "8", "--quant", "int4wo-32");
+        var loaded = Lowbit("generate", "Once upon a time", "-n", "8", "--model", outDir);
+        Assert.Equal(0, loaded.ExitCode);
+        Assert.Equal(direct.Output, loaded.Output);
+        AssertOneLineError(Lowbit("quantize", "--quant", "int4wo-32", "-o", outDir), outDir, "not empty");
     }
 
     public void Dispose() => _dir.Dispose();

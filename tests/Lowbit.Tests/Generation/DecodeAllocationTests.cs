@@ -1,5 +1,6 @@
 using Lowbit.Generation;
 using Lowbit.Models;
+using Lowbit.Quantization.Configs;
 using Lowbit.Tests.Backends.Cpu;
 
 namespace Lowbit.Tests.Generation;
@@ -9,10 +10,15 @@ namespace Lowbit.Tests.Generation;
 [Collection(nameof(AllocationCollection))]
 public sealed class DecodeAllocationTests
 {
-    [Fact]
-    public void Decode_steps_allocate_nothing()
+    /// <summary>Dense, and each quantized format's kernels (the packed GEMVs).</summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("int8wo")]
+    [InlineData("int4wo-32")]
+    public void Decode_steps_allocate_nothing(string? quant)
     {
-        using var model = LanguageModel.Load(Path.Combine(AppContext.BaseDirectory, "bundled-model"), new ModelLoadOptions { Threads = 2 });
+        var options = new ModelLoadOptions { Threads = 2, Quantization = quant is null ? null : QuantConfigs.Parse(quant) };
+        using var model = LanguageModel.Load(Path.Combine(AppContext.BaseDirectory, "bundled-model"), options);
         using var state = new DecodeState(model.Config, 64, 1);
         var sampler = new Sampler(model.Config.VocabSize, new SamplingOptions(temperature: 0.8f, topK: 40, topP: 0.9f, seed: 5));
         int token = 1, pos = 0;

@@ -31,15 +31,19 @@ public sealed class CpuBackend : IBackend
     public void RmsNorm(TensorView x, Tensor weight, float eps, TensorView destination) =>
         Cpu.RmsNorm.Apply(x.AsSpan<float>(), weight.AsSpan<float>(), x.Rows, x.Columns, eps, destination.AsSpan<float>());
 
-    public void Linear(TensorView x, IWeight weight, TensorView destination)
+    /// <summary>Dispatches on the weight's format through <see cref="CpuLinearKernels"/>.</summary>
+    public void Linear(TensorView x, IWeight weight, TensorView destination) =>
+        CpuLinearKernels.For(weight)(x, weight, destination);
+
+    /// <summary>Fails at load, not at the first token, when a linear layer's format has no CPU kernel.</summary>
+    /// <exception cref="NotSupportedException">Names the layer, its format and this backend.</exception>
+    public void CheckSupported(ModelWeights weights)
     {
-        switch (weight)
+        ArgumentNullException.ThrowIfNull(weights);
+        foreach (var (name, weight) in weights.Linears())
         {
-            case DenseWeight dense:
-                MatMul.Compute(x.AsSpan<float>(), x.Rows, dense.Tensor, destination.AsSpan<float>());
-                break;
-            default:
-                throw new NotSupportedException($"The CPU backend has no kernel for weight format {weight.FormatName}.");
+            if (!CpuLinearKernels.Supports(weight))
+                throw new NotSupportedException($"\"{name}\" is {weight.FormatName}, which the CPU backend has no linear kernel for.");
         }
     }
 

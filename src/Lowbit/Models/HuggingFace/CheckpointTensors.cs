@@ -17,6 +17,7 @@ public sealed class CheckpointTensors : IDisposable
 
     private readonly List<SafetensorsFile> _files = [];
     private readonly Dictionary<string, SafetensorsFile> _fileOf = [];
+    private Dictionary<string, string>? _metadata;
 
     public CheckpointTensors(string modelDir)
     {
@@ -50,6 +51,27 @@ public sealed class CheckpointTensors : IDisposable
     public IEnumerable<string> Names => _fileOf.Keys;
 
     public bool Contains(string name) => _fileOf.ContainsKey(name);
+
+    /// <summary>The <c>__metadata__</c> entries of every file, merged (the first file to name a key wins).</summary>
+    public IReadOnlyDictionary<string, string> Metadata
+    {
+        get
+        {
+            if (_metadata is null)
+            {
+                var merged = new Dictionary<string, string>();
+                foreach (var file in _files)
+                {
+                    foreach (var (key, value) in file.Metadata)
+                        merged.TryAdd(key, value);
+                }
+
+                _metadata = merged;
+            }
+
+            return _metadata;
+        }
+    }
 
     public SafetensorsTensorInfo GetInfo(string name) => FileOf(name).GetInfo(name);
 

@@ -11,6 +11,30 @@ internal static class AtomicPath
     public static string TempSibling(string path) =>
         $"{Path.TrimEndingDirectorySeparator(Path.GetFullPath(path))}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
 
+    /// <summary>Builds directory <paramref name="dir"/> atomically: <paramref name="write"/> fills a temporary
+    /// sibling, which then replaces <paramref name="dir"/> (see <see cref="ReplaceDirectory"/>); on failure the
+    /// temporary is deleted and <paramref name="dir"/> is untouched. A non-empty <paramref name="dir"/> is refused
+    /// up front unless <paramref name="overwrite"/> is set.</summary>
+    public static void WriteDirectory(string dir, bool overwrite, Action<string> write)
+    {
+        dir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+        if (!overwrite && Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+            throw new IOException($"{dir} exists and is not empty; pass overwrite to replace it.");
+        Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
+        string temp = TempSibling(dir);
+        Directory.CreateDirectory(temp);
+        try
+        {
+            write(temp);
+            ReplaceDirectory(temp, dir, overwrite);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
     /// <summary>Moves the finished directory <paramref name="tempDir"/> to <paramref name="dir"/>. An empty
     /// <paramref name="dir"/> is replaced; a non-empty one only when <paramref name="overwrite"/> is set,
     /// and then it is moved aside first and restored if the move fails.</summary>

@@ -21,24 +21,12 @@ public static class Llama2cConverter
     {
         if (dtype is not (DType.F32 or DType.BF16 or DType.F16))
             throw new NotSupportedException($"A converted checkpoint is F32, BF16 or F16; got {dtype}.");
-        outDir = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
-        if (!overwrite && Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            throw new IOException($"{outDir} exists and is not empty; pass overwrite to replace it.");
-        Directory.CreateDirectory(Path.GetDirectoryName(outDir)!);
-        string temp = AtomicPath.TempSibling(outDir);
-        Directory.CreateDirectory(temp);
-        try
+        AtomicPath.WriteDirectory(outDir, overwrite, temp =>
         {
             ModelConfigWriter.Write(ToModelConfig(ckpt.Config) with { TorchDType = dtype }, Path.Combine(temp, ModelConfigReader.ConfigFileName));
             WriteSafetensors(ckpt, Path.Combine(temp, CheckpointTensors.SingleFileName), dtype);
             addFiles?.Invoke(temp);
-            AtomicPath.ReplaceDirectory(temp, outDir, overwrite);
-        }
-        catch
-        {
-            AtomicPath.TryDelete(temp);
-            throw;
-        }
+        });
     }
 
     /// <summary>The Hugging Face config of a llama2.c model: its tokenizer has bos 1 and eos 2, and

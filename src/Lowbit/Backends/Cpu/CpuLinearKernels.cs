@@ -1,0 +1,33 @@
+using Lowbit.Backends.Cpu.Kernels;
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+
+namespace Lowbit.Backends.Cpu;
+
+/// <summary>
+/// The CPU's registration table, (weight format → linear kernel), in one place. <see cref="CpuBackend.Linear"/>
+/// looks the weight's type up here; a format with no entry fails, naming the format and the backend.
+/// </summary>
+internal static class CpuLinearKernels
+{
+    /// <summary>y[m, N] = x[m, K] · Wᵀ for one weight type.</summary>
+    public delegate void Kernel(TensorView x, IWeight weight, TensorView destination);
+
+    private static readonly Dictionary<Type, Kernel> s_kernels = new()
+    {
+        [typeof(DenseWeight)] = static (x, w, y) =>
+            MatMul.Compute(x.AsSpan<float>(), x.Rows, ((DenseWeight)w).Tensor, y.AsSpan<float>()),
+        [typeof(Int8PerRowWeight)] = static (x, w, y) =>
+            Int8PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int4GroupedWeight)] = static (x, w, y) =>
+            Int4GroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (Int4GroupedWeight)w, y.AsSpan<float>()),
+    };
+
+    /// <summary>True when the CPU backend has a kernel for <paramref name="weight"/>'s format.</summary>
+    public static bool Supports(IWeight weight) => s_kernels.ContainsKey(weight.GetType());
+
+    public static Kernel For(IWeight weight) =>
+        s_kernels.TryGetValue(weight.GetType(), out var kernel)
+            ? kernel
+            : throw new NotSupportedException($"The CPU backend has no linear kernel for weight format {weight.FormatName} ({weight.GetType().Name}).");
+}

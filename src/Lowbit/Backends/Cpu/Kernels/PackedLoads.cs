@@ -1,0 +1,64 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Lowbit.Backends.Cpu.Kernels;
+
+/// <summary>
+/// Loads of packed integer weights widened to f32 lanes, one width per implementation (the companion of
+/// <see cref="ISimd{TV}"/> for quantized formats): Count = TS.Count elements per call.
+/// </summary>
+internal unsafe interface IPackedLoads<TV>
+    where TV : unmanaged
+{
+    /// <summary>Count int8 values, sign-extended and converted exactly to f32.</summary>
+    static abstract TV LoadInt8(sbyte* p);
+
+    /// <summary>Count bytes: their low nibbles as f32 in <paramref name="low"/>, their high nibbles in
+    /// <paramref name="high"/> (values 0..15, exact).</summary>
+    static abstract void LoadUInt4(byte* p, out TV low, out TV high);
+}
+
+/// <summary>AVX-512: vpmovsxbd/vpmovzxbd from 16 bytes, then vcvtdq2ps. (vpermps into a 0..15 table, which
+/// needs no mask for the low nibble, measured no faster on Zen 5.)</summary>
+internal unsafe struct Packed512 : IPackedLoads<Vector512<float>>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadInt8(sbyte* p) =>
+        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadUInt4(byte* p, out Vector512<float> low, out Vector512<float> high)
+    {
+        Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+        low = Avx512F.ConvertToVector512Single(v & Vector512.Create(15));
+        high = Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(v, 4));
+    }
+}
+
+/// <summary>AVX2: vpmovsxbd/vpmovzxbd from 8 bytes, then vcvtdq2ps.</summary>
+internal unsafe struct Packed256 : IPackedLoads<Vector256<float>>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadInt8(sbyte* p) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadUInt4(byte* p, out Vector256<float> low, out Vector256<float> high)
+    {
+        Vector256<int> v = Avx2.ConvertToVector256Int32(p);
+        low = Avx.ConvertToVector256Single(v & Vector256.Create(15));
+        high = Avx.ConvertToVector256Single(Vector256.ShiftRightLogical(v, 4));
+    }
+}
+
+/// <summary>One element at a time: the reference path and the tails.</summary>
+internal unsafe struct PackedScalar : IPackedLoads<float>
+{
+    public static float LoadInt8(sbyte* p) => *p;
+
+    public static void LoadUInt4(byte* p, out float low, out float high)
+    {
+        low = *p & 15;
+        high = *p >> 4;
+    }
+}

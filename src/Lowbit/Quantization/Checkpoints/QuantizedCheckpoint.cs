@@ -1,0 +1,173 @@
+using Lowbit.Models;
+using Lowbit.Models.HuggingFace;
+using Lowbit.Models.IO;
+using Lowbit.Models.Safetensors;
+using Lowbit.Quantization.Configs;
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+
+namespace Lowbit.Quantization.Checkpoints;
+
+/// <summary>
+/// Quantized checkpoints (docs/quantized-checkpoints.md): a Hugging Face directory whose model.safetensors holds
+/// each quantized linear layer as its format's tensors, named after the layer's weight
+/// (<c>L.weight</c>, <c>L.weight_scale</c>, <c>L.weight_zero</c>), with <c>__metadata__</c> entry
+/// <c>lowbit.layer.L</c> giving the layer's format name ("int8wo", "int4wo-64"). Everything else is copied as is.
+/// Loading maps the tensors back without a copy, so the weights are bit-identical to the quantized ones.
+/// The (format type → tensors) and (format family → reader) tables are below, in one place.
+/// </summary>
+public static class QuantizedCheckpoint
+{
+    /// <summary>Metadata key naming the config the checkpoint was made with.</summary>
+    public const string ConfigKey = "lowbit.quantization";
+
+    /// <summary>Metadata key prefix of each quantized layer's format name.</summary>
+    public const string LayerKeyPrefix = "lowbit.layer.";
+
+    /// <summary>Metadata key of the int4 nibble layout version (<see cref="Int4GroupedWeight"/>'s doc).</summary>
+    public const string Int4LayoutKey = "lowbit.int4wo.layout";
+
+    public const string Int4Layout = "chunk32-lowhigh-v1";
+
+    /// <summary>How each weight type is stored: (suffix after the layer name, tensor).</summary>
+    private static readonly Dictionary<Type, Func<IWeight, (string Suffix, Tensor Tensor)[]>> s_parts = new()
+    {
+        [typeof(DenseWeight)] = static w => [("weight", ((DenseWeight)w).Tensor)],
+        [typeof(Int8PerRowWeight)] = static w =>
+        {
+            var q = (Int8PerRowWeight)w;
+            return [("weight", q.Data), ("weight_scale", q.Scales)];
+        },
+        [typeof(Int4GroupedWeight)] = static w =>
+        {
+            var q = (Int4GroupedWeight)w;
+            return [("weight", q.Packed), ("weight_scale", q.Scales), ("weight_zero", q.Zeros)];
+        },
+    };
+
+    /// <summary>How each format family is read back: (checkpoint, layer name, N, K, parameter after the family's
+    /// dash or null) → weight.</summary>
+    private static readonly Dictionary<string, Func<CheckpointTensors, string, int, int, int?, IWeight>> s_readers = new()
+    {
+        ["int8wo"] = static (c, layer, n, k, _) => new Int8PerRowWeight(
+            c.Get($"{layer}.weight", [n, k], "int8wo (I8 [N, K])", DType.I8),
+            c.Get($"{layer}.weight_scale", [n], "int8wo (scale [N])")),
+        ["int4wo"] = static (c, layer, n, k, g) =>
+        {
+            int groupSize = g ?? throw new InvalidDataException($"{c.Directory}: \"{layer}\" is int4wo without a group size.");
+            if (Int4GroupedWeight.Incompatibility(k, groupSize) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is int4wo-{groupSize} but {reason}.");
+            string shape = $"int4wo-{groupSize} (U8 [N, K/2], BF16 [N, K/G])";
+            return new Int4GroupedWeight(
+                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+                c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.BF16),
+                c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.BF16),
+                k, groupSize);
+        },
+    };
+
+    /// <summary>
+    /// Quantizes the model in <paramref name="sourceDir"/> with <paramref name="config"/> and writes the result to
+    /// <paramref name="outDir"/>: config.json and every other non-weight file copied, one model.safetensors.
+    /// The directory is built beside <paramref name="outDir"/> and renamed into place only when complete.
+    /// </summary>
+    public static QuantizationReport Write(string sourceDir, IQuantConfig config, string outDir, bool overwrite = false,
+        Func<string, IWeight, bool>? filter = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var modelConfig = ModelConfigReader.Load(sourceDir);
+        using var checkpoint = new CheckpointTensors(sourceDir);
+        using var weights = ModelLoader.LoadWeights(checkpoint, modelConfig);
+        var report = Quantizer.Quantize(weights, config, filter);
+
+        if (Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir)) == Path.TrimEndingDirectorySeparator(checkpoint.Directory))
+            throw new IOException($"{outDir}: the output directory must differ from the model directory.");
+        AtomicPath.WriteDirectory(outDir, overwrite, temp =>
+        {
+            foreach (string file in Directory.EnumerateFiles(checkpoint.Directory))
+            {
+                string name = Path.GetFileName(file);
+                if (!name.EndsWith(".safetensors", StringComparison.Ordinal) && name != CheckpointTensors.IndexFileName)
+                    File.Copy(file, Path.Combine(temp, name));
+            }
+
+            WriteTensors(checkpoint, weights, config, Path.Combine(temp, CheckpointTensors.SingleFileName));
+        });
+
+        return report;
+    }
+
+    /// <summary>The weight of linear layer <paramref name="layer"/> (a Hugging Face name without ".weight") when
+    /// the checkpoint's metadata says it is quantized; null for a dense layer.</summary>
+    /// <exception cref="InvalidDataException">An unknown format, or tensors of the wrong shape or dtype.</exception>
+    public static IWeight? TryLoad(CheckpointTensors checkpoint, string layer, int n, int k)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        if (!checkpoint.Metadata.TryGetValue(LayerKeyPrefix + layer, out string? format))
+            return null;
+        int dash = format.LastIndexOf('-');
+        bool parameterized = dash > 0 && int.TryParse(format.AsSpan(dash + 1), out _);
+        string family = parameterized ? format[..dash] : format;
+        int? parameter = parameterized ? int.Parse(format.AsSpan(dash + 1)) : null;
+        if (!s_readers.TryGetValue(family, out var read))
+            throw new InvalidDataException($"{checkpoint.Directory}: \"{layer}\" has format \"{format}\", which this version of Lowbit cannot read ({string.Join(", ", s_readers.Keys)}).");
+        if (family == "int4wo" && checkpoint.Metadata.GetValueOrDefault(Int4LayoutKey) != Int4Layout)
+            throw new InvalidDataException($"{checkpoint.Directory}: int4wo nibble layout \"{checkpoint.Metadata.GetValueOrDefault(Int4LayoutKey)}\"; this version reads \"{Int4Layout}\".");
+        return read(checkpoint, layer, n, k, parameter);
+    }
+
+    private static void WriteTensors(CheckpointTensors checkpoint, ModelWeights weights, IQuantConfig config, string path)
+    {
+        // Model order: the embedding, each block's norms, biases and linears, the final norm, the head.
+        var copied = new List<string> { "model.embed_tokens.weight" };
+        var linears = new List<(string Name, IWeight Weight)>();
+        for (int i = 0; i < weights.Layers.Length; i++)
+        {
+            string p = $"model.layers.{i}.";
+            foreach (string name in new[] { "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias" })
+            {
+                if (checkpoint.Contains(p + name))
+                    copied.Add(p + name);
+            }
+
+            foreach (var (name, weight) in weights.Layers[i].Linears())
+                linears.Add((p + name, weight));
+        }
+
+        copied.Add("model.norm.weight");
+        bool tiedHead = weights.Classifier is DenseWeight head && head.Tensor == weights.Embedding;
+        if (!tiedHead)
+            linears.Add(("lm_head", weights.Classifier));
+
+        var entries = new List<SafetensorsEntry>();
+        var tensors = new List<(string Name, Tensor Tensor)>();
+        foreach (string name in copied)
+        {
+            var tensor = checkpoint.Get(name);
+            entries.Add(new SafetensorsEntry(name, tensor.DType, tensor.Shape));
+            tensors.Add((name, tensor));
+        }
+
+        var metadata = new Dictionary<string, string> { ["format"] = "pt", [ConfigKey] = config.ShortName };
+        foreach (var (layer, weight) in linears)
+        {
+            if (!s_parts.TryGetValue(weight.GetType(), out var parts))
+                throw new NotSupportedException($"\"{layer}\" is {weight.FormatName}, which quantized checkpoints cannot store.");
+            foreach (var (suffix, tensor) in parts(weight))
+            {
+                entries.Add(new SafetensorsEntry($"{layer}.{suffix}", tensor.DType, tensor.Shape));
+                tensors.Add(($"{layer}.{suffix}", tensor));
+            }
+
+            if (weight is not DenseWeight)
+                metadata[LayerKeyPrefix + layer] = weight.FormatName;
+            if (weight is Int4GroupedWeight)
+                metadata[Int4LayoutKey] = Int4Layout;
+        }
+
+        using var writer = new SafetensorsWriter(path, entries, metadata);
+        foreach (var (name, tensor) in tensors)
+            writer.WriteTensor(name, tensor);
+        writer.Commit();
+    }
+}

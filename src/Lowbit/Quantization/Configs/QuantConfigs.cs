@@ -1,0 +1,19 @@
+namespace Lowbit.Quantization.Configs;
+
+/// <summary>The configs by short name, for the CLI's <c>--quant NAME</c>.</summary>
+public static class QuantConfigs
+{
+    /// <summary>Every name <see cref="Parse"/> accepts.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-256"];
+
+    /// <exception cref="ArgumentException">The name is not one of <see cref="Names"/>; the message lists them.</exception>
+    public static IQuantConfig Parse(string shortName) => shortName switch
+    {
+        "int8wo" => new Int8WeightOnlyConfig(),
+        "int4wo-32" => new Int4WeightOnlyConfig(32),
+        "int4wo-64" => new Int4WeightOnlyConfig(64),
+        "int4wo-128" => new Int4WeightOnlyConfig(128),
+        "int4wo-256" => new Int4WeightOnlyConfig(256),
+        _ => throw new ArgumentException($"Unknown quantization \"{shortName}\"; valid names: {string.Join(", ", Names)}."),
+    };
+}

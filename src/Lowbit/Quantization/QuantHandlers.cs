@@ -1,0 +1,39 @@
+using Lowbit.Quantization.Configs;
+using Lowbit.Quantization.Formats;
+
+namespace Lowbit.Quantization;
+
+/// <summary>The outcome for one layer: the new weight, or why the layer keeps its dense weight.</summary>
+public readonly record struct LayerQuantization(IWeight? Weight, string? SkipReason)
+{
+    public static LayerQuantization Done(IWeight weight) => new(weight, null);
+
+    public static LayerQuantization Skip(string reason) => new(null, reason);
+}
+
+/// <summary>
+/// The registration table (config type → handler), in one place: each handler turns one dense weight into its
+/// format, or says why it cannot. Read by <see cref="Quantizer"/>; a config type missing here fails at once,
+/// naming the config.
+/// </summary>
+internal static class QuantHandlers
+{
+    public delegate LayerQuantization Handler(IQuantConfig config, DenseWeight weight);
+
+    private static readonly Dictionary<Type, Handler> s_handlers = new()
+    {
+        [typeof(Int8WeightOnlyConfig)] = static (_, w) => LayerQuantization.Done(Int8PerRowWeight.Quantize(w.Tensor)),
+        [typeof(Int4WeightOnlyConfig)] = static (config, w) =>
+        {
+            int g = ((Int4WeightOnlyConfig)config).GroupSize;
+            return Int4GroupedWeight.Incompatibility(w.InFeatures, g) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(Int4GroupedWeight.Quantize(w.Tensor, g));
+        },
+    };
+
+    public static Handler For(IQuantConfig config) =>
+        s_handlers.TryGetValue(config.GetType(), out var handler)
+            ? handler
+            : throw new NotSupportedException($"No quantization handler is registered for {config.GetType().Name} (\"{config.ShortName}\").");
+}

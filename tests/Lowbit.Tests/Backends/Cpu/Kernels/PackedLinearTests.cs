@@ -1,0 +1,123 @@
+using Lowbit.Backends.Cpu;
+using Lowbit.Backends.Cpu.Kernels;
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+using Lowbit.Tests.Quantization.Formats;
+
+namespace Lowbit.Tests.Backends.Cpu.Kernels;
+
+/// <summary>Every packed-format kernel against the format's reference Dequantize + a float64 matmul, at every
+/// SIMD level this CPU has, on odd shapes: N = 1, 7, 33 (one row, a 4-row block plus a tail); K = one group and
+/// an odd number of groups (int8: K = 1, 17, 172 and 192 for its vector tails); m = 1 (decode: the GEMV reading
+/// packed bytes) and 2, 5, 17 (prefill: unpack + the dense tile, with token tails).</summary>
+public class PackedLinearTests
+{
+    private static readonly int[] Ns = [1, 7, 33];
+    private static readonly int[] Ms = [1, 2, 5, 17];
+
+    public static TheoryData<string, string> LevelsAndFormats()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string level in Enum.GetNames<SimdLevel>())
+        {
+            foreach (string format in new[] { "int8wo", "int4wo-32", "int4wo-64", "int4wo-128" })
+                data.Add(level, format);
+        }
+
+        return data;
+    }
+
+    private static int[] Ks(string format) => format switch
+    {
+        "int8wo" => [1, 17, 172, 192],
+        _ => [int.Parse(format["int4wo-".Length..]), 3 * int.Parse(format["int4wo-".Length..])],
+    };
+
+    /// <summary>The weight, its reference rows, and per element a magnitude that bounds what f32 rounding can
+    /// cost: |deq| for int8; for int4 also 16|s| + |z|, since decode folds the zero point as
+    /// s·Σx·q + (z − 8s)·Σx, whose two terms can be larger than their sum.</summary>
+    private static IWeight Make(string format, int n, int k, Random rng, out float[] deq, out float[] magnitude)
+    {
+        using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out _, sigma: 0.1f);
+        magnitude = new float[n * k];
+        if (format == "int8wo")
+        {
+            var w8 = Int8PerRowWeight.Quantize(dense);
+            deq = QuantTestData.Dequantized(w8, w8.Dequantize);
+            for (int i = 0; i < deq.Length; i++)
+                magnitude[i] = Math.Abs(deq[i]);
+            return w8;
+        }
+
+        var w4 = Int4GroupedWeight.Quantize(dense, int.Parse(format["int4wo-".Length..]));
+        deq = QuantTestData.Dequantized(w4, w4.Dequantize);
+        for (int i = 0; i < deq.Length; i++)
+        {
+            long g = ((long)(i / k) * w4.Groups) + (i % k / w4.GroupSize);
+            float s = DTypeConversion.BFloat16ToSingle(w4.Scales.AsSpan<ushort>()[(int)g]);
+            float z = DTypeConversion.BFloat16ToSingle(w4.Zeros.AsSpan<ushort>()[(int)g]);
+            magnitude[i] = Math.Abs(deq[i]) + (16 * s) + Math.Abs(z);
+        }
+
+        return w4;
+    }
+
+    private static void Compute(SimdLevel level, IWeight w, float[] x, int m, float[] y)
+    {
+        switch (w)
+        {
+            case Int8PerRowWeight w8:
+                Int8PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, w8, y);
+                break;
+            case Int4GroupedWeight w4:
+                Int4GroupedGemv.Compute(level, CpuTestData.Pool3, x, m, w4, y);
+                break;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(LevelsAndFormats))]
+    public void MatchesReferenceDequantizeInFloat64(string levelName, string format)
+    {
+        SimdLevel level = CpuTestData.Level(levelName);
+        var rng = new Random(format.GetHashCode(StringComparison.Ordinal) & 0xFFFF);
+        foreach (int k in Ks(format))
+        {
+            foreach (int n in Ns)
+            {
+                using IWeight w = Make(format, n, k, rng, out float[] deq, out float[] magnitude);
+                foreach (int m in Ms)
+                {
+                    float[] x = CpuTestData.Floats(rng, m * k);
+                    var y = new float[m * n];
+                    Compute(level, w, x, m, y);
+                    for (int t = 0; t < m; t++)
+                    {
+                        for (int r = 0; r < n; r++)
+                        {
+                            double sum = 0, mag = 0;
+                            for (int i = 0; i < k; i++)
+                            {
+                                sum += (double)x[(t * k) + i] * deq[(r * k) + i];
+                                mag += Math.Abs(x[(t * k) + i]) * magnitude[(r * k) + i];
+                            }
+
+                            double error = Math.Abs(y[(t * n) + r] - sum);
+                            double tolerance = 2e-6 * Math.Sqrt(k) * mag;
+                            Assert.True(error <= tolerance, $"{format} {level} K={k} N={n} m={m}: y[{t},{r}] = {y[(t * n) + r]}, reference {sum}, error {error:E2} > {tolerance:E2}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Sizes_are_checked()
+    {
+        using Tensor dense = QuantTestData.Gaussian(DType.F32, 4, 64, new Random(1), out _);
+        using var w = Int4GroupedWeight.Quantize(dense, 64);
+        Assert.Throws<ArgumentException>(() => Int4GroupedGemv.Compute(new float[63], 1, w, new float[4]));
+        Assert.Throws<ArgumentException>(() => Int4GroupedGemv.Compute(new float[64], 1, w, new float[3]));
+    }
+}

@@ -1,0 +1,31 @@
+using Lowbit.Quantization.Configs;
+
+namespace Lowbit.Tests.Quantization.Configs;
+
+public class QuantConfigsTests
+{
+    [Theory]
+    [InlineData("int8wo")]
+    [InlineData("int4wo-32")]
+    [InlineData("int4wo-64")]
+    [InlineData("int4wo-128")]
+    [InlineData("int4wo-256")]
+    public void Parse_round_trips_every_short_name(string name) => Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
+
+    [Fact]
+    public void Parse_lists_the_valid_names_for_an_unknown_one()
+    {
+        var e = Assert.Throws<ArgumentException>(() => QuantConfigs.Parse("int4wo-48"));
+        Assert.Contains("int4wo-48", e.Message);
+        foreach (string name in QuantConfigs.Names)
+            Assert.Contains(name, e.Message);
+    }
+
+    [Fact]
+    public void Int4_config_validates_its_group_size_in_the_constructor()
+    {
+        Assert.Equal(128, new Int4WeightOnlyConfig().GroupSize);
+        Assert.Equal(new Int4WeightOnlyConfig(64), QuantConfigs.Parse("int4wo-64"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Int4WeightOnlyConfig(48));
+    }
+}

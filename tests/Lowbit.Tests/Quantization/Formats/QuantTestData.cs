@@ -1,0 +1,98 @@
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+using Lowbit.Tests.Quantization.Primitives;
+
+namespace Lowbit.Tests.Quantization.Formats;
+
+/// <summary>Gaussian weights in a given dtype, the exact values they hold, and SQNR.</summary>
+internal static class QuantTestData
+{
+    /// <summary>A [rows, cols] tensor of N(0, σ²) values stored in <paramref name="dtype"/>; <paramref name="exact"/>
+    /// holds each stored value widened to float.</summary>
+    public static Tensor Gaussian(DType dtype, int rows, int cols, Random rng, out float[] exact, float sigma = 0.05f)
+    {
+        var tensor = Tensor.Allocate(dtype, rows, cols);
+        exact = new float[rows * cols];
+        for (int i = 0; i < exact.Length; i++)
+        {
+            float v = sigma * (float)AffineTests.Gaussian(rng);
+            switch (dtype)
+            {
+                case DType.F32:
+                    tensor.AsSpan<float>()[i] = v;
+                    break;
+                case DType.BF16:
+                    ushort bits = DTypeConversion.SingleToBFloat16(v);
+                    tensor.AsSpan<ushort>()[i] = bits;
+                    v = DTypeConversion.BFloat16ToSingle(bits);
+                    break;
+                case DType.F16:
+                    tensor.AsSpan<Half>()[i] = (Half)v;
+                    v = (float)(Half)v;
+                    break;
+            }
+
+            exact[i] = v;
+        }
+
+        return tensor;
+    }
+
+    /// <summary>Every row of a format's reference dequantization, [N·K].</summary>
+    public static float[] Dequantized(IWeight weight, Action<int, Span<float>> dequantize)
+    {
+        int n = weight.OutFeatures, k = weight.InFeatures;
+        var all = new float[n * k];
+        for (int r = 0; r < n; r++)
+            dequantize(r, all.AsSpan(r * k, k));
+        return all;
+    }
+
+    /// <summary>SQNR of a quantized linear layer's output against the float layer's (torchao's test): a BF16
+    /// Gaussian weight [64, 256] quantized by <paramref name="quantize"/> (which returns the weight and its
+    /// reference dequantization), 8 Gaussian input rows. The value goes to the test output.</summary>
+    public static double LayerSqnr(Random rng, Func<Tensor, (IWeight Weight, float[] Dequantized)> quantize)
+    {
+        const int n = 64, k = 256, m = 8;
+        using Tensor dense = Gaussian(DType.BF16, n, k, rng, out float[] exact);
+        var (weight, deq) = quantize(dense);
+        using (weight)
+        {
+            float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
+            double sqnr = Sqnr(Linear(x, m, exact, n, k), Linear(x, m, deq, n, k));
+            TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+            return sqnr;
+        }
+    }
+
+    /// <summary>10·log10(‖ref‖² / ‖ref − test‖²) in dB, as torchao's compute_error.</summary>
+    public static double Sqnr(ReadOnlySpan<double> reference, ReadOnlySpan<double> test)
+    {
+        double signal = 0, noise = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            signal += reference[i] * reference[i];
+            noise += (reference[i] - test[i]) * (reference[i] - test[i]);
+        }
+
+        return 10 * Math.Log10(signal / noise);
+    }
+
+    /// <summary>y = x·Wᵀ in double for x [m, K] and W [N, K].</summary>
+    public static double[] Linear(float[] x, int m, float[] w, int n, int k)
+    {
+        var y = new double[m * n];
+        for (int t = 0; t < m; t++)
+        {
+            for (int r = 0; r < n; r++)
+            {
+                double s = 0;
+                for (int i = 0; i < k; i++)
+                    s += (double)x[(t * k) + i] * w[(r * k) + i];
+                y[(t * n) + r] = s;
+            }
+        }
+
+        return y;
+    }
+}
