@@ -165,7 +165,7 @@ internal static unsafe class PackedLinear
             {
                 int t = 0;
                 for (; t + 4 <= m; t += 4)
-                    MatMulKernel.Tile4x4<TS, TV, F32Weights>(x + ((nint)t * k), (byte*)w, rowBytes, k, y + ((nint)t * n), n);
+                    MatMulKernel.Tile4x4<TS, TV, F32Weights>(x + ((nint)t * k), k, (byte*)w, rowBytes, k, y + ((nint)t * n), n, false);
                 for (; t < m; t++)
                     MatMulKernel.Dot4<TS, TV, F32Weights>(x + ((nint)t * k), (byte*)w, rowBytes, k, y + ((nint)t * n));
                 continue;
