@@ -62,10 +62,11 @@ static void PrintUsage()
               Run DIR/llama-bench (never built by this tool) and parse prefill (pp) and decode (tg) tok/s;
               measures bandwidth right before and after unless --no-bandwidth.
 
-          cpu --model DIR [--model DIR ...] [--threads 2] [--prompt 128] [--gen 64] [--reps 3]
-              [--llama-bin DIR --gguf FILE [--gguf FILE ...]] [--bw-mb 1024]
-              Lowbit's prefill and decode tok/s per model directory and, with --llama-bin, llama-bench's on
-              the GGUF files, back to back; decode GB/s against the read bandwidth measured before and after.
+          cpu --model DIR [--model DIR ...] [--quant none|int8wo|int4wo-64 ...] [--threads 2] [--prompt 128]
+              [--gen 64] [--rounds 3] [--llama-bin DIR --gguf FILE [--gguf FILE ...]] [--bw-mb 1024]
+              Lowbit's prefill and decode tok/s per model directory (and per --quant format) and, with
+              --llama-bin, llama-bench's on the GGUF files, taking turns each round with a bandwidth pass;
+              best of the rounds; decode GB/s against the best bandwidth of the run.
 
           linear [--threads 2] [--dim 2048] [--hidden 5632] [--kv-dim 256] [--layers 3] [--reps 20]
                  [--format bf16 --format int8wo --format int4wo-64] [--bw-mb 512] [--tokens 1]

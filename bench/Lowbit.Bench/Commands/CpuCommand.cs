@@ -2,55 +2,101 @@ using System.Diagnostics;
 using System.Globalization;
 using Lowbit.Generation;
 using Lowbit.Models;
+using Lowbit.Quantization.Configs;
 
 namespace Lowbit.Bench.Commands;
 
 /// <summary>
 /// Lowbit's prefill and decode speed on the CPU, judged against the read bandwidth measured in the same
 /// run (decode is memory-bound: every weight is read once per token) and against llama.cpp's llama-bench
-/// on the same weights, run back to back in this process's run.
+/// on the same weights. This machine's bandwidth drifts by 2x within minutes, so the engines take turns:
+/// each round measures the bandwidth, then every Lowbit model, then every GGUF once; each figure is the
+/// best over the rounds.
 /// </summary>
 public static class CpuCommand
 {
     public static readonly IReadOnlyDictionary<string, bool> Options = new Dictionary<string, bool>
     {
-        ["--model"] = true, ["--threads"] = true, ["--prompt"] = true, ["--gen"] = true, ["--reps"] = true,
-        ["--llama-bin"] = true, ["--gguf"] = true, ["--bw-mb"] = true,
+        ["--model"] = true, ["--quant"] = true, ["--threads"] = true, ["--prompt"] = true, ["--gen"] = true,
+        ["--rounds"] = true, ["--llama-bin"] = true, ["--gguf"] = true, ["--bw-mb"] = true,
     };
 
-    private sealed record Row(string Engine, string Model, string Format, long DecodeBytes, double PrefillTps, double DecodeTps);
+    private sealed record Best(string Engine, string Model, string Format, long DecodeBytes)
+    {
+        public double PrefillTps { get; set; }
+        public double DecodeTps { get; set; }
+    }
 
     public static int Run(Args args)
     {
         var models = args.All("--model");
         if (models.Count == 0)
             throw new ArgsException("option '--model' is required");
-        int threads = args.Int("--threads", 2), prompt = args.Int("--prompt", 128), gen = args.Int("--gen", 64), reps = args.Int("--reps", 3);
-        int bwMb = args.Int("--bw-mb", 1024);
+        int threads = args.Int("--threads", 2), prompt = args.Int("--prompt", 128), gen = args.Int("--gen", 64);
+        int rounds = args.Int("--rounds", 3), bwMb = args.Int("--bw-mb", 1024);
+        var quants = args.All("--quant");
+        string? exe = args.String("--llama-bin") is { } bin ? Path.Combine(bin, "llama-bench") : null;
+        var ggufs = args.All("--gguf");
 
-        var before = Bandwidth.Measure(threads, bwMb, 5);
-        Console.WriteLine($"before: {before}");
-        var rows = new List<Row>();
-        foreach (string dir in models)
-            rows.Add(MeasureLowbit(dir, threads, prompt, gen, reps));
-        if (args.String("--llama-bin") is { } bin)
+        // Every (model, format) pair: the model as stored ("none"), then each --quant applied at load.
+        var lowbit = new List<(LanguageModel Model, Best Best)>();
+        try
         {
-            string exe = Path.Combine(bin, "llama-bench");
-            foreach (string gguf in args.All("--gguf"))
+            foreach (string dir in models)
             {
-                var result = LlamaCppCommand.Bench(exe, gguf, threads, prompt, gen, reps);
-                var pp = result.First(r => r.Test.StartsWith("pp", StringComparison.Ordinal));
-                var tg = result.First(r => r.Test.StartsWith("tg", StringComparison.Ordinal));
-                rows.Add(new Row("llama.cpp", Path.GetFileNameWithoutExtension(gguf), pp.Type, pp.SizeBytes, pp.TokensPerSecond, tg.TokensPerSecond));
+                foreach (string? quant in quants.Count == 0 ? [null] : quants.Select(q => q == "none" ? null : q))
+                {
+                    var options = new ModelLoadOptions
+                    {
+                        Threads = threads,
+                        MaxSequenceLength = Math.Max(prompt, gen) + 1,
+                        Quantization = quant is null ? null : QuantConfigs.Parse(quant),
+                    };
+                    var model = LanguageModel.Load(dir, options);
+                    string format = string.Join("+", model.Weights.Linears().Select(l => l.Weight.FormatName).Distinct());
+                    lowbit.Add((model, new Best("lowbit", Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)), format, model.Weights.DecodeBytes)));
+                }
             }
-        }
-        var after = Bandwidth.Measure(threads, bwMb, 5);
-        Console.WriteLine($"after:  {after}");
 
-        // The roofline: the best streaming read seen in this run, before or after.
-        double roofline = Math.Max(before.BestGBps, after.BestGBps);
+            var llama = ggufs.Select(g => new Best("llama.cpp", Path.GetFileNameWithoutExtension(g), "", 0)).ToList();
+            double roofline = 0;
+            for (int round = 1; round <= rounds; round++)
+            {
+                var bw = Bandwidth.Measure(threads, bwMb, 3);
+                roofline = Math.Max(roofline, bw.BestGBps);
+                Console.Error.WriteLine($"round {round}/{rounds}: {bw}");
+                foreach (var (model, best) in lowbit)
+                {
+                    var (pp, tg) = MeasureLowbit(model, prompt, gen);
+                    best.PrefillTps = Math.Max(best.PrefillTps, pp);
+                    best.DecodeTps = Math.Max(best.DecodeTps, tg);
+                }
+                for (int i = 0; exe is not null && i < ggufs.Count; i++)
+                {
+                    var rows = LlamaCppCommand.Bench(exe, ggufs[i], threads, prompt, gen, 1);
+                    var pp = rows.First(r => r.Test.StartsWith("pp", StringComparison.Ordinal));
+                    var tg = rows.First(r => r.Test.StartsWith("tg", StringComparison.Ordinal));
+                    llama[i] = llama[i] with { Format = pp.Type, DecodeBytes = pp.SizeBytes };
+                    llama[i].PrefillTps = Math.Max(llama[i].PrefillTps, pp.TokensPerSecond);
+                    llama[i].DecodeTps = Math.Max(llama[i].DecodeTps, tg.TokensPerSecond);
+                }
+            }
+
+            Print(threads, prompt, gen, rounds, roofline, [.. lowbit.Select(l => l.Best), .. llama]);
+            return 0;
+        }
+        finally
+        {
+            foreach (var (model, _) in lowbit)
+                model.Dispose();
+        }
+    }
+
+    private static void Print(int threads, int prompt, int gen, int rounds, double roofline, IReadOnlyList<Best> rows)
+    {
         Console.WriteLine();
-        Console.WriteLine($"{threads} threads, prefill {prompt} tokens, decode {gen} tokens, best of {reps}; roofline {roofline:F1} GB/s read");
+        Console.WriteLine($"{threads} threads, prefill {prompt} tokens, decode {gen} tokens, best of {rounds} rounds; " +
+            $"roofline = best read bandwidth of the run, {roofline:F1} GB/s");
         Console.WriteLine("| engine | model | weights | bytes/token (MB) | prefill tok/s | decode tok/s | decode GB/s | % of bandwidth | roofline tok/s |");
         Console.WriteLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
@@ -59,49 +105,30 @@ public static class CpuCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {r.Engine} | {r.Model} | {r.Format} | {r.DecodeBytes / 1e6:F1} | {r.PrefillTps:F1} | {r.DecodeTps:F2} | {gbps:F1} | {100 * gbps / roofline:F0}% | {roofline * 1e9 / r.DecodeBytes:F1} |"));
         }
-        return 0;
     }
 
-    /// <summary>Prefill of <paramref name="prompt"/> tokens from position 0 and greedy decode of
-    /// <paramref name="gen"/> tokens from position 0, as llama-bench's pp and tg tests do; best of reps.</summary>
-    private static Row MeasureLowbit(string dir, int threads, int prompt, int gen, int reps)
+    /// <summary>Prefill of <paramref name="prompt"/> random tokens from position 0, then greedy decode of
+    /// <paramref name="gen"/> tokens from position 0, as llama-bench's pp and tg tests do.</summary>
+    private static (double Prefill, double Decode) MeasureLowbit(LanguageModel model, int prompt, int gen)
     {
-        using var model = LanguageModel.Load(dir, new ModelLoadOptions { Threads = threads, MaxSequenceLength = Math.Max(prompt, gen) + 1 });
-        Console.Error.WriteLine($"lowbit: {dir} on {model.Backend.Name}");
         const int chunk = 64;
         using var state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, chunk);
         var random = new Random(1);
         int[] tokens = [.. Enumerable.Range(0, prompt).Select(_ => random.Next(model.Config.VocabSize))];
+        model.Transformer.Forward(tokens.AsSpan(0, Math.Min(chunk, prompt)), 0, state); // warm-up: JIT, page faults
 
-        double Prefill()
-        {
-            var clock = Stopwatch.StartNew();
-            for (int start = 0; start < prompt; start += chunk)
-                model.Transformer.Forward(tokens.AsSpan(start, Math.Min(chunk, prompt - start)), start, state);
-            return prompt / clock.Elapsed.TotalSeconds;
-        }
+        var clock = Stopwatch.StartNew();
+        for (int start = 0; start < prompt; start += chunk)
+            model.Transformer.Forward(tokens.AsSpan(start, Math.Min(chunk, prompt - start)), start, state);
+        double prefill = prompt / clock.Elapsed.TotalSeconds;
 
-        double Decode()
+        int token = 1;
+        clock.Restart();
+        for (int pos = 0; pos < gen; pos++)
         {
-            int token = 1;
-            var clock = Stopwatch.StartNew();
-            for (int pos = 0; pos < gen; pos++)
-            {
-                model.Transformer.Forward([token], pos, state);
-                token = Sampler.ArgMax(state.Logits.Row<float>(0));
-            }
-            return gen / clock.Elapsed.TotalSeconds;
+            model.Transformer.Forward([token], pos, state);
+            token = Sampler.ArgMax(state.Logits.Row<float>(0));
         }
-
-        Prefill(); // warm-up: JIT tiers, page faults of the mapped weights
-        Decode();
-        double prefill = 0, decode = 0;
-        for (int r = 0; r < reps; r++)
-        {
-            prefill = Math.Max(prefill, Prefill());
-            decode = Math.Max(decode, Decode());
-        }
-        string format = string.Join("+", model.Weights.Linears().Select(l => l.Weight.FormatName).Distinct());
-        return new Row("lowbit", Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)), format, model.Weights.DecodeBytes, prefill, decode);
+        return (prefill, gen / clock.Elapsed.TotalSeconds);
     }
 }
