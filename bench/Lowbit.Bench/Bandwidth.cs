@@ -62,7 +62,8 @@ public static unsafe class Bandwidth
                         sums[id] = Sum(data + (id * per), per);
                         done.SignalAndWait();
                     }
-                }) { IsBackground = true, Name = $"bw{t}" };
+                })
+                { IsBackground = true, Name = $"bw{t}" };
                 workers[t].Start();
             }
 

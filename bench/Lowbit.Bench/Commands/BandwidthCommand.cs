@@ -4,7 +4,9 @@ public static class BandwidthCommand
 {
     public static readonly IReadOnlyDictionary<string, bool> Options = new Dictionary<string, bool>
     {
-        ["--threads"] = true, ["--mb"] = true, ["--passes"] = true,
+        ["--threads"] = true,
+        ["--mb"] = true,
+        ["--passes"] = true,
     };
 
     public static int Run(Args args)

@@ -17,8 +17,15 @@ public static class CpuCommand
 {
     public static readonly IReadOnlyDictionary<string, bool> Options = new Dictionary<string, bool>
     {
-        ["--model"] = true, ["--quant"] = true, ["--threads"] = true, ["--prompt"] = true, ["--gen"] = true,
-        ["--rounds"] = true, ["--llama-bin"] = true, ["--gguf"] = true, ["--bw-mb"] = true,
+        ["--model"] = true,
+        ["--quant"] = true,
+        ["--threads"] = true,
+        ["--prompt"] = true,
+        ["--gen"] = true,
+        ["--rounds"] = true,
+        ["--llama-bin"] = true,
+        ["--gguf"] = true,
+        ["--bw-mb"] = true,
     };
 
     private sealed record Best(string Engine, string Model, string Format, long DecodeBytes)

@@ -12,8 +12,15 @@ public static class LlamaCppCommand
 {
     public static readonly IReadOnlyDictionary<string, bool> Options = new Dictionary<string, bool>
     {
-        ["--bin"] = true, ["--model"] = true, ["--threads"] = true, ["--prompt"] = true, ["--gen"] = true,
-        ["--reps"] = true, ["--no-bandwidth"] = false, ["--bw-mb"] = true, ["--json-out"] = true,
+        ["--bin"] = true,
+        ["--model"] = true,
+        ["--threads"] = true,
+        ["--prompt"] = true,
+        ["--gen"] = true,
+        ["--reps"] = true,
+        ["--no-bandwidth"] = false,
+        ["--bw-mb"] = true,
+        ["--json-out"] = true,
     };
 
     public sealed record Row(string Model, string Type, long SizeBytes, long Params, string Test, int Threads,

@@ -17,8 +17,16 @@ public static class MakeLlama2cCommand
 {
     public static readonly IReadOnlyDictionary<string, bool> Options = new Dictionary<string, bool>
     {
-        ["--dim"] = true, ["--hidden"] = true, ["--layers"] = true, ["--heads"] = true, ["--kv-heads"] = true,
-        ["--vocab"] = true, ["--seq-len"] = true, ["--seed"] = true, ["--threads"] = true, ["--output"] = true,
+        ["--dim"] = true,
+        ["--hidden"] = true,
+        ["--layers"] = true,
+        ["--heads"] = true,
+        ["--kv-heads"] = true,
+        ["--vocab"] = true,
+        ["--seq-len"] = true,
+        ["--seed"] = true,
+        ["--threads"] = true,
+        ["--output"] = true,
     };
 
     /// <summary>Matrices are uniform on [-a, a] with a = std * sqrt(3), so their standard deviation is 0.02.</summary>
