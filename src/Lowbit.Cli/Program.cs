@@ -6,6 +6,7 @@ var root = new RootCommand("lowbit: run and measure Llama-family language models
     GenerateCommand.Create(),
     EvalCommand.Create(),
     InfoCommand.Create(),
+    BenchCommand.Create(),
     ImportCommand.Create(),
     QuantizeCommand.Create(),
 };

@@ -1,3 +1,4 @@
+using Lowbit.Evaluation;
 namespace Lowbit.Bench.Commands;
 
 public static class BandwidthCommand
@@ -19,7 +20,7 @@ public static class BandwidthCommand
             throw new ArgsException("--mb must be at least 64 (the buffer must be much larger than the 32 MiB L3)");
         }
 
-        Console.WriteLine(Bandwidth.Measure(threads, mb, passes));
+        Console.WriteLine(MemoryBandwidth.Measure(threads, mb, passes));
         return 0;
     }
 }

@@ -1,3 +1,4 @@
+using Lowbit.Evaluation;
 using System.Diagnostics;
 using System.Globalization;
 using Lowbit.Generation;
@@ -69,14 +70,14 @@ public static class CpuCommand
             double roofline = 0;
             for (int round = 1; round <= rounds; round++)
             {
-                var bw = Bandwidth.Measure(threads, bwMb, 3);
+                var bw = MemoryBandwidth.Measure(threads, bwMb, 3);
                 roofline = Math.Max(roofline, bw.BestGBps);
                 Console.Error.WriteLine($"round {round}/{rounds}: {bw}");
                 foreach (var (model, best) in lowbit)
                 {
-                    var (pp, tg) = MeasureLowbit(model, prompt, gen);
-                    best.PrefillTps = Math.Max(best.PrefillTps, pp);
-                    best.DecodeTps = Math.Max(best.DecodeTps, tg);
+                    var speed = SpeedBenchmark.Measure(model, prompt, gen, 1);
+                    best.PrefillTps = Math.Max(best.PrefillTps, speed.PrefillTokensPerSecond);
+                    best.DecodeTps = Math.Max(best.DecodeTps, speed.DecodeTokensPerSecond);
                 }
                 for (int i = 0; exe is not null && i < ggufs.Count; i++)
                 {
@@ -112,30 +113,5 @@ public static class CpuCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {r.Engine} | {r.Model} | {r.Format} | {r.DecodeBytes / 1e6:F1} | {r.PrefillTps:F1} | {r.DecodeTps:F2} | {gbps:F1} | {100 * gbps / roofline:F0}% | {roofline * 1e9 / r.DecodeBytes:F1} |"));
         }
-    }
-
-    /// <summary>Prefill of <paramref name="prompt"/> random tokens from position 0, then greedy decode of
-    /// <paramref name="gen"/> tokens from position 0, as llama-bench's pp and tg tests do.</summary>
-    private static (double Prefill, double Decode) MeasureLowbit(LanguageModel model, int prompt, int gen)
-    {
-        const int chunk = 64;
-        using var state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, chunk);
-        var random = new Random(1);
-        int[] tokens = [.. Enumerable.Range(0, prompt).Select(_ => random.Next(model.Config.VocabSize))];
-        model.Transformer.Forward(tokens.AsSpan(0, Math.Min(chunk, prompt)), 0, state); // warm-up: JIT, page faults
-
-        var clock = Stopwatch.StartNew();
-        for (int start = 0; start < prompt; start += chunk)
-            model.Transformer.Forward(tokens.AsSpan(start, Math.Min(chunk, prompt - start)), start, state);
-        double prefill = prompt / clock.Elapsed.TotalSeconds;
-
-        int token = 1;
-        clock.Restart();
-        for (int pos = 0; pos < gen; pos++)
-        {
-            model.Transformer.Forward([token], pos, state);
-            token = Sampler.ArgMax(state.Logits.Row<float>(0));
-        }
-        return (prefill, gen / clock.Elapsed.TotalSeconds);
     }
 }

@@ -1,3 +1,4 @@
+using Lowbit.Evaluation;
 using System.Diagnostics;
 using System.Globalization;
 using Lowbit.Backends.Cpu;
@@ -35,7 +36,7 @@ public static class LinearCommand
         using var backend = new CpuBackend(threads);
         (int N, int K)[] shapes = [(dim, dim), (kvDim, dim), (kvDim, dim), (dim, dim), (hidden, dim), (hidden, dim), (dim, hidden)];
 
-        var before = Bandwidth.Measure(threads, args.Int("--bw-mb", 512), 3);
+        var before = MemoryBandwidth.Measure(threads, args.Int("--bw-mb", 512), 3);
         Console.WriteLine($"before: {before}");
         // Every format's weights are built first and timed round-robin, so a burst of load on a shared machine
         // hits all formats alike; each keeps its best pass.
@@ -90,7 +91,7 @@ public static class LinearCommand
                 w.Dispose();
         }
 
-        var after = Bandwidth.Measure(threads, args.Int("--bw-mb", 512), 3);
+        var after = MemoryBandwidth.Measure(threads, args.Int("--bw-mb", 512), 3);
         Console.WriteLine($"after:  {after}");
         double roofline = Math.Max(before.BestGBps, after.BestGBps);
         double baseline = results[0].Seconds;

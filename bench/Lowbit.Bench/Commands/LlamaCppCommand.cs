@@ -1,3 +1,4 @@
+using Lowbit.Evaluation;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -46,7 +47,7 @@ public static class LlamaCppCommand
             return 1;
         }
 
-        BandwidthResult? before = measureBandwidth ? Bandwidth.Measure(threads, bwMb, 5) : null;
+        BandwidthResult? before = measureBandwidth ? MemoryBandwidth.Measure(threads, bwMb, 5) : null;
         if (before is not null)
         {
             Console.WriteLine($"before: {before}");
@@ -56,7 +57,7 @@ public static class LlamaCppCommand
         foreach (string model in models)
             rows.AddRange(Bench(exe, model, threads, prompt, gen, reps));
 
-        BandwidthResult? after = measureBandwidth ? Bandwidth.Measure(threads, bwMb, 5) : null;
+        BandwidthResult? after = measureBandwidth ? MemoryBandwidth.Measure(threads, bwMb, 5) : null;
         if (after is not null)
         {
             Console.WriteLine($"after:  {after}");

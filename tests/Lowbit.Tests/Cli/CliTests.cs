@@ -123,9 +123,22 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Bench_prints_a_row_per_format_with_perplexity_and_divergence()
+    {
+        string text = _dir.File("text.txt");
+        File.WriteAllText(text, string.Join("\n", File.ReadLines(Fixtures.Get("text", "tinystories-valid.txt")).Take(40)));
+        var r = Lowbit("bench", "--quant", "none,int8wo", "--prompt", "8", "--gen", "4", "--reps", "1", "--bandwidth-mb", "64",
+            "--text", text, "--ctx", "64", "--chunks", "4", "--threads", "1");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("| format | weights (MB) | decode tok/s |", r.Output);
+        Assert.Matches(@"\| f32 \| 1\.0 \| [\d.]+ \| [\d.]+ \| .* \| \d+\.\d{4} ± \d+\.\d{4} \| 0 \| 100\.00% \|", r.Output);
+        Assert.Matches(@"\| int8wo \| 0\.\d \| [\d.]+ \| .* \| \d+\.\d{6} ± \d+\.\d{6} \| \d+\.\d{2}% \|", r.Output);
+    }
+
+    [Fact]
     public void Every_command_has_help()
     {
-        foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"], ["quantize"] })
+        foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"], ["quantize"], ["bench"] })
         {
             var r = Lowbit([.. command, "--help"]);
             Assert.Equal(0, r.ExitCode);

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
-namespace Lowbit.Bench;
+namespace Lowbit.Evaluation;
 
 /// <summary>Result of one bandwidth measurement; GB/s are 1e9 bytes per second.</summary>
 public sealed record BandwidthResult(int Threads, long Bytes, int Passes, double BestGBps, double MedianGBps, double WorstGBps)
@@ -16,7 +16,7 @@ public sealed record BandwidthResult(int Threads, long Bytes, int Passes, double
 /// Streaming read bandwidth: each thread sums its contiguous slice of a buffer much larger than the L3 cache with
 /// wide vector loads and 4 independent accumulators; a pass is timed from the common start to the last thread's end.
 /// </summary>
-public static unsafe class Bandwidth
+public static unsafe class MemoryBandwidth
 {
     /// <summary>Last checksum; published so the summing loop cannot be optimized away.</summary>
     public static double Sink { get; private set; }

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Lowbit.Evaluation;
+using Lowbit.Models;
+
+namespace Lowbit.Cli.Commands;
+
+/// <summary>
+/// <c>lowbit bench</c>: the table torchao's README prints, one row per format: decode and prefill tok/s,
+/// weight bytes, memory, effective GB/s against the read bandwidth measured in the same run, and with
+/// --text the perplexity and the KL divergence from the unquantized model.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var quant = new Option<string>("--quant") { Description = "Comma-separated formats; \"none\" is the model as stored.", DefaultValueFactory = _ => "none,int8wo,int4wo-64" };
+        var text = new Option<FileInfo?>("--text") { Description = "Text for perplexity and KL divergence (as lowbit eval)." };
+        var ctx = new Option<int>("--ctx", "-c") { Description = "Window length for --text.", DefaultValueFactory = _ => 512 };
+        var chunks = new Option<int?>("--chunks") { Description = "Score at most this many windows of --text (llama-perplexity's --chunks)." };
+        var prompt = new Option<int>("--prompt") { Description = "Prefill length in tokens.", DefaultValueFactory = _ => 128 };
+        var gen = new Option<int>("--gen") { Description = "Decode length in tokens.", DefaultValueFactory = _ => 64 };
+        var reps = new Option<int>("--reps") { Description = "Repetitions; the best is kept.", DefaultValueFactory = _ => 3 };
+        var bandwidthMb = new Option<int>("--bandwidth-mb") { Description = "Buffer for the read-bandwidth measurement (well above the L3 cache).", DefaultValueFactory = _ => 1024 };
+        var threads = CommonOptions.Threads();
+        var command = new Command("bench", "Speed, size and accuracy of a model in each quantized format, side by side.")
+        {
+            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads,
+        };
+        command.SetAction(r => CommonOptions.Run(() =>
+        {
+            string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
+            string[] formats = r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (string f in formats)
+                _ = f == "none" ? null : CommonOptions.ParseQuant(f); // fail on a bad name before any work
+            int p = r.GetValue(prompt), g = r.GetValue(gen), n = Math.Max(1, r.GetValue(reps)), contextLength = r.GetValue(ctx);
+            if (p < 1 || g < 1)
+                throw new ArgumentException("--prompt and --gen must be at least 1.");
+            int threadCount = r.GetValue(threads) ?? Environment.ProcessorCount;
+            var textFile = r.GetValue(text);
+            if (textFile is { Exists: false })
+                throw new FileNotFoundException($"Text file {textFile.FullName} does not exist.");
+
+            var before = MemoryBandwidth.Measure(threadCount, r.GetValue(bandwidthMb), 3);
+            Console.Error.WriteLine($"before: {before}");
+            using var reference = textFile is null ? null : LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g)));
+            int[]? tokens = reference is null ? null : reference.Tokenizer.Encode(ReadText(textFile!), addBos: reference.Tokenizer.BosId is not null);
+
+            var rows = new List<(string Format, long Bytes, double Decode, double Prefill, long Rss, string Ppl, string Kld, string Top)>();
+            foreach (string format in formats)
+            {
+                Console.Error.WriteLine($"{format}: loading");
+                using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format == "none" ? null : format));
+                var speed = SpeedBenchmark.Measure(lm, p, g, n);
+                long rss = Process.GetCurrentProcess().WorkingSet64;
+                string ppl = "", kld = "", top = "";
+                if (reference is not null)
+                {
+                    Console.Error.WriteLine($"{format}: perplexity");
+                    var q = QualityComparison.Evaluate(reference, lm, tokens!, contextLength, maxChunks: r.GetValue(chunks));
+                    ppl = $"{q.Candidate.Perplexity:F4} ± {q.Candidate.StandardError:F4}";
+                    kld = format == "none" ? "0" : $"{q.MeanKlDivergence:F6} ± {q.KlDivergenceError:F6}";
+                    top = $"{100 * q.SameTopTokenFraction:F2}%";
+                }
+                string label = format == "none" ? string.Join("+", lm.Weights.Linears().Select(l => l.Weight.FormatName).Distinct()) : format;
+                rows.Add((label, lm.Weights.DecodeBytes, speed.DecodeTokensPerSecond, speed.PrefillTokensPerSecond, rss, ppl, kld, top));
+                if (lm.QuantizationReport is { } report)
+                    Console.Error.WriteLine(report.Summary());
+            }
+            var after = MemoryBandwidth.Measure(threadCount, r.GetValue(bandwidthMb), 3);
+            Console.Error.WriteLine($"after:  {after}");
+            double roofline = Math.Max(before.BestGBps, after.BestGBps);
+            // A markdown table: readable in a terminal, pasted as is into docs.
+            Console.WriteLine("| format | weights (MB) | decode tok/s | prefill tok/s | GB/s | % of bandwidth | RSS (MB) | PPL | KLD | same top |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in rows)
+            {
+                double gbps = row.Bytes * row.Decode / 1e9;
+                Console.WriteLine($"| {row.Format} | {row.Bytes / 1e6:F1} | {row.Decode:F2} | {row.Prefill:F1} | {gbps:F1} | {100 * gbps / roofline:F0}% | " +
+                    $"{row.Rss / 1e6:F0} | {row.Ppl} | {row.Kld} | {row.Top} |");
+            }
+            Console.WriteLine($"{dir}: {threadCount} threads, prefill {p} tokens, decode {g} tokens, best of {n}; " +
+                $"bandwidth {roofline:F1} GB/s (best read of the run){(textFile is null ? "" : $"; PPL and KLD on {textFile.Name} at ctx {contextLength}")}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static string ReadText(FileInfo file)
+    {
+        string content = File.ReadAllText(file.FullName);
+        return content.EndsWith('\n') ? content[..^1] : content;
+    }
+}
