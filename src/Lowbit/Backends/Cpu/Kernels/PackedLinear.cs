@@ -128,7 +128,12 @@ internal static unsafe class PackedLinear
                 SimdLevel.Avx2 => &Rows<TF, Simd256, Vector256<float>, Packed256>,
                 _ => &Rows<TF, SimdScalar, float, PackedScalar>,
             };
-            pool.Run(work, &job, (n + RowBlock - 1) / RowBlock);
+            int blocks = (n + RowBlock - 1) / RowBlock;
+            // As MatMul: a product too small to pay for waking a worker runs on the caller alone.
+            if ((long)m * n * k < MatMul.MinParallelMacs)
+                work(&job, 0, blocks);
+            else
+                pool.Run(work, &job, blocks);
         }
     }
 
