@@ -25,7 +25,7 @@ public static class Perplexity
             throw new ArgumentException($"Context {contextLength} exceeds the model's {model.Transformer.MaxSequenceLength} positions.", nameof(contextLength));
 
         int batch = Math.Min(64, contextLength);
-        using var state = new DecodeState(model.Config, contextLength, batch);
+        using var state = new DecodeState(model.Config, contextLength, batch, model.Backend);
         int first = contextLength / 2;
         int bos = model.Tokenizer.BosId ?? tokens[0];
         var window = new int[contextLength];
@@ -47,7 +47,7 @@ public static class Perplexity
                 model.Transformer.Forward(window.AsSpan(start, m), start, state, rows);
                 for (int pos = firstScored; pos <= lastScored; pos++)
                 {
-                    var logits = state.Logits.Row<float>(pos - (start + m - rows));
+                    var logits = state.LogitsRow(pos - (start + m - rows));
                     double loss = -LogSoftmaxAt(logits, window[pos + 1]);
                     nll += loss;
                     nll2 += loss * loss;

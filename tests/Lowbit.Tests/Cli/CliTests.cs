@@ -182,5 +182,27 @@ public sealed class CliTests : IDisposable
         AssertOneLineError(Lowbit("quantize", "--quant", "int4wo-32", "-o", outDir), outDir, "not empty");
     }
 
+    [Fact]
+    public void Device_cuda_without_a_gpu_is_one_clear_line()
+    {
+        if (global::Lowbit.Cuda.CudaBackend.IsAvailable())
+            Assert.Skip("A CUDA GPU is present here.");
+        AssertOneLineError(Lowbit("generate", "--device", "cuda", "-n", "4"), "--device cuda", "no CUDA GPU");
+    }
+
+    [Fact]
+    public void Device_auto_without_a_gpu_runs_on_the_cpu()
+    {
+        if (global::Lowbit.Cuda.CudaBackend.IsAvailable())
+            Assert.Skip("A CUDA GPU is present here.");
+        var r = Lowbit("generate", "Once upon a time", "--device", "auto", "-n", "8");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("| cpu (", r.Error);
+    }
+
+    [Fact]
+    public void Unknown_device_is_one_clear_line() =>
+        AssertOneLineError(Lowbit("generate", "--device", "tpu", "-n", "4"), "--device", "tpu");
+
     public void Dispose() => _dir.Dispose();
 }
