@@ -58,13 +58,14 @@ public sealed unsafe partial class CudaBackend : IBackend
     public static CudaBackend Open()
     {
         Context? context = null;
+        Accelerator accelerator;
         try
         {
             context = Context.Create(b => b.Cuda());
             var devices = context.GetCudaDevices();
             if (devices.Count == 0)
                 throw new NotSupportedException("--device cuda: no CUDA GPU found (needs an NVIDIA GPU and its driver's libcuda.so.1; no CUDA toolkit).");
-            return new CudaBackend(devices[0].CreateAccelerator(context), context);
+            accelerator = devices[0].CreateAccelerator(context);
         }
         catch (Exception e) when (e is not NotSupportedException)
         {
@@ -76,6 +77,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             context?.Dispose();
             throw;
         }
+        return new CudaBackend(accelerator, context);
     }
 
     /// <summary>True when <see cref="Open"/> would find a GPU (the driver loads and lists one).</summary>

@@ -58,7 +58,7 @@ public sealed class Attention
         float sum = 0f;
         for (int t = Group.IdxX; t < length; t += Group.DimX)
         {
-            float e = MathF.Exp(scores[scoreRow + t] - best);
+            float e = FastMath.Exp(scores[scoreRow + t] - best);
             scores[scoreRow + t] = e;
             sum += e;
         }

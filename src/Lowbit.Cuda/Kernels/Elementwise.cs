@@ -32,7 +32,7 @@ public sealed class Elementwise
     private static void SiluMulKernel(Index1D i, ArrayView<float> gate, ArrayView<float> up)
     {
         float g = gate[i];
-        gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
+        gate[i] = g / (1f + FastMath.Exp(-g)) * up[i];
     }
 
     private static void AddKernel(Index1D i, ArrayView<float> y, ArrayView<float> x) => y[i] += x[i];
