@@ -208,7 +208,11 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
         var shape = new AttentionShape
         {
-            Heads = heads, KvHeads = kvHeads, HeadDim = headDim, StartPos = startPos, MaxSequence = keys.Rows,
+            Heads = heads,
+            KvHeads = kvHeads,
+            HeadDim = headDim,
+            StartPos = startPos,
+            MaxSequence = keys.Rows,
             Scale = 1f / MathF.Sqrt(headDim),
         };
         _attention.Launch(F32(q), F32(keys), F32(values), _scores.View, F32(destination), q.Rows, shape);
