@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Lowbit.Cli.Commands;
 
-var root = new RootCommand("lowbit: run and measure Llama-family language models in .NET, on the CPU.")
+var root = new RootCommand("lowbit: run and measure Llama-family language models in .NET, on the CPU or an NVIDIA GPU.")
 {
     GenerateCommand.Create(),
     EvalCommand.Create(),
@@ -9,5 +9,6 @@ var root = new RootCommand("lowbit: run and measure Llama-family language models
     BenchCommand.Create(),
     ImportCommand.Create(),
     QuantizeCommand.Create(),
+    SelfTestCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Lowbit.Backends;
+using Lowbit.Cuda;
 using Lowbit.Models;
 using Lowbit.Quantization.Configs;
 
@@ -23,16 +25,34 @@ internal static class CommonOptions
         Description = "CPU threads (default: all cores).",
     };
 
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "Where to run: cpu, cuda (an NVIDIA GPU; only its driver is needed) or auto (cuda when a GPU is found, else cpu).",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    /// <summary>The backend for <c>--device NAME</c>; null means the CPU (LanguageModel makes it with --threads).</summary>
+    /// <exception cref="ArgumentException">An unknown name.</exception>
+    /// <exception cref="NotSupportedException">cuda without a driver or a GPU.</exception>
+    public static IBackend? OpenDevice(string? name) => name switch
+    {
+        null or "cpu" => null,
+        "cuda" => CudaBackend.Open(),
+        "auto" => CudaBackend.IsAvailable() ? CudaBackend.Open() : null,
+        _ => throw new ArgumentException($"--device: use cpu, cuda or auto; got \"{name}\"."),
+    };
+
     public static Option<string?> Quant() => new("--quant")
     {
         Description = $"Quantize the linear layers at load time: {string.Join(", ", QuantConfigs.Names)} (torchao's names).",
     };
 
-    public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null, string? quant = null)
+    public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null, string? quant = null, string? device = null)
     {
         if (threads is < 1)
             throw new ArgumentException($"--threads must be at least 1; got {threads}.");
-        return new ModelLoadOptions { Threads = threads, MaxSequenceLength = maxSequenceLength, Quantization = ParseQuant(quant) };
+        var quantization = ParseQuant(quant);
+        return new ModelLoadOptions { Threads = threads, MaxSequenceLength = maxSequenceLength, Quantization = quantization, Device = OpenDevice(device) };
     }
 
     /// <summary>The config for <c>--quant NAME</c>, or null without one.</summary>

@@ -15,7 +15,8 @@ internal static class EvalCommand
         var ctx = new Option<int>("--ctx", "-c") { Description = "Window length in tokens (llama-perplexity's -c).", DefaultValueFactory = _ => 512 };
         var threads = CommonOptions.Threads();
         var quant = CommonOptions.Quant();
-        var command = new Command("eval", "Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.") { model, text, ctx, threads, quant };
+        var device = CommonOptions.Device();
+        var command = new Command("eval", "Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.") { model, text, ctx, threads, quant, device };
         command.SetAction(r => CommonOptions.Run(() =>
         {
             var file = r.GetValue(text)!;
@@ -25,7 +26,7 @@ internal static class EvalCommand
             if (contextLength < 4)
                 throw new ArgumentException($"--ctx must be at least 4; got {contextLength}.");
             using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
-                CommonOptions.LoadOptions(r.GetValue(threads), contextLength, r.GetValue(quant)));
+                CommonOptions.LoadOptions(r.GetValue(threads), contextLength, r.GetValue(quant), r.GetValue(device)));
             CommonOptions.PrintQuantization(lm);
             // As llama-perplexity reads a file: the whole text as one string, one trailing newline removed.
             string content = File.ReadAllText(file.FullName);

@@ -19,9 +19,10 @@ internal static class GenerateCommand
         var seed = new Option<ulong?>("--seed") { Description = "Random seed for reproducible sampling." };
         var threads = CommonOptions.Threads();
         var quant = CommonOptions.Quant();
+        var device = CommonOptions.Device();
         var command = new Command("generate", "Generate text from a prompt, streaming it as it comes.")
         {
-            prompt, model, maxTokens, temperature, topK, topP, seed, threads, quant,
+            prompt, model, maxTokens, temperature, topK, topP, seed, threads, quant, device,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
@@ -29,7 +30,7 @@ internal static class GenerateCommand
                 throw new ArgumentException($"--max-tokens must be at least 1; got {r.GetValue(maxTokens)}.");
             var sampling = new SamplingOptions(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed));
             using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
-                CommonOptions.LoadOptions(r.GetValue(threads), quant: r.GetValue(quant)));
+                CommonOptions.LoadOptions(r.GetValue(threads), quant: r.GetValue(quant), device: r.GetValue(device)));
             CommonOptions.PrintQuantization(lm);
             using var generator = new Generator(lm);
             var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = sampling };
@@ -42,7 +43,7 @@ internal static class GenerateCommand
             long peak = Process.GetCurrentProcess().PeakWorkingSet64;
             Console.Error.WriteLine(
                 $"prompt {s.PromptTokens} tokens, prefill {s.PrefillTokensPerSecond:F1} tok/s | generated {s.GeneratedTokens} tokens, " +
-                $"decode {s.DecodeTokensPerSecond:F1} tok/s | peak memory {CommonOptions.FormatBytes(peak)}");
+                $"decode {s.DecodeTokensPerSecond:F1} tok/s | {lm.Backend.Name} | peak memory {CommonOptions.FormatBytes(peak)}");
             return 0;
         }));
         return command;

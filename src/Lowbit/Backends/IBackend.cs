@@ -13,6 +13,25 @@ public interface IBackend : IDisposable
 {
     string Name { get; }
 
+    /// <summary>True when this backend's tensors are host memory (spans over <see cref="Tensor.Data"/> are
+    /// valid); false for a device backend, whose tensors hold device addresses.</summary>
+    bool UsesHostMemory { get; }
+
+    /// <summary>A zeroed [rows, columns] tensor in this backend's memory, for activations and the KV cache
+    /// (device memory for CUDA; the tensor owns it).</summary>
+    Tensor Allocate(DType dtype, int rows, int columns);
+
+    /// <summary>Readies every weight before the first token: checks each linear layer's format has a kernel
+    /// here (failing with the layer's name), and a device backend uploads (and may repack) the weights.</summary>
+    /// <exception cref="NotSupportedException">A linear layer's format has no kernel on this backend.</exception>
+    void PrepareWeights(ModelWeights weights);
+
+    /// <summary>Copies F32 host data into a tensor of this backend.</summary>
+    void CopyFromHost(ReadOnlySpan<float> source, TensorView destination);
+
+    /// <summary>Copies an F32 tensor of this backend to the host (waits for the work queued before).</summary>
+    void CopyToHost(TensorView source, Span<float> destination);
+
     /// <summary>destination[i] = table[tokens[i]] widened to F32.</summary>
     void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination);
 

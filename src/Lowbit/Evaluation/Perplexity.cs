@@ -21,7 +21,7 @@ public static class Perplexity
     {
         var nll = new MeanAccumulator();
         int chunks = ScoreWindows([model], tokens, contextLength,
-            (states, row, target) => nll.Add(-LogSoftmaxAt(states[0].Logits.Row<float>(row), target)), chunksDone, cancellationToken, maxChunks);
+            (states, row, target) => nll.Add(-LogSoftmaxAt(states[0].LogitsRow(row), target)), chunksDone, cancellationToken, maxChunks);
         return nll.ToPerplexity(chunks);
     }
 
@@ -45,8 +45,8 @@ public static class Perplexity
         return max + Math.Log(sum);
     }
 
-    /// <summary>Called for each scored position: model i's logits there are states[i].Logits row
-    /// <paramref name="row"/>; <paramref name="target"/> is the token they predict.</summary>
+    /// <summary>Called for each scored position: model i's logits there are states[i].LogitsRow(
+    /// <paramref name="row"/>); <paramref name="target"/> is the token they predict.</summary>
     internal delegate void ScoredPosition(DecodeState[] states, int row, int target);
 
     /// <summary>
@@ -69,7 +69,7 @@ public static class Perplexity
         }
 
         int batch = Math.Min(64, contextLength);
-        var states = models.Select(m => new DecodeState(m.Config, contextLength, batch)).ToArray();
+        var states = models.Select(m => new DecodeState(m.Config, contextLength, batch, m.Backend)).ToArray();
         try
         {
             int first = contextLength / 2;

@@ -31,8 +31,8 @@ public static class QualityComparison
         int sameTop = 0;
         int chunks = Perplexity.ScoreWindows([reference, candidate], tokens, contextLength, (states, row, target) =>
         {
-            var p = states[0].Logits.Row<float>(row);
-            var q = states[1].Logits.Row<float>(row);
+            var p = states[0].LogitsRow(row);
+            var q = states[1].LogitsRow(row);
             double lseP = Perplexity.LogSumExp(p), lseQ = Perplexity.LogSumExp(q);
             referenceNll.Add(lseP - p[target]);
             candidateNll.Add(lseQ - q[target]);

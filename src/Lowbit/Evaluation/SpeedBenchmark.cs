@@ -19,7 +19,7 @@ public static class SpeedBenchmark
         ArgumentOutOfRangeException.ThrowIfLessThan(prompt, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(gen, 1);
         const int chunk = 64;
-        using var state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, chunk);
+        using var state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, chunk, model.Backend);
         var random = new Random(1);
         int[] tokens = [.. Enumerable.Range(0, prompt).Select(_ => random.Next(model.Config.VocabSize))];
         model.Transformer.Forward(tokens.AsSpan(0, Math.Min(chunk, prompt)), 0, state);
@@ -35,7 +35,7 @@ public static class SpeedBenchmark
             for (int pos = 0; pos < gen; pos++)
             {
                 model.Transformer.Forward([token], pos, state);
-                token = Sampler.ArgMax(state.Logits.Row<float>(0));
+                token = Sampler.ArgMax(state.LogitsRow(0));
             }
             decode = Math.Max(decode, gen / clock.Elapsed.TotalSeconds);
         }

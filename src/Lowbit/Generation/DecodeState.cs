@@ -1,3 +1,4 @@
+using Lowbit.Backends;
 using Lowbit.Models;
 using Lowbit.Tensors;
 
@@ -5,31 +6,42 @@ namespace Lowbit.Generation;
 
 /// <summary>
 /// Every activation buffer and the KV cache of one sequence, allocated once from the model's shape
-/// (llama2.c's RunState): a forward pass allocates nothing.
+/// (llama2.c's RunState): a forward pass allocates nothing. The buffers live in the backend's memory
+/// (<see cref="IBackend.Allocate"/>: device memory for CUDA); read logits on the host through
+/// <see cref="LogitsRow"/>.
 /// </summary>
 public sealed class DecodeState : IDisposable
 {
-    public DecodeState(ModelConfig config, int maxSequenceLength, int maxBatch)
+    private readonly IBackend? _backend;
+    private readonly Tensor _hostLogits;
+
+    /// <param name="backend">Where the buffers live; null allocates them in host memory (the CPU backend's).</param>
+    public DecodeState(ModelConfig config, int maxSequenceLength, int maxBatch, IBackend? backend = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxSequenceLength, 1);
         MaxBatch = maxBatch;
         MaxSequenceLength = maxSequenceLength;
-        X = Tensor.Allocate(DType.F32, maxBatch, config.HiddenSize);
-        Xb = Tensor.Allocate(DType.F32, maxBatch, config.HiddenSize);
-        Q = Tensor.Allocate(DType.F32, maxBatch, config.QDim);
-        Attention = Tensor.Allocate(DType.F32, maxBatch, config.QDim);
-        Gate = Tensor.Allocate(DType.F32, maxBatch, config.IntermediateSize);
-        Up = Tensor.Allocate(DType.F32, maxBatch, config.IntermediateSize);
-        Logits = Tensor.Allocate(DType.F32, maxBatch, config.VocabSize);
+        _backend = backend;
+        X = Allocate(maxBatch, config.HiddenSize);
+        Xb = Allocate(maxBatch, config.HiddenSize);
+        Q = Allocate(maxBatch, config.QDim);
+        Attention = Allocate(maxBatch, config.QDim);
+        Gate = Allocate(maxBatch, config.IntermediateSize);
+        Up = Allocate(maxBatch, config.IntermediateSize);
+        Logits = Allocate(maxBatch, config.VocabSize);
+        _hostLogits = backend is null || backend.UsesHostMemory ? Logits : Tensor.Allocate(DType.F32, maxBatch, config.VocabSize);
         Keys = new Tensor[config.NumLayers];
         Values = new Tensor[config.NumLayers];
         for (int l = 0; l < config.NumLayers; l++)
         {
-            Keys[l] = Tensor.Allocate(DType.F32, maxSequenceLength, config.KvDim);
-            Values[l] = Tensor.Allocate(DType.F32, maxSequenceLength, config.KvDim);
+            Keys[l] = Allocate(maxSequenceLength, config.KvDim);
+            Values[l] = Allocate(maxSequenceLength, config.KvDim);
         }
     }
+
+    private Tensor Allocate(int rows, int columns) =>
+        _backend?.Allocate(DType.F32, rows, columns) ?? Tensor.Allocate(DType.F32, rows, columns);
 
     /// <summary>Most tokens one forward pass takes (the prefill chunk).</summary>
     public int MaxBatch { get; }
@@ -41,9 +53,20 @@ public sealed class DecodeState : IDisposable
     public Tensor Attention { get; }  // attention output [batch, heads·D]
     public Tensor Gate { get; }       // silu(gate)·up [batch, hidden]
     public Tensor Up { get; }         // [batch, hidden]
-    public Tensor Logits { get; }     // [batch, vocab]
+    public Tensor Logits { get; }     // [batch, vocab] in the backend's memory
     public Tensor[] Keys { get; }     // per layer [maxSeq, kvHeads·D]
     public Tensor[] Values { get; }   // per layer [maxSeq, kvHeads·D]
+
+    /// <summary>Row <paramref name="row"/> of the logits in host memory: the row itself where the backend
+    /// uses host memory, else a copy from the device into a host buffer of this state.</summary>
+    public Span<float> LogitsRow(int row)
+    {
+        if (ReferenceEquals(_hostLogits, Logits))
+            return Logits.Row<float>(row);
+        var destination = _hostLogits.Row<float>(row);
+        _backend!.CopyToHost(Logits.Slice(row, 1), destination);
+        return destination;
+    }
 
     /// <summary>Bytes of the KV cache.</summary>
     public long KvCacheBytes => Keys.Sum(k => k.ByteLength) * 2;
@@ -52,5 +75,7 @@ public sealed class DecodeState : IDisposable
     {
         foreach (var t in new[] { X, Xb, Q, Attention, Gate, Up, Logits }.Concat(Keys).Concat(Values))
             t.Dispose();
+        if (!ReferenceEquals(_hostLogits, Logits))
+            _hostLogits.Dispose();
     }
 }

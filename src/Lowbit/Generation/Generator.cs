@@ -43,7 +43,7 @@ public sealed class Generator : IDisposable
     {
         _model = model;
         PrefillChunk = prefillChunk;
-        _state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, prefillChunk);
+        _state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, prefillChunk, model.Backend);
     }
 
     public int PrefillChunk { get; }
@@ -83,7 +83,7 @@ public sealed class Generator : IDisposable
         {
             while (generated < maxTokens)
             {
-                int next = sampler.Sample(_state.Logits.Row<float>(0));
+                int next = sampler.Sample(_state.LogitsRow(0));
                 generated++;
                 if (options.StopAtEos && eos.AsSpan().Contains(next))
                     yield break;

@@ -22,6 +22,11 @@ public sealed record ModelLoadOptions
     /// <summary>Quantize the linear layers at load time (<see cref="Quantizer.Quantize"/> with its default
     /// filter); null keeps the checkpoint's weights.</summary>
     public IQuantConfig? Quantization { get; init; }
+
+    /// <summary>The device to run on, as a backend (e.g. Lowbit.Cuda's <c>CudaBackend.Open()</c>; this library
+    /// cannot name it, since Lowbit.Cuda builds on it); the model takes ownership and disposes it, also when
+    /// loading fails. Null runs on the CPU with <see cref="Threads"/>.</summary>
+    public IBackend? Device { get; init; }
 }
 
 /// <summary>
@@ -69,8 +74,16 @@ public sealed class LanguageModel : IDisposable
             var report = options.Quantization is null ? null : Quantizer.Quantize(weights, options.Quantization);
             int maxSeq = options.MaxSequenceLength
                 ?? Math.Min(config.MaxPositionEmbeddings, ModelLoadOptions.DefaultMaxSequenceLength);
-            var backend = new CpuBackend(options.Threads ?? Environment.ProcessorCount);
-            backend.CheckSupported(weights);
+            var backend = options.Device ?? new CpuBackend(options.Threads ?? Environment.ProcessorCount);
+            try
+            {
+                backend.PrepareWeights(weights);
+            }
+            catch
+            {
+                backend.Dispose();
+                throw;
+            }
             return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq)
             {
                 QuantizationReport = report,

@@ -45,7 +45,7 @@ public sealed class CliTests : IDisposable
         var r = Lowbit("generate", "Once upon a time", "--max-tokens", "30");
         Assert.Equal(0, r.ExitCode);
         Assert.StartsWith("Once upon a time, there was a little girl named Lily.", r.Output);
-        Assert.Matches(@"prompt 5 tokens, prefill [\d.]+ tok/s \| generated 30 tokens, decode [\d.]+ tok/s \| peak memory [\d.]+ MiB", r.Error);
+        Assert.Matches(@"prompt 5 tokens, prefill [\d.]+ tok/s \| generated 30 tokens, decode [\d.]+ tok/s \| cpu \([^)]*\) \| peak memory [\d.]+ MiB", r.Error);
     }
 
     [Fact]
@@ -194,6 +194,28 @@ public sealed class CliTests : IDisposable
         Assert.Equal(direct.Output, loaded.Output);
         AssertOneLineError(Lowbit("quantize", "--quant", "int4wo-32", "-o", outDir), outDir, "not empty");
     }
+
+    [Fact]
+    public void Device_cuda_without_a_gpu_is_one_clear_line()
+    {
+        if (global::Lowbit.Cuda.CudaBackend.IsAvailable())
+            Assert.Skip("A CUDA GPU is present here.");
+        AssertOneLineError(Lowbit("generate", "--device", "cuda", "-n", "4"), "--device cuda", "no CUDA GPU");
+    }
+
+    [Fact]
+    public void Device_auto_without_a_gpu_runs_on_the_cpu()
+    {
+        if (global::Lowbit.Cuda.CudaBackend.IsAvailable())
+            Assert.Skip("A CUDA GPU is present here.");
+        var r = Lowbit("generate", "Once upon a time", "--device", "auto", "-n", "8");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("| cpu (", r.Error);
+    }
+
+    [Fact]
+    public void Unknown_device_is_one_clear_line() =>
+        AssertOneLineError(Lowbit("generate", "--device", "tpu", "-n", "4"), "--device", "tpu");
 
     public void Dispose() => _dir.Dispose();
 }

@@ -22,6 +22,17 @@ public sealed class CpuBackend : IBackend
 
     public int Threads { get; }
 
+    public bool UsesHostMemory => true;
+
+    public Tensor Allocate(DType dtype, int rows, int columns) => Tensor.Allocate(dtype, rows, columns);
+
+    /// <summary>Weights stay where they are (memory-mapped or in native memory); only the formats are checked.</summary>
+    public void PrepareWeights(ModelWeights weights) => CheckSupported(weights);
+
+    public void CopyFromHost(ReadOnlySpan<float> source, TensorView destination) => source.CopyTo(destination.AsSpan<float>());
+
+    public void CopyToHost(TensorView source, Span<float> destination) => source.AsSpan<float>().CopyTo(destination);
+
     public void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination)
     {
         for (int i = 0; i < tokens.Length; i++)

@@ -1,0 +1,75 @@
+using System.CommandLine;
+using Lowbit.Backends.Cpu;
+using Lowbit.Cuda;
+using Lowbit.Generation;
+using Lowbit.Models;
+using Lowbit.Tensors;
+
+namespace Lowbit.Cli.Commands;
+
+/// <summary><c>lowbit selftest --device cuda</c>: every kernel of a device backend against the CPU backend on
+/// random data at odd shapes, then greedy decoding of a model on both; <c>--bench</c> adds timings.</summary>
+internal static class SelfTestCommand
+{
+    public static Command Create()
+    {
+        var device = new Option<string>("--device") { Description = "The backend to check: cuda.", DefaultValueFactory = _ => "cuda" };
+        var model = CommonOptions.Model();
+        var tokens = new Option<int>("--tokens") { Description = "Tokens to decode greedily on both backends.", DefaultValueFactory = _ => 80 };
+        var bench = new Option<bool>("--bench") { Description = "Also time the decode GEMVs (bf16 14336x4096, 4096x14336) and the model's decode." };
+        var command = new Command("selftest", "Check a device backend against the CPU: each kernel, then greedy decoding.") { device, model, tokens, bench };
+        command.SetAction(r => CommonOptions.Run(() =>
+        {
+            string modelDir = r.GetValue(model) ?? CommonOptions.BundledModel;
+            int failures = 0;
+            using (var gpu = CommonOptions.OpenDevice(r.GetValue(device)) ?? throw new ArgumentException("--device: selftest checks a device backend (cuda)."))
+            using (var cpu = new CpuBackend(Environment.ProcessorCount))
+            {
+                Console.WriteLine($"{gpu.Name} against {cpu.Name}");
+                foreach (var result in BackendCheck.Kernels(gpu, cpu, large: true))
+                {
+                    Console.WriteLine(result);
+                    failures += result.Passed ? 0 : 1;
+                }
+                if (r.GetValue(bench) && gpu is CudaBackend cuda)
+                {
+                    foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336) })
+                    {
+                        var (us, bytes) = cuda.TimeGemv(n, k, DType.BF16);
+                        Console.WriteLine($"bench gemv bf16 {n}x{k}: {us:F1} us, {bytes / us / 1e3:F0} GB/s ({bytes / us / 1e3 / 2970:P0} of 2.97 TB/s)");
+                    }
+                }
+            }
+
+            using (var reference = LanguageModel.Load(modelDir, new ModelLoadOptions { Threads = Environment.ProcessorCount }))
+            using (var onDevice = LanguageModel.Load(modelDir, new ModelLoadOptions { Device = CommonOptions.OpenDevice(r.GetValue(device)) }))
+            {
+                int steps = r.GetValue(tokens);
+                var (expected, actual) = BackendCheck.GreedyDecode(reference, onDevice, "Once upon a time", steps);
+                int diverge = Enumerable.Range(0, steps).FirstOrDefault(i => expected[i] != actual[i], -1);
+                Console.WriteLine(diverge < 0
+                    ? $"ok   greedy decode {steps} tokens after the prompt: identical ids"
+                    : $"FAIL greedy decode: first difference at token {diverge} (cpu {expected[diverge]}, device {actual[diverge]})");
+                failures += diverge < 0 ? 0 : 1;
+                Console.WriteLine($"     {onDevice.Tokenizer.Decode(actual).ReplaceLineEndings(" ")}");
+
+                if (r.GetValue(bench))
+                {
+                    foreach (var lm in new[] { reference, onDevice })
+                    {
+                        using var generator = new Generator(lm);
+                        var options = new GenerationOptions { MaxTokens = 256, Sampling = new SamplingOptions(0f, 0, 1f, null) };
+                        foreach (var _ in generator.GenerateAsync("Once upon a time", options).ToBlockingEnumerable())
+                        {
+                        }
+                        var s = generator.LastStats!;
+                        Console.WriteLine($"bench decode {s.GeneratedTokens} tokens on {lm.Backend.Name}: {s.DecodeTokensPerSecond:F1} tok/s, prefill {s.PrefillTokensPerSecond:F1} tok/s");
+                    }
+                }
+            }
+            Console.WriteLine(failures == 0 ? "selftest passed" : $"selftest FAILED: {failures} checks");
+            return failures == 0 ? 0 : 1;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,192 @@
+using Lowbit.Backends;
+using Lowbit.Generation;
+using Lowbit.Models;
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+
+namespace Lowbit.Cuda;
+
+/// <summary>One comparison of a backend against the reference: the largest difference relative to the
+/// reference's largest magnitude, and the bound it must stay under.</summary>
+public sealed record CheckResult(string Name, double Error, double Tolerance)
+{
+    public bool Passed => Error <= Tolerance && !double.IsNaN(Error);
+
+    public override string ToString() => $"{(Passed ? "ok  " : "FAIL")} {Name,-44} error {Error:E2} (bound {Tolerance:E0})";
+}
+
+/// <summary>
+/// Checks a backend against another (the CPU backend as reference) op by op on random data at odd shapes,
+/// and end to end by greedy decoding. One body for every backend: the tests run it with CUDA on ILGPU's
+/// CPU accelerator here and `lowbit selftest --device cuda` runs it on the GPU.
+/// </summary>
+public static class BackendCheck
+{
+    /// <summary>Every IBackend operation at odd shapes (rows not a multiple of 8 or 32, K not a multiple of the
+    /// vector width, one row and several); <paramref name="large"/> adds decode-sized GEMVs (slow off a GPU).</summary>
+    public static List<CheckResult> Kernels(IBackend device, IBackend reference, bool large, int seed = 1)
+    {
+        var rng = new Random(seed);
+        var host = new List<Tensor>();
+        var results = new List<CheckResult>();
+        try
+        {
+            void Check(string name, double tolerance, Func<IBackend, float[]> op) =>
+                results.Add(new CheckResult(name, RelativeError(op(device), op(reference)), tolerance));
+
+            foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
+            {
+                var table = HostTensor(host, dtype, 37, 67, Values(rng, 37 * 67));
+                int[] tokens = [3, 0, 36, 3, 17];
+                Check($"embedding {dtype} [37, 67], 5 tokens", 0, b => Run(b, tokens.Length, 67, (b, y) => b.Embedding(table, tokens, y)));
+            }
+
+            foreach (var (m, n, k) in LinearShapes(large))
+            {
+                foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
+                {
+                    var w = new DenseWeight(HostTensor(host, dtype, n, k, Values(rng, n * k)));
+                    var x = Values(rng, m * k);
+                    Check($"linear {dtype} m={m} n={n} k={k}", 2e-5 * Math.Sqrt(k),
+                        b => Run(b, m, n, (b, y) => b.Linear(Put(b, host, x, m, k), w, y)));
+                }
+            }
+
+            {
+                var x = Values(rng, 3 * 301);
+                var weight = HostTensor(host, DType.F32, 1, 301, Values(rng, 301));
+                Check("rmsnorm [3, 301]", 1e-5, b => Run(b, 3, 301, (b, y) => b.RmsNorm(Put(b, host, x, 3, 301), weight, 1e-5f, y)));
+                var bias = HostTensor(host, DType.F32, 1, 301, Values(rng, 301));
+                Check("add bias [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.AddBias(v, bias))));
+                var up = Values(rng, 3 * 301);
+                Check("silu·mul [3, 301]", 1e-5, b => Get(b, Apply(b, host, x, 3, 301, v => b.SiluMul(v, Put(b, host, up, 3, 301)))));
+                Check("add [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.Add(v, Put(b, host, up, 3, 301)))));
+            }
+
+            foreach (int headDim in new[] { 8, 64, 128 })
+            {
+                using var rope = new RopeTable(headDim, 64, 10000f, null);
+                var x = Values(rng, 5 * 3 * headDim);
+                Check($"rope D={headDim} [5, 3 heads], start 11", 1e-5, b => Get(b, Apply(b, host, x, 5, 3 * headDim, v => b.Rope(v, rope, 11))));
+            }
+
+            foreach (var (rows, start, heads, kvHeads, d) in new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128) })
+            {
+                const int maxSeq = 256;
+                var q = Values(rng, rows * heads * d);
+                var keys = Values(rng, maxSeq * kvHeads * d);
+                var values = Values(rng, maxSeq * kvHeads * d);
+                Check($"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}", 1e-5, b => Run(b, rows, heads * d, (b, y) =>
+                    b.Attention(Put(b, host, q, rows, heads * d), Put(b, host, keys, maxSeq, kvHeads * d), Put(b, host, values, maxSeq, kvHeads * d),
+                        start, heads, kvHeads, d, y)));
+            }
+        }
+        finally
+        {
+            foreach (var t in host)
+                t.Dispose();
+        }
+        return results;
+    }
+
+    /// <summary>Greedy decoding of <paramref name="steps"/> tokens after a prefill of the prompt, on both
+    /// models: the token ids each produced (compare them; the first difference is the divergence).</summary>
+    public static (int[] Reference, int[] Device) GreedyDecode(LanguageModel reference, LanguageModel device, string prompt, int steps) =>
+        (Greedy(reference, prompt, steps), Greedy(device, prompt, steps));
+
+    private static int[] Greedy(LanguageModel model, string prompt, int steps)
+    {
+        int[] prompted = model.Tokenizer.Encode(prompt, addBos: true);
+        var t = model.Transformer;
+        using var state = new DecodeState(model.Config, t.MaxSequenceLength, prompted.Length, model.Backend);
+        var output = new int[steps];
+        t.Forward(prompted, 0, state);
+        int pos = prompted.Length;
+        for (int i = 0; i < steps; i++)
+        {
+            output[i] = Sampler.ArgMax(state.LogitsRow(0));
+            t.Forward([output[i]], pos++, state);
+        }
+        return output;
+    }
+
+    private static IEnumerable<(int M, int N, int K)> LinearShapes(bool large)
+    {
+        yield return (1, 37, 67);     // scalar GEMV: K not a multiple of 8
+        yield return (1, 77, 256);    // vector GEMV, N not a multiple of the 4 rows a group
+        yield return (1, 45, 1000);
+        yield return (5, 45, 72);     // GEMM, partial tiles
+        yield return (17, 33, 67);
+        if (large)
+        {
+            yield return (1, 4096, 4096);
+            yield return (1, 1000, 14336);
+            yield return (64, 512, 4096);
+        }
+    }
+
+    private static float[] Values(Random rng, int count)
+    {
+        var v = new float[count];
+        for (int i = 0; i < v.Length; i++)
+            v[i] = (float)(rng.NextDouble() * 2 - 1);
+        return v;
+    }
+
+    /// <summary>A host tensor [rows, columns] of <paramref name="dtype"/> holding the values (rounded to it).</summary>
+    private static Tensor HostTensor(List<Tensor> keep, DType dtype, int rows, int columns, float[] values)
+    {
+        var t = Tensor.Allocate(dtype, rows, columns);
+        keep.Add(t);
+        if (dtype == DType.F32)
+            values.CopyTo(t.AsSpan<float>());
+        else
+            DTypeConversion.FromSingle(values, dtype, t.AsSpan<ushort>());
+        return t;
+    }
+
+    private static TensorView Put(IBackend b, List<Tensor> keep, float[] values, int rows, int columns)
+    {
+        var t = b.Allocate(DType.F32, rows, columns);
+        keep.Add(t);
+        b.CopyFromHost(values, t.View());
+        return t.View();
+    }
+
+    private static float[] Get(IBackend b, TensorView v)
+    {
+        var result = new float[v.ElementCount];
+        b.CopyToHost(v, result);
+        return result;
+    }
+
+    /// <summary>Runs an op that writes a fresh [rows, columns] output and reads it back.</summary>
+    private static float[] Run(IBackend b, int rows, int columns, Action<IBackend, TensorView> op)
+    {
+        using var y = b.Allocate(DType.F32, rows, columns);
+        op(b, y.View());
+        return Get(b, y.View());
+    }
+
+    /// <summary>Puts the values on the backend and applies an in-place op to them.</summary>
+    private static TensorView Apply(IBackend b, List<Tensor> keep, float[] values, int rows, int columns, Action<TensorView> op)
+    {
+        var v = Put(b, keep, values, rows, columns);
+        op(v);
+        return v;
+    }
+
+    private static double RelativeError(float[] actual, float[] expected)
+    {
+        if (actual.Length != expected.Length)
+            return double.PositiveInfinity;
+        double scale = 0, error = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            scale = Math.Max(scale, Math.Abs(expected[i]));
+            double e = Math.Abs((double)actual[i] - expected[i]);
+            error = double.IsNaN(e) ? double.NaN : Math.Max(error, e);
+        }
+        return error / Math.Max(scale, 1e-30);
+    }
+}

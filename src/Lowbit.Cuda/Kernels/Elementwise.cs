@@ -1,0 +1,41 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Lowbit.Cuda.Kernels;
+
+/// <summary>
+/// The elementwise ops of a block, one thread an element: gate = silu(gate)·up (silu(g) = g / (1 + e^−g)),
+/// y += x (the residual), x[r, :] += bias. Decode at FFN 14336: 115 KB moved, launch-bound; later fused
+/// into their neighbours.
+/// </summary>
+public sealed class Elementwise
+{
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _siluMul;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _addBias;
+
+    public Elementwise(Accelerator accelerator)
+    {
+        _siluMul = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(SiluMulKernel);
+        _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(AddKernel);
+        _addBias = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(AddBiasKernel);
+    }
+
+    public void SiluMul(ArrayView<float> gate, ArrayView<float> up) => _siluMul((int)gate.Length, gate, up);
+
+    public void Add(ArrayView<float> y, ArrayView<float> x) => _add((int)y.Length, y, x);
+
+    /// <param name="x">[rows, columns].</param>
+    /// <param name="bias">[columns].</param>
+    public void AddBias(ArrayView<float> x, ArrayView<float> bias, int columns) => _addBias((int)x.Length, x, bias, columns);
+
+    private static void SiluMulKernel(Index1D i, ArrayView<float> gate, ArrayView<float> up)
+    {
+        float g = gate[i];
+        gate[i] = g / (1f + FastMath.Exp(-g)) * up[i];
+    }
+
+    private static void AddKernel(Index1D i, ArrayView<float> y, ArrayView<float> x) => y[i] += x[i];
+
+    private static void AddBiasKernel(Index1D i, ArrayView<float> x, ArrayView<float> bias, int columns) => x[i] += bias[i % columns];
+}

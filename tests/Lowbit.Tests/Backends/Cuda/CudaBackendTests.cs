@@ -1,0 +1,74 @@
+using ILGPU;
+using ILGPU.Runtime.CPU;
+using Lowbit.Backends;
+using Lowbit.Backends.Cpu;
+using Lowbit.Cuda;
+using Lowbit.Models;
+
+namespace Lowbit.Tests.Backends.Cuda;
+
+/// <summary>
+/// The CUDA backend against the CPU backend, one body (<see cref="BackendCheck"/>) for two accelerators:
+/// ILGPU's CPU accelerator here (the kernels' logic; it misses PTX codegen bugs) and a real GPU, which
+/// skips without one (on the GPU machine `lowbit selftest --device cuda` runs the same checks and more).
+/// </summary>
+public abstract class CudaBackendTests
+{
+    /// <summary>The backend under test, or null to skip.</summary>
+    protected abstract CudaBackend? Open();
+
+    /// <summary>Tokens decoded greedily; 0 skips (ILGPU's CPU accelerator: its barriers over 128-256 OS
+    /// threads make each launch slow, and a 4-token decode took 1 m 47 s on 2 cores).</summary>
+    protected abstract int DecodeSteps { get; }
+
+    [Fact]
+    public void Every_kernel_matches_the_cpu_backend()
+    {
+        using var device = Open();
+        if (device is null)
+            return;
+        using var cpu = new CpuBackend(2);
+        var results = BackendCheck.Kernels(device, cpu, large: false);
+        Assert.All(results, r => Assert.True(r.Passed, r.ToString()));
+    }
+
+    [Fact]
+    public void Greedy_decode_of_the_bundled_model_matches_the_cpu_backend()
+    {
+        if (DecodeSteps == 0)
+            Assert.Skip("Too slow on ILGPU's CPU accelerator; runs on a GPU (here or lowbit selftest --device cuda).");
+        var device = Open();
+        if (device is null)
+            return;
+        string dir = Path.Combine(AppContext.BaseDirectory, "bundled-model");
+        using var reference = LanguageModel.Load(dir, new ModelLoadOptions { Threads = 2 });
+        using var onDevice = LanguageModel.Load(dir, new ModelLoadOptions { Device = device });
+        var (expected, actual) = BackendCheck.GreedyDecode(reference, onDevice, "Once upon a time", DecodeSteps);
+        Assert.Equal(expected, actual);
+    }
+}
+
+/// <summary>The kernels on ILGPU's CPU accelerator, warps of 32 as on the GPU.</summary>
+public sealed class CudaBackendOnIlgpuCpuTests : CudaBackendTests
+{
+    protected override int DecodeSteps => 0;
+
+    protected override CudaBackend Open()
+    {
+        var context = Context.Create(b => b.CPU(new CPUDevice(32, 8, 1)));
+        return new CudaBackend(context.CreateCPUAccelerator(0), context);
+    }
+}
+
+/// <summary>The kernels on the first CUDA GPU; skipped where there is none (CI).</summary>
+public sealed class CudaBackendOnGpuTests : CudaBackendTests
+{
+    protected override int DecodeSteps => 80;
+
+    protected override CudaBackend? Open()
+    {
+        if (!CudaBackend.IsAvailable())
+            Assert.Skip("No CUDA GPU here: the GPU kernels run on the device machine (lowbit selftest --device cuda).");
+        return CudaBackend.Open();
+    }
+}
