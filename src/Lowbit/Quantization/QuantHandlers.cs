@@ -30,6 +30,14 @@ internal static class QuantHandlers
                 ? LayerQuantization.Skip(reason)
                 : LayerQuantization.Done(Int4GroupedWeight.Quantize(w.Tensor, g));
         },
+        [typeof(Float8WeightOnlyConfig)] = static (_, w) => LayerQuantization.Done(Float8PerRowWeight.Quantize(w.Tensor)),
+        [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
+        {
+            int b = ((NF4WeightOnlyConfig)config).BlockSize;
+            return Nf4BlockwiseWeight.Incompatibility(w.InFeatures, b) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(Nf4BlockwiseWeight.Quantize(w.Tensor, b));
+        },
     };
 
     public static Handler For(IQuantConfig config) =>

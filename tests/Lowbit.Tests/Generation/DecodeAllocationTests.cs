@@ -15,6 +15,8 @@ public sealed class DecodeAllocationTests
     [InlineData(null)]
     [InlineData("int8wo")]
     [InlineData("int4wo-32")]
+    [InlineData("fp8wo")]
+    [InlineData("nf4-32")]
     public void Decode_steps_allocate_nothing(string? quant)
     {
         var options = new ModelLoadOptions { Threads = 2, Quantization = quant is null ? null : QuantConfigs.Parse(quant) };

@@ -43,7 +43,13 @@ public static class QuantizedCheckpoint
             var q = (Int4GroupedWeight)w;
             return [("weight", q.Packed), ("weight_scale", q.Scales), ("weight_zero", q.Zeros)];
         },
+        [typeof(Float8PerRowWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
     };
+
+    /// <summary>The tensors of a <see cref="CodedWeight"/>: codes, F32 scales and (where the format has them) zeros.</summary>
+    private static (string Suffix, Tensor Tensor)[] CodedParts(CodedWeight w) =>
+        w.Zeros is null ? [("weight", w.Codes), ("weight_scale", w.Scales)] : [("weight", w.Codes), ("weight_scale", w.Scales), ("weight_zero", w.Zeros)];
 
     /// <summary>How each format family is read back: (checkpoint, layer name, N, K, parameter after the family's
     /// dash or null) → weight.</summary>
@@ -63,6 +69,19 @@ public static class QuantizedCheckpoint
                 c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.BF16),
                 c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.BF16),
                 k, groupSize);
+        },
+        ["fp8wo"] = static (c, layer, n, k, _) => new Float8PerRowWeight(
+            c.Get($"{layer}.weight", [n, k], "fp8wo (U8 E4M3 codes [N, K])", DType.U8),
+            c.Get($"{layer}.weight_scale", [n, 1], "fp8wo (F32 scale [N, 1])", DType.F32), k),
+        ["nf4"] = static (c, layer, n, k, b) =>
+        {
+            int blockSize = b ?? Primitives.Nf4.DefaultBlockSize;
+            if (Nf4BlockwiseWeight.Incompatibility(k, blockSize) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {Nf4BlockwiseWeight.NameOf(blockSize)} but {reason}.");
+            string shape = $"{Nf4BlockwiseWeight.NameOf(blockSize)} (U8 [N, K/2], F32 [N, K/B])";
+            return new Nf4BlockwiseWeight(
+                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+                c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.F32), k, blockSize);
         },
     };
 

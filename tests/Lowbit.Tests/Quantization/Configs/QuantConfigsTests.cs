@@ -10,7 +10,17 @@ public class QuantConfigsTests
     [InlineData("int4wo-64")]
     [InlineData("int4wo-128")]
     [InlineData("int4wo-256")]
+    [InlineData("fp8wo")]
+    [InlineData("nf4")]
+    [InlineData("nf4-32")]
     public void Parse_round_trips_every_short_name(string name) => Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
+
+    [Fact]
+    public void Every_listed_name_parses_to_itself()
+    {
+        foreach (string name in QuantConfigs.Names)
+            Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
+    }
 
     [Fact]
     public void Parse_lists_the_valid_names_for_an_unknown_one()
@@ -27,5 +37,14 @@ public class QuantConfigsTests
         Assert.Equal(128, new Int4WeightOnlyConfig().GroupSize);
         Assert.Equal(new Int4WeightOnlyConfig(64), QuantConfigs.Parse("int4wo-64"));
         Assert.Throws<ArgumentOutOfRangeException>(() => new Int4WeightOnlyConfig(48));
+    }
+
+    [Fact]
+    public void Nf4_config_validates_its_block_size_in_the_constructor()
+    {
+        Assert.Equal(64, new NF4WeightOnlyConfig().BlockSize);
+        Assert.Equal("nf4", new NF4WeightOnlyConfig().ShortName);
+        Assert.Equal("nf4-128", new NF4WeightOnlyConfig(128).ShortName);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new NF4WeightOnlyConfig(48));
     }
 }

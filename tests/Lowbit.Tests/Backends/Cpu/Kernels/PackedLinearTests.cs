@@ -1,5 +1,8 @@
+using System.Runtime.Intrinsics;
 using Lowbit.Backends.Cpu;
 using Lowbit.Backends.Cpu.Kernels;
+using Lowbit.Quantization;
+using Lowbit.Quantization.Configs;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 using Lowbit.Tests.Quantization.Formats;
@@ -15,12 +18,14 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32"];
+
     public static TheoryData<string, string> LevelsAndFormats()
     {
         var data = new TheoryData<string, string>();
         foreach (string level in Enum.GetNames<SimdLevel>())
         {
-            foreach (string format in new[] { "int8wo", "int4wo-32", "int4wo-64", "int4wo-128" })
+            foreach (string format in Formats)
                 data.Add(level, format);
         }
 
@@ -29,8 +34,9 @@ public class PackedLinearTests
 
     private static int[] Ks(string format) => format switch
     {
-        "int8wo" => [1, 17, 172, 192],
-        _ => [int.Parse(format["int4wo-".Length..]), 3 * int.Parse(format["int4wo-".Length..])],
+        "int8wo" or "fp8wo" => [1, 17, 172, 192],
+        "nf4" => [64, 192],
+        _ => [int.Parse(format[(format.LastIndexOf('-') + 1)..]), 3 * int.Parse(format[(format.LastIndexOf('-') + 1)..])],
     };
 
     /// <summary>The weight, its reference rows, and per element a magnitude that bounds what f32 rounding can
@@ -47,6 +53,20 @@ public class PackedLinearTests
             for (int i = 0; i < deq.Length; i++)
                 magnitude[i] = Math.Abs(deq[i]);
             return w8;
+        }
+
+        if (!format.StartsWith("int4wo-", StringComparison.Ordinal))
+        {
+            var coded = (CodedWeight)Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+            deq = QuantTestData.Dequantized(coded, coded.Dequantize);
+            for (int i = 0; i < deq.Length; i++)
+            {
+                int g = ((i / k) * coded.Groups) + (i % k / coded.GroupSize);
+                float s = coded.Scales.AsSpan<float>()[g];
+                magnitude[i] = Math.Abs(deq[i]) + (coded.Zeros is null ? 0 : Math.Abs(s * (coded.Zeros.AsSpan<float>()[g] + 256)));
+            }
+
+            return coded;
         }
 
         var w4 = Int4GroupedWeight.Quantize(dense, int.Parse(format["int4wo-".Length..]));
@@ -72,6 +92,14 @@ public class PackedLinearTests
             case Int4GroupedWeight w4:
                 Int4GroupedGemv.Compute(level, CpuTestData.Pool3, x, m, w4, y);
                 break;
+            case Float8PerRowWeight f8:
+                Float8PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, f8, y);
+                break;
+            case Nf4BlockwiseWeight nf4:
+                Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(w), w.FormatName);
         }
     }
 
@@ -109,6 +137,21 @@ public class PackedLinearTests
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>The E4M3 bit trick gives the table's value for every code but the two NaNs, at every width.</summary>
+    [Fact]
+    public void E4m3_map_decodes_every_finite_code_exactly()
+    {
+        var table = Lowbit.Quantization.Primitives.Float8E4M3.DecodeTable;
+        for (int code = 0; code < 256; code++)
+        {
+            if ((code & 0x7F) == 0x7F)
+                continue;
+            Assert.Equal(table[code], E4M3Map.Map(code));
+            Assert.Equal(table[code], E4M3Map.Map(Vector256.Create(code)).ToScalar());
+            Assert.Equal(table[code], E4M3Map.Map(Vector512.Create(code)).ToScalar());
         }
     }
 
