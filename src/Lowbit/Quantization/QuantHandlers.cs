@@ -31,6 +31,7 @@ internal static class QuantHandlers
                 : LayerQuantization.Done(Int4GroupedWeight.Quantize(w.Tensor, g));
         },
         [typeof(Float8WeightOnlyConfig)] = static (_, w) => LayerQuantization.Done(Float8PerRowWeight.Quantize(w.Tensor)),
+        [typeof(Int8DynamicActivationInt8WeightConfig)] = static (_, w) => LayerQuantization.Done(Int8DynamicWeight.Quantize(w.Tensor)),
         [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
         {
             int b = ((NF4WeightOnlyConfig)config).BlockSize;

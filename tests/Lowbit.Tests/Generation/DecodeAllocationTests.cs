@@ -17,6 +17,7 @@ public sealed class DecodeAllocationTests
     [InlineData("int4wo-32")]
     [InlineData("fp8wo")]
     [InlineData("nf4-32")]
+    [InlineData("int8dq")]
     public void Decode_steps_allocate_nothing(string? quant)
     {
         var options = new ModelLoadOptions { Threads = 2, Quantization = quant is null ? null : QuantConfigs.Parse(quant) };

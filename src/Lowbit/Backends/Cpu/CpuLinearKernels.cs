@@ -23,6 +23,8 @@ internal static class CpuLinearKernels
             Int4GroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (Int4GroupedWeight)w, y.AsSpan<float>()),
         [typeof(Float8PerRowWeight)] = static (x, w, y) =>
             Float8PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Float8PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int8DynamicWeight)] = static (x, w, y) =>
+            Int8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicWeight)w, y.AsSpan<float>()),
         [typeof(Nf4BlockwiseWeight)] = static (x, w, y) =>
             Nf4BlockwiseGemv.Compute(x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
     };

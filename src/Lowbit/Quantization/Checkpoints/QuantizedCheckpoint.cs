@@ -43,6 +43,11 @@ public static class QuantizedCheckpoint
             var q = (Int4GroupedWeight)w;
             return [("weight", q.Packed), ("weight_scale", q.Scales), ("weight_zero", q.Zeros)];
         },
+        [typeof(Int8DynamicWeight)] = static w =>
+        {
+            var q = ((Int8DynamicWeight)w).Weight;
+            return [("weight", q.Data), ("weight_scale", q.Scales)];
+        },
         [typeof(Float8PerRowWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
     };
@@ -70,6 +75,9 @@ public static class QuantizedCheckpoint
                 c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.BF16),
                 k, groupSize);
         },
+        ["int8dq"] = static (c, layer, n, k, _) => new Int8DynamicWeight(new Int8PerRowWeight(
+            c.Get($"{layer}.weight", [n, k], "int8dq (I8 [N, K])", DType.I8),
+            c.Get($"{layer}.weight_scale", [n], "int8dq (scale [N])"))),
         ["fp8wo"] = static (c, layer, n, k, _) => new Float8PerRowWeight(
             c.Get($"{layer}.weight", [n, k], "fp8wo (U8 E4M3 codes [N, K])", DType.U8),
             c.Get($"{layer}.weight_scale", [n, 1], "fp8wo (F32 scale [N, 1])", DType.F32), k),

@@ -4,7 +4,7 @@ namespace Lowbit.Quantization.Configs;
 public static class QuantConfigs
 {
     /// <summary>Every name <see cref="Parse"/> accepts.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-256", "fp8wo", "nf4", "nf4-32", "nf4-128", "nf4-256"];
+    public static IReadOnlyList<string> Names { get; } = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-256", "fp8wo", "nf4", "nf4-32", "nf4-128", "nf4-256", "int8dq"];
 
     /// <exception cref="ArgumentException">The name is not one of <see cref="Names"/>; the message lists them.</exception>
     public static IQuantConfig Parse(string shortName) => shortName switch
@@ -19,6 +19,7 @@ public static class QuantConfigs
         "nf4-32" => new NF4WeightOnlyConfig(32),
         "nf4-128" => new NF4WeightOnlyConfig(128),
         "nf4-256" => new NF4WeightOnlyConfig(256),
+        "int8dq" => new Int8DynamicActivationInt8WeightConfig(),
         _ => throw new ArgumentException($"Unknown quantization \"{shortName}\"; valid names: {string.Join(", ", Names)}."),
     };
 }

@@ -13,6 +13,7 @@ public class QuantConfigsTests
     [InlineData("fp8wo")]
     [InlineData("nf4")]
     [InlineData("nf4-32")]
+    [InlineData("int8dq")]
     public void Parse_round_trips_every_short_name(string name) => Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
 
     [Fact]

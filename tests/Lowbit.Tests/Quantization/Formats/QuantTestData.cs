@@ -1,4 +1,5 @@
 using Lowbit.Quantization.Formats;
+using Lowbit.Quantization.Primitives;
 using Lowbit.Tensors;
 using Lowbit.Tests.Quantization.Primitives;
 
@@ -94,5 +95,23 @@ internal static class QuantTestData
         }
 
         return y;
+    }
+
+    /// <summary>torchao's dynamic int8 activations, through the affine primitives: per token (row of x [m, K]),
+    /// symmetric over [−127, 127], eps 1e−5, F32; returns q·s per element.</summary>
+    public static float[] FakeQuantizedPerToken(float[] x, int m, int k)
+    {
+        var scheme = new AffineScheme(MappingType.Symmetric, new QuantRange(-127, 127), ZeroPointDomain.Int, 1e-5f, DType.F32);
+        var result = new float[x.Length];
+        var q = new int[k];
+        for (int t = 0; t < m; t++)
+        {
+            var token = x.AsSpan(t * k, k);
+            QParams p = Affine.ChooseQParams(token, scheme);
+            Affine.Quantize(token, p, scheme, DType.F32, q);
+            Affine.Dequantize(q, p, scheme, result.AsSpan(t * k, k));
+        }
+
+        return result;
     }
 }

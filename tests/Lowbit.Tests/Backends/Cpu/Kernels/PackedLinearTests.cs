@@ -18,7 +18,7 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
-    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32"];
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq"];
 
     public static TheoryData<string, string> LevelsAndFormats()
     {
@@ -34,7 +34,7 @@ public class PackedLinearTests
 
     private static int[] Ks(string format) => format switch
     {
-        "int8wo" or "fp8wo" => [1, 17, 172, 192],
+        "int8wo" or "fp8wo" or "int8dq" => [1, 17, 172, 192],
         "nf4" => [64, 192],
         _ => [int.Parse(format[(format.LastIndexOf('-') + 1)..]), 3 * int.Parse(format[(format.LastIndexOf('-') + 1)..])],
     };
@@ -46,6 +46,15 @@ public class PackedLinearTests
     {
         using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out _, sigma: 0.1f);
         magnitude = new float[n * k];
+        if (format == "int8dq")
+        {
+            var dq = Int8DynamicWeight.Quantize(dense);
+            deq = QuantTestData.Dequantized(dq, dq.Dequantize);
+            for (int i = 0; i < deq.Length; i++)
+                magnitude[i] = Math.Abs(deq[i]);
+            return dq;
+        }
+
         if (format == "int8wo")
         {
             var w8 = Int8PerRowWeight.Quantize(dense);
@@ -95,6 +104,9 @@ public class PackedLinearTests
             case Float8PerRowWeight f8:
                 Float8PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, f8, y);
                 break;
+            case Int8DynamicWeight dq:
+                Int8DynamicGemv.Compute(level, CpuTestData.Pool3, x, m, dq, y);
+                break;
             case Nf4BlockwiseWeight nf4:
                 Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
                 break;
@@ -119,6 +131,8 @@ public class PackedLinearTests
                     float[] x = CpuTestData.Floats(rng, m * k);
                     var y = new float[m * n];
                     Compute(level, w, x, m, y);
+                    if (format == "int8dq")
+                        x = QuantTestData.FakeQuantizedPerToken(x, m, k); // the reference multiplies the quantized activations
                     for (int t = 0; t < m; t++)
                     {
                         for (int r = 0; r < n; r++)
