@@ -32,6 +32,13 @@ internal static class QuantHandlers
         },
         [typeof(Float8WeightOnlyConfig)] = static (_, w) => LayerQuantization.Done(Float8PerRowWeight.Quantize(w.Tensor)),
         [typeof(Int8DynamicActivationInt8WeightConfig)] = static (_, w) => LayerQuantization.Done(Int8DynamicWeight.Quantize(w.Tensor)),
+        [typeof(UIntXWeightOnlyConfig)] = static (config, w) =>
+        {
+            var c = (UIntXWeightOnlyConfig)config;
+            return UIntXGroupedWeight.Incompatibility(w.InFeatures, c.Bits, c.GroupSize) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(UIntXGroupedWeight.Quantize(w.Tensor, c.Bits, c.GroupSize));
+        },
         [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
         {
             int b = ((NF4WeightOnlyConfig)config).BlockSize;

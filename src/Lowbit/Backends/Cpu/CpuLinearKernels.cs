@@ -25,6 +25,8 @@ internal static class CpuLinearKernels
             Float8PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Float8PerRowWeight)w, y.AsSpan<float>()),
         [typeof(Int8DynamicWeight)] = static (x, w, y) =>
             Int8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicWeight)w, y.AsSpan<float>()),
+        [typeof(UIntXGroupedWeight)] = static (x, w, y) =>
+            UIntXGroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (UIntXGroupedWeight)w, y.AsSpan<float>()),
         [typeof(Nf4BlockwiseWeight)] = static (x, w, y) =>
             Nf4BlockwiseGemv.Compute(x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
     };

@@ -50,6 +50,7 @@ public static class QuantizedCheckpoint
         },
         [typeof(Float8PerRowWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(UIntXGroupedWeight)] = static w => CodedParts((CodedWeight)w),
     };
 
     /// <summary>The tensors of a <see cref="CodedWeight"/>: codes, F32 scales and (where the format has them) zeros.</summary>
@@ -75,6 +76,13 @@ public static class QuantizedCheckpoint
                 c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.BF16),
                 k, groupSize);
         },
+        ["uintx-1"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 1, g),
+        ["uintx-2"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 2, g),
+        ["uintx-3"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 3, g),
+        ["uintx-4"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 4, g),
+        ["uintx-5"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 5, g),
+        ["uintx-6"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 6, g),
+        ["uintx-7"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 7, g),
         ["int8dq"] = static (c, layer, n, k, _) => new Int8DynamicWeight(new Int8PerRowWeight(
             c.Get($"{layer}.weight", [n, k], "int8dq (I8 [N, K])", DType.I8),
             c.Get($"{layer}.weight_scale", [n], "int8dq (scale [N])"))),
@@ -92,6 +100,20 @@ public static class QuantizedCheckpoint
                 c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.F32), k, blockSize);
         },
     };
+
+    /// <summary>uintx-B-G: the family is "uintx-B" (the dash parser takes the last number as the parameter).</summary>
+    private static IWeight ReadUIntX(CheckpointTensors c, string layer, int n, int k, int bits, int? g)
+    {
+        int groupSize = g ?? throw new InvalidDataException($"{c.Directory}: \"{layer}\" is uintx-{bits} without a group size.");
+        if (UIntXGroupedWeight.Incompatibility(k, bits, groupSize) is { } reason)
+            throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {UIntXGroupedWeight.NameOf(bits, groupSize)} but {reason}.");
+        string shape = $"{UIntXGroupedWeight.NameOf(bits, groupSize)} (U8 [N, K·B/8], F32 [N, K/G] scales and zeros)";
+        return new UIntXGroupedWeight(
+            c.Get($"{layer}.weight", [n, k / 8 * bits], shape, DType.U8),
+            c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.F32),
+            c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.F32),
+            k, bits, groupSize);
+    }
 
     /// <summary>
     /// Quantizes the model in <paramref name="sourceDir"/> with <paramref name="config"/> and writes the result to

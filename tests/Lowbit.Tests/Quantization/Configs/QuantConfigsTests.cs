@@ -14,6 +14,8 @@ public class QuantConfigsTests
     [InlineData("nf4")]
     [InlineData("nf4-32")]
     [InlineData("int8dq")]
+    [InlineData("uintx-1-32")]
+    [InlineData("uintx-7-256")]
     public void Parse_round_trips_every_short_name(string name) => Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
 
     [Fact]
@@ -47,5 +49,16 @@ public class QuantConfigsTests
         Assert.Equal("nf4", new NF4WeightOnlyConfig().ShortName);
         Assert.Equal("nf4-128", new NF4WeightOnlyConfig(128).ShortName);
         Assert.Throws<ArgumentOutOfRangeException>(() => new NF4WeightOnlyConfig(48));
+    }
+
+    [Fact]
+    public void Uintx_config_validates_bits_and_group_size_in_the_constructor()
+    {
+        Assert.Equal(new UIntXWeightOnlyConfig(3, 64), QuantConfigs.Parse("uintx-3-64"));
+        Assert.Equal(64, new UIntXWeightOnlyConfig(2).GroupSize);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(8));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(4, 48));
+        Assert.Throws<ArgumentException>(() => QuantConfigs.Parse("uintx-8-64"));
     }
 }

@@ -6,12 +6,12 @@ using Lowbit.Quantization.Formats;
 namespace Lowbit.Backends.Cpu.Kernels;
 
 /// <summary>What turns one format's codes into f32 values (before the block scale): the element decoder that
-/// <see cref="CodedGemv{TM}"/> is generic over. Bits = 8 codes are whole bytes (read by vpmovzxbd); narrower
-/// ones are cut out of 16-element chunks as a <see cref="CodePlan"/> says.</summary>
+/// <see cref="CodedGemv{TM}"/> is generic over. Byte codes are read by vpmovzxbd; narrower ones are cut out of
+/// 16-element chunks as the job's <see cref="CodePlan"/> says (which also gives the width).</summary>
 internal interface ICodeMap
 {
-    /// <summary>Bits per code, 1..8; a 16-element chunk is 2·Bits bytes.</summary>
-    static abstract int Bits { get; }
+    /// <summary>Whether codes are whole bytes (plan <see cref="CodePlan.Stream"/>(8)).</summary>
+    static abstract bool Bytes { get; }
 
     /// <summary>Whether each group has an integer zero point: deq = (v − z)·s instead of v·s.</summary>
     static abstract bool HasZero { get; }
@@ -26,7 +26,7 @@ internal interface ICodeMap
 /// <summary>
 /// Where each of the 16 codes of a chunk sits in the chunk's 2·Bits bytes: lane j's code is bits
 /// [Shift[j], Shift[j] + Bits) of the little-endian 16-bit word at byte Byte[j] (Shift[j] + Bits ≤ 16, since
-/// Bits ≤ 7 below 8). <see cref="Shuffle"/> is the vpshufb control that puts that word in dword j (upper bytes
+/// a code that is not a whole byte has Bits ≤ 7). <see cref="Shuffle"/> is the vpshufb control that puts that word in dword j (upper bytes
 /// zeroed). One plan per packing: <see cref="Stream"/>(b) for <see cref="Quantization.Primitives.BitPacking"/>'s
 /// little-endian stream (uintx, FP6), <see cref="Nf4"/> for NF4's element-2k-in-the-high-nibble order. Plans
 /// live in native memory for the life of the process (a few hundred bytes).
@@ -43,7 +43,7 @@ internal unsafe struct CodePlan
     private static readonly nint[] s_stream = CreateStreams();
     private static readonly CodePlan* s_nf4 = Create(4, static j => (8 * (j / 2)) + (j % 2 == 0 ? 4 : 0));
 
-    /// <summary>The plan of a b-bit little-endian stream (element j at bits [j·b, (j + 1)·b)).</summary>
+    /// <summary>The plan of a b-bit little-endian stream (element j at bits [j·b, (j + 1)·b)), b = 1..8.</summary>
     public static CodePlan* Stream(int bits) => (CodePlan*)s_stream[bits];
 
     /// <summary>NF4: element 2k in the high nibble of byte k, 2k + 1 in the low one.</summary>
@@ -63,8 +63,8 @@ internal unsafe struct CodePlan
 
     private static nint[] CreateStreams()
     {
-        var plans = new nint[8];
-        for (int b = 1; b < 8; b++)
+        var plans = new nint[9];
+        for (int b = 1; b <= 8; b++)
         {
             int bits = b;
             plans[b] = (nint)Create(bits, j => j * bits);
@@ -97,7 +97,7 @@ internal unsafe struct CodePlan
 /// <summary>
 /// The generic driver's element side for every "codes × block scale" format (fp8wo, nf4, uintx, fp6):
 /// y[m, n] = Σ_g s[n, g]·Σ_{k∈g} x[m, k]·(v(q[n, k]) − z[n, g]), v = TM.Map(code), z = 0 unless TM.HasZero.
-/// <para>Rows are cut into chunks of 16 elements (2·Bits bytes; a group is a whole number of chunks, or the
+/// <para>Rows are cut into chunks of 16 elements (2·Bits bytes, Bits from the job's plan; a group is a whole number of chunks, or the
 /// whole row for per-row formats, whose last K mod 16 elements go one by one). Decode (M = 1): 4 rows at a time,
 /// one accumulator per row per group, then one FMA with the group's scale; the zero points fold out as
 /// −Σ_g z·s·X[g] (X[g] = Σ_{k∈g} x[k], once per call), so each weight costs its decode + one FMA. Prefill:
@@ -149,7 +149,7 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         float* s0 = (float*)job->Scales + ((nint)row * groups), s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         CodePlan* plan = job->Plan;
         float* x = job->X;
-        nint c = TS.Count, chunkBytes = 2 * TM.Bits;
+        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
         byte* copy = stackalloc byte[4 * Chunk];
         TV y0 = TS.Zero, y1 = TS.Zero, y2 = TS.Zero, y3 = TS.Zero;
         float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
@@ -203,7 +203,7 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* x = job->X;
-        nint c = TS.Count, chunkBytes = 2 * TM.Bits;
+        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
         byte* copy = stackalloc byte[Chunk];
         TV y = TS.Zero;
         float t = 0;
@@ -236,7 +236,7 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* z = TM.HasZero ? (float*)job->Zeros + ((nint)row * groups) : null;
-        nint c = TS.Count, chunkBytes = 2 * TM.Bits;
+        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
         byte* copy = stackalloc byte[Chunk];
         for (int g = 0; g < groups; g++)
         {
@@ -270,7 +270,7 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Value(byte* q, nint i, CodePlan* plan) =>
-        PackedScalar.LoadCodes<TM>(q + (i / Chunk * 2 * TM.Bits), (int)(i % Chunk), plan);
+        PackedScalar.LoadCodes<TM>(q + (i / Chunk * 2 * plan->Bits), (int)(i % Chunk), plan);
 
     /// <summary>−Σ_g z[g]·s[g]·X[g] for formats with zero points, else 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -21,7 +21,7 @@ internal static unsafe class Float8PerRowGemv
     {
         ArgumentNullException.ThrowIfNull(weight);
         PackedLinear.Compute<CodedGemv<E4M3Map>>(level, pool, weight.FormatName, x, m,
-            CodedGemv<E4M3Map>.Job(weight.Codes, weight.Scales, null, weight.OutFeatures, weight.InFeatures, weight.InFeatures, null), y);
+            CodedGemv<E4M3Map>.Job(weight.Codes, weight.Scales, null, weight.OutFeatures, weight.InFeatures, weight.InFeatures, CodePlan.Stream(8)), y);
     }
 }
 
@@ -36,7 +36,7 @@ internal readonly struct E4M3Map : ICodeMap
 {
     private const float Rebias = 1.329228e36f; // 2^120
 
-    public static int Bits => 8;
+    public static bool Bytes => true;
 
     public static bool HasZero => false;
 

@@ -35,7 +35,7 @@ internal readonly struct Nf4Map : ICodeMap
     private static readonly Vector256<float> s_low = Vector256.Create(Nf4.Table[..8]);
     private static readonly Vector256<float> s_high = Vector256.Create(Nf4.Table[8..]);
 
-    public static int Bits => 4;
+    public static bool Bytes => false;
 
     public static bool HasZero => false;
 

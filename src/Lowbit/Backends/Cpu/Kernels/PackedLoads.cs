@@ -48,7 +48,7 @@ internal unsafe struct Packed512 : IPackedLoads<Vector512<float>>
     public static Vector512<float> LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
         where TM : ICodeMap
     {
-        if (TM.Bits == 8)
+        if (TM.Bytes)
             return TM.Map(Avx512F.ConvertToVector512Int32(Vector128.Load(chunk)));
         Vector512<byte> bytes = Avx512BW.Shuffle(Vector512.Create(Vector128.Load(chunk)), Vector512.Load(plan->Shuffle));
         Vector512<uint> codes = Avx512F.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector512.Load(plan->Shift)) & Vector512.Create(plan->Mask);
@@ -75,7 +75,7 @@ internal unsafe struct Packed256 : IPackedLoads<Vector256<float>>
     public static Vector256<float> LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
         where TM : ICodeMap
     {
-        if (TM.Bits == 8)
+        if (TM.Bytes)
             return TM.Map(Avx2.ConvertToVector256Int32(chunk + lane));
         Vector256<byte> bytes = Avx2.Shuffle(Vector256.Create(Vector128.Load(chunk)), Vector256.Load(plan->Shuffle + (4 * lane)));
         Vector256<uint> codes = Avx2.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector256.Load(plan->Shift + lane)) & Vector256.Create(plan->Mask);
@@ -95,5 +95,5 @@ internal unsafe struct PackedScalar : IPackedLoads<float>
     }
 
     public static float LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
-        where TM : ICodeMap => TM.Map(TM.Bits == 8 ? chunk[lane] : plan->Code(chunk, lane));
+        where TM : ICodeMap => TM.Map(TM.Bytes ? chunk[lane] : plan->Code(chunk, lane));
 }

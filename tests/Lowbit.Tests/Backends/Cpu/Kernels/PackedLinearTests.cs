@@ -18,7 +18,7 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
-    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq"];
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64"];
 
     public static TheoryData<string, string> LevelsAndFormats()
     {
@@ -106,6 +106,9 @@ public class PackedLinearTests
                 break;
             case Int8DynamicWeight dq:
                 Int8DynamicGemv.Compute(level, CpuTestData.Pool3, x, m, dq, y);
+                break;
+            case UIntXGroupedWeight ux:
+                UIntXGroupedGemv.Compute(level, CpuTestData.Pool3, x, m, ux, y);
                 break;
             case Nf4BlockwiseWeight nf4:
                 Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
