@@ -39,6 +39,9 @@ internal static class QuantHandlers
                 ? LayerQuantization.Skip(reason)
                 : LayerQuantization.Done(UIntXGroupedWeight.Quantize(w.Tensor, c.Bits, c.GroupSize));
         },
+        [typeof(FpxWeightOnlyConfig)] = static (_, w) => Fp6PerRowWeight.Incompatibility(w.InFeatures) is { } reason
+            ? LayerQuantization.Skip(reason)
+            : LayerQuantization.Done(Fp6PerRowWeight.Quantize(w.Tensor)),
         [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
         {
             int b = ((NF4WeightOnlyConfig)config).BlockSize;

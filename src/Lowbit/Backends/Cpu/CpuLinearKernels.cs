@@ -27,6 +27,8 @@ internal static class CpuLinearKernels
             Int8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicWeight)w, y.AsSpan<float>()),
         [typeof(UIntXGroupedWeight)] = static (x, w, y) =>
             UIntXGroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (UIntXGroupedWeight)w, y.AsSpan<float>()),
+        [typeof(Fp6PerRowWeight)] = static (x, w, y) =>
+            Fp6PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Fp6PerRowWeight)w, y.AsSpan<float>()),
         [typeof(Nf4BlockwiseWeight)] = static (x, w, y) =>
             Nf4BlockwiseGemv.Compute(x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
     };

@@ -51,6 +51,7 @@ public static class QuantizedCheckpoint
         [typeof(Float8PerRowWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(UIntXGroupedWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Fp6PerRowWeight)] = static w => CodedParts((CodedWeight)w),
     };
 
     /// <summary>The tensors of a <see cref="CodedWeight"/>: codes, F32 scales and (where the format has them) zeros.</summary>
@@ -83,6 +84,14 @@ public static class QuantizedCheckpoint
         ["uintx-5"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 5, g),
         ["uintx-6"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 6, g),
         ["uintx-7"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 7, g),
+        ["fp6"] = static (c, layer, n, k, _) =>
+        {
+            if (Fp6PerRowWeight.Incompatibility(k) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is fp6 but {reason}.");
+            return new Fp6PerRowWeight(
+                c.Get($"{layer}.weight", [n, k / 4 * 3], "fp6 (U8 [N, 3K/4] 6-bit codes)", DType.U8),
+                c.Get($"{layer}.weight_scale", [n, 1], "fp6 (F32 scale [N, 1])", DType.F32), k);
+        },
         ["int8dq"] = static (c, layer, n, k, _) => new Int8DynamicWeight(new Int8PerRowWeight(
             c.Get($"{layer}.weight", [n, k], "int8dq (I8 [N, K])", DType.I8),
             c.Get($"{layer}.weight_scale", [n], "int8dq (scale [N])"))),

@@ -17,7 +17,7 @@ public sealed class QuantizedCheckpointTests : IDisposable
 
     private static string Bundled => Path.Combine(AppContext.BaseDirectory, "bundled-model");
 
-    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "fp8wo", "nf4", "int8dq", "uintx-3-32" };
+    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "fp8wo", "nf4", "int8dq", "uintx-3-32", "fp6" };
 
     private static (string Name, IWeight Weight)[] Linears(LanguageModel lm) => [.. lm.Weights.Linears()];
 

@@ -14,6 +14,7 @@ public class QuantConfigsTests
     [InlineData("nf4")]
     [InlineData("nf4-32")]
     [InlineData("int8dq")]
+    [InlineData("fp6")]
     [InlineData("uintx-1-32")]
     [InlineData("uintx-7-256")]
     public void Parse_round_trips_every_short_name(string name) => Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
@@ -60,5 +61,12 @@ public class QuantConfigsTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(8));
         Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(4, 48));
         Assert.Throws<ArgumentException>(() => QuantConfigs.Parse("uintx-8-64"));
+    }
+
+    [Fact]
+    public void Fpx_config_accepts_only_e3m2()
+    {
+        Assert.Equal(new FpxWeightOnlyConfig(3, 2), QuantConfigs.Parse("fp6"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new FpxWeightOnlyConfig(2, 3));
     }
 }

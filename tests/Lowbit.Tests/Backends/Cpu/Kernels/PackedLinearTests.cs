@@ -18,7 +18,7 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
-    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64"];
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6"];
 
     public static TheoryData<string, string> LevelsAndFormats()
     {
@@ -36,6 +36,7 @@ public class PackedLinearTests
     {
         "int8wo" or "fp8wo" or "int8dq" => [1, 17, 172, 192],
         "nf4" => [64, 192],
+        "fp6" => [4, 20, 172, 192],
         _ => [int.Parse(format[(format.LastIndexOf('-') + 1)..]), 3 * int.Parse(format[(format.LastIndexOf('-') + 1)..])],
     };
 
@@ -110,6 +111,9 @@ public class PackedLinearTests
             case UIntXGroupedWeight ux:
                 UIntXGroupedGemv.Compute(level, CpuTestData.Pool3, x, m, ux, y);
                 break;
+            case Fp6PerRowWeight fp6:
+                Fp6PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, fp6, y);
+                break;
             case Nf4BlockwiseWeight nf4:
                 Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
                 break;
@@ -169,6 +173,19 @@ public class PackedLinearTests
             Assert.Equal(table[code], E4M3Map.Map(code));
             Assert.Equal(table[code], E4M3Map.Map(Vector256.Create(code)).ToScalar());
             Assert.Equal(table[code], E4M3Map.Map(Vector512.Create(code)).ToScalar());
+        }
+    }
+
+    /// <summary>The FP6 bit trick gives the table's value for all 64 codes, at every width.</summary>
+    [Fact]
+    public void Fp6_map_decodes_every_code_exactly()
+    {
+        var table = Lowbit.Quantization.Primitives.FloatX.Fp6E3M2.DecodeTable;
+        for (int code = 0; code < 64; code++)
+        {
+            Assert.Equal(table[code], Fp6Map.Map(code));
+            Assert.Equal(table[code], Fp6Map.Map(Vector256.Create(code)).ToScalar());
+            Assert.Equal(table[code], Fp6Map.Map(Vector512.Create(code)).ToScalar());
         }
     }
 
