@@ -42,6 +42,13 @@ internal static class QuantHandlers
         [typeof(FpxWeightOnlyConfig)] = static (_, w) => Fp6PerRowWeight.Incompatibility(w.InFeatures) is { } reason
             ? LayerQuantization.Skip(reason)
             : LayerQuantization.Done(Fp6PerRowWeight.Quantize(w.Tensor)),
+        [typeof(Int8DynamicActivationInt4WeightConfig)] = static (config, w) =>
+        {
+            int g = ((Int8DynamicActivationInt4WeightConfig)config).GroupSize;
+            return Int8DynamicInt4Weight.Incompatibility(w.InFeatures, g) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(Int8DynamicInt4Weight.Quantize(w.Tensor, g));
+        },
         [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
         {
             int b = ((NF4WeightOnlyConfig)config).BlockSize;

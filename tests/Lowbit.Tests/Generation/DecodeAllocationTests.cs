@@ -20,6 +20,7 @@ public sealed class DecodeAllocationTests
     [InlineData("int8dq")]
     [InlineData("uintx-3-32")]
     [InlineData("fp6")]
+    [InlineData("8da4w-32")]
     public void Decode_steps_allocate_nothing(string? quant)
     {
         var options = new ModelLoadOptions { Threads = 2, Quantization = quant is null ? null : QuantConfigs.Parse(quant) };

@@ -29,6 +29,8 @@ internal static class CpuLinearKernels
             UIntXGroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (UIntXGroupedWeight)w, y.AsSpan<float>()),
         [typeof(Fp6PerRowWeight)] = static (x, w, y) =>
             Fp6PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Fp6PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int8DynamicInt4Weight)] = static (x, w, y) =>
+            Int8DynamicInt4Gemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicInt4Weight)w, y.AsSpan<float>()),
         [typeof(Nf4BlockwiseWeight)] = static (x, w, y) =>
             Nf4BlockwiseGemv.Compute(x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
     };

@@ -52,6 +52,11 @@ public static class QuantizedCheckpoint
         [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(UIntXGroupedWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Fp6PerRowWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Int8DynamicInt4Weight)] = static w =>
+        {
+            var q = (Int8DynamicInt4Weight)w;
+            return [("weight", q.Packed), ("weight_scale", q.Scales)];
+        },
     };
 
     /// <summary>The tensors of a <see cref="CodedWeight"/>: codes, F32 scales and (where the format has them) zeros.</summary>
@@ -91,6 +96,16 @@ public static class QuantizedCheckpoint
             return new Fp6PerRowWeight(
                 c.Get($"{layer}.weight", [n, k / 4 * 3], "fp6 (U8 [N, 3K/4] 6-bit codes)", DType.U8),
                 c.Get($"{layer}.weight_scale", [n, 1], "fp6 (F32 scale [N, 1])", DType.F32), k);
+        },
+        ["8da4w"] = static (c, layer, n, k, g) =>
+        {
+            int groupSize = g ?? throw new InvalidDataException($"{c.Directory}: \"{layer}\" is 8da4w without a group size.");
+            if (Int8DynamicInt4Weight.Incompatibility(k, groupSize) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {Int8DynamicInt4Weight.NameOf(groupSize)} but {reason}.");
+            string shape = $"{Int8DynamicInt4Weight.NameOf(groupSize)} (U8 [N, K/2], F32 [N, K/G])";
+            return new Int8DynamicInt4Weight(
+                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+                c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.F32), k, groupSize);
         },
         ["int8dq"] = static (c, layer, n, k, _) => new Int8DynamicWeight(new Int8PerRowWeight(
             c.Get($"{layer}.weight", [n, k], "int8dq (I8 [N, K])", DType.I8),

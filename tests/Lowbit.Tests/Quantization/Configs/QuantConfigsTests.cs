@@ -15,6 +15,8 @@ public class QuantConfigsTests
     [InlineData("nf4-32")]
     [InlineData("int8dq")]
     [InlineData("fp6")]
+    [InlineData("8da4w-32")]
+    [InlineData("8da4w-256")]
     [InlineData("uintx-1-32")]
     [InlineData("uintx-7-256")]
     public void Parse_round_trips_every_short_name(string name) => Assert.Equal(name, QuantConfigs.Parse(name).ShortName);

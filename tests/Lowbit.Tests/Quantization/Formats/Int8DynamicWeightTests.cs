@@ -22,7 +22,7 @@ public class Int8DynamicWeightTests
         {
             float[] x = Enumerable.Range(0, 100).Select(_ => sigma * (float)AffineTests.Gaussian(rng)).ToArray();
             var codes = new short[100];
-            float s = Int8DynamicGemv.QuantizeToken(x, codes);
+            float s = DynamicActivation.QuantizeToken(DynamicActivation.Scheme.Symmetric127, x, codes);
             float[] expected = QuantTestData.FakeQuantizedPerToken(x, 1, 100);
             for (int i = 0; i < 100; i++)
                 Assert.Equal(expected[i], codes[i] * s);

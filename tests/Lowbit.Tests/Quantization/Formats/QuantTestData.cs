@@ -98,10 +98,13 @@ internal static class QuantTestData
     }
 
     /// <summary>torchao's dynamic int8 activations, through the affine primitives: per token (row of x [m, K]),
-    /// symmetric over [−127, 127], eps 1e−5, F32; returns q·s per element.</summary>
-    public static float[] FakeQuantizedPerToken(float[] x, int m, int k)
+    /// symmetric over [−127, 127] with eps 1e−5 (int8dq) or asymmetric over [−128, 127] with eps = f32 eps
+    /// (8da4w), F32; returns (q − z)·s per element.</summary>
+    public static float[] FakeQuantizedPerToken(float[] x, int m, int k, bool asymmetric = false)
     {
-        var scheme = new AffineScheme(MappingType.Symmetric, new QuantRange(-127, 127), ZeroPointDomain.Int, 1e-5f, DType.F32);
+        var scheme = asymmetric
+            ? new AffineScheme(MappingType.Asymmetric, QuantRange.Int8, ZeroPointDomain.Int, AffineScheme.F32Eps, DType.F32)
+            : new AffineScheme(MappingType.Symmetric, new QuantRange(-127, 127), ZeroPointDomain.Int, 1e-5f, DType.F32);
         var result = new float[x.Length];
         var q = new int[k];
         for (int t = 0; t < m; t++)

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Lowbit.Quantization.Formats;
@@ -8,12 +7,12 @@ namespace Lowbit.Backends.Cpu.Kernels;
 
 /// <summary>
 /// y[m, n] = s_x[m]·s_w[n]·Σ_k q_x[m, k]·q_w[n, k]: the weight in the <see cref="Int8PerRowWeight"/> layout, the
-/// activations quantized per token here (<see cref="QuantizeToken"/>, torchao's symmetric [−127, 127] per-token
+/// activations quantized per token by <see cref="DynamicActivation"/> (torchao's symmetric [−127, 127] per-token
 /// scheme).
 /// <para>Decode (M = 1): integer dot products, exact. .NET 10 exposes no AVX-512 VNNI (there is no Avx512Vnni
 /// class, and AvxVnni.IsSupported is false on this Zen 5 VM), and vpmaddubsw (u8×s8, the +128 offset trick with
 /// a −128·Σw correction) saturates its int16 pair sums (2·255·127 &gt; 32767), so it is not exact. Instead the
-/// token's codes are widened to int16 once per call, each 32 weights are sign-extended to int16 (vpmovsxbw) and
+/// token's codes are held as int16 (once per call), each 32 weights are sign-extended to int16 (vpmovsxbw) and
 /// vpmaddwd multiplies and adds pairs into int32 lanes, which cannot overflow for K &lt; 2^31 / 127² ≈ 133 000:
 /// 3 µops per 32 weights (load-widen, vpmaddwd, vpaddd) against 3 per 16 for int8wo's f32 path.</para>
 /// <para>Prefill (M &gt; 1): each token's activations are replaced by q_x·s_x (f32, exact) and the int8wo
@@ -22,15 +21,6 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal readonly unsafe struct Int8DynamicGemv : IPackedFormat
 {
-    /// <summary>torchao's eps for per-token activation scales.</summary>
-    public const float Eps = 1e-5f;
-
-    [ThreadStatic]
-    private static void* t_buffer;
-
-    [ThreadStatic]
-    private static nint t_bufferBytes;
-
     /// <summary>y[m, N] = quant(x)[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
     public static void Compute(ReadOnlySpan<float> x, int m, Int8DynamicWeight weight, Span<float> y) =>
         Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
@@ -39,68 +29,16 @@ internal readonly unsafe struct Int8DynamicGemv : IPackedFormat
     {
         ArgumentNullException.ThrowIfNull(weight);
         var w = weight.Weight;
-        int k = w.InFeatures;
-        if (m < 0 || (long)m * k != x.Length)
-            throw new ArgumentException($"{weight.FormatName} linear: x has {x.Length} elements; m·K = {m}·{k} expected.", nameof(x));
-        var job = new PackedJob
+        DynamicActivation.Compute<Int8DynamicGemv>(level, pool, weight.FormatName, DynamicActivation.Scheme.Symmetric127, x, m, new PackedJob
         {
             Q = (byte*)w.Data.Data,
-            RowBytes = k,
+            RowBytes = w.InFeatures,
             Scales = (byte*)w.Scales.Data,
             ScaleDType = w.Scales.DType,
-            GroupSize = k,
+            GroupSize = w.InFeatures,
             N = w.OutFeatures,
-            K = k,
-        };
-        if (m == 1)
-        {
-            job.XQ = (short*)Buffer((nint)k * sizeof(short));
-            job.XScale = QuantizeToken(x, new Span<short>(job.XQ, k));
-            PackedLinear.Compute<Int8DynamicGemv>(level, pool, weight.FormatName, x, m, job, y);
-            return;
-        }
-
-        // Prefill: x̂ = q_x·s_x per token (f32, exact), then the shared unpack + tile.
-        float* buffer = (float*)Buffer(((nint)m * k * sizeof(float)) + ((nint)k * sizeof(short)));
-        var fake = new Span<float>(buffer, m * k);
-        var codes = new Span<short>(buffer + ((nint)m * k), k);
-        for (int t = 0; t < m; t++)
-        {
-            float s = QuantizeToken(x.Slice(t * k, k), codes);
-            Span<float> row = fake.Slice(t * k, k);
-            for (int i = 0; i < k; i++)
-                row[i] = codes[i] * s;
-        }
-
-        PackedLinear.Compute<Int8DynamicGemv>(level, pool, weight.FormatName, fake, m, job, y);
-    }
-
-    /// <summary>One token's int8 codes (held as int16) and its scale: s = max(max|x| / 127, 1e−5),
-    /// q = clamp(round_half_even(x·(1/s)), −127, 127), as torchao's choose_qparams_affine / quantize_affine
-    /// (symmetric, quant range [−127, 127], F32).</summary>
-    internal static float QuantizeToken(ReadOnlySpan<float> x, Span<short> codes)
-    {
-        float amax = 0;
-        foreach (float v in x)
-            amax = MathF.Max(amax, MathF.Abs(v));
-        float scale = MathF.Max(amax / 127f, Eps), inverse = 1f / scale;
-        for (int i = 0; i < x.Length; i++)
-            codes[i] = (short)Math.Clamp(MathF.Round(x[i] * inverse), -127f, 127f);
-        return scale;
-    }
-
-    /// <summary>This (calling) thread's activation buffer, grown to at least <paramref name="bytes"/>; kept for the
-    /// thread's life, so decode allocates only on the first call.</summary>
-    private static void* Buffer(nint bytes)
-    {
-        if (t_bufferBytes < bytes)
-        {
-            NativeMemory.AlignedFree(t_buffer);
-            t_buffer = NativeMemory.AlignedAlloc((nuint)bytes, 64);
-            t_bufferBytes = bytes;
-        }
-
-        return t_buffer;
+            K = w.InFeatures,
+        }, y);
     }
 
     public static bool UsesGroupSums => false;

@@ -18,7 +18,7 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
-    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6"];
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128"];
 
     public static TheoryData<string, string> LevelsAndFormats()
     {
@@ -47,6 +47,15 @@ public class PackedLinearTests
     {
         using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out _, sigma: 0.1f);
         magnitude = new float[n * k];
+        if (format.StartsWith("8da4w-", StringComparison.Ordinal))
+        {
+            var w84 = Int8DynamicInt4Weight.Quantize(dense, int.Parse(format["8da4w-".Length..]));
+            deq = QuantTestData.Dequantized(w84, w84.Dequantize);
+            for (int i = 0; i < deq.Length; i++)
+                magnitude[i] = Math.Abs(deq[i]);
+            return w84;
+        }
+
         if (format == "int8dq")
         {
             var dq = Int8DynamicWeight.Quantize(dense);
@@ -114,6 +123,9 @@ public class PackedLinearTests
             case Fp6PerRowWeight fp6:
                 Fp6PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, fp6, y);
                 break;
+            case Int8DynamicInt4Weight w84:
+                Int8DynamicInt4Gemv.Compute(level, CpuTestData.Pool3, x, m, w84, y);
+                break;
             case Nf4BlockwiseWeight nf4:
                 Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
                 break;
@@ -138,8 +150,8 @@ public class PackedLinearTests
                     float[] x = CpuTestData.Floats(rng, m * k);
                     var y = new float[m * n];
                     Compute(level, w, x, m, y);
-                    if (format == "int8dq")
-                        x = QuantTestData.FakeQuantizedPerToken(x, m, k); // the reference multiplies the quantized activations
+                    if (format == "int8dq" || format.StartsWith("8da4w-", StringComparison.Ordinal))
+                        x = QuantTestData.FakeQuantizedPerToken(x, m, k, asymmetric: format != "int8dq"); // the reference multiplies the quantized activations
                     for (int t = 0; t < m; t++)
                     {
                         for (int r = 0; r < n; r++)
