@@ -49,6 +49,8 @@ internal static class QuantHandlers
                 ? LayerQuantization.Skip(reason)
                 : LayerQuantization.Done(Int8DynamicInt4Weight.Quantize(w.Tensor, g));
         },
+        [typeof(Float8DynamicActivationFloat8WeightConfig)] = static (config, w) =>
+            LayerQuantization.Done(Float8DynamicWeight.Quantize(w.Tensor, ((Float8DynamicActivationFloat8WeightConfig)config).Granularity)),
         [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
         {
             int b = ((NF4WeightOnlyConfig)config).BlockSize;

@@ -21,6 +21,7 @@ public sealed class DecodeAllocationTests
     [InlineData("uintx-3-32")]
     [InlineData("fp6")]
     [InlineData("8da4w-32")]
+    [InlineData("fp8dq-row")]
     public void Decode_steps_allocate_nothing(string? quant)
     {
         var options = new ModelLoadOptions { Threads = 2, Quantization = quant is null ? null : QuantConfigs.Parse(quant) };

@@ -31,6 +31,8 @@ internal static class CpuLinearKernels
             Fp6PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Fp6PerRowWeight)w, y.AsSpan<float>()),
         [typeof(Int8DynamicInt4Weight)] = static (x, w, y) =>
             Int8DynamicInt4Gemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicInt4Weight)w, y.AsSpan<float>()),
+        [typeof(Float8DynamicWeight)] = static (x, w, y) =>
+            Float8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Float8DynamicWeight)w, y.AsSpan<float>()),
         [typeof(Nf4BlockwiseWeight)] = static (x, w, y) =>
             Nf4BlockwiseGemv.Compute(x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
     };

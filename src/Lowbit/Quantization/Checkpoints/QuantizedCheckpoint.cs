@@ -52,6 +52,7 @@ public static class QuantizedCheckpoint
         [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(UIntXGroupedWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Fp6PerRowWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Float8DynamicWeight)] = static w => CodedParts(((Float8DynamicWeight)w).Weight),
         [typeof(Int8DynamicInt4Weight)] = static w =>
         {
             var q = (Int8DynamicInt4Weight)w;
@@ -107,12 +108,12 @@ public static class QuantizedCheckpoint
                 c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
                 c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.F32), k, groupSize);
         },
+        ["fp8dq-tensor"] = static (c, layer, n, k, _) => new Float8DynamicWeight(ReadFloat8(c, layer, n, k, "fp8dq-tensor"), Float8Granularity.PerTensor),
+        ["fp8dq-row"] = static (c, layer, n, k, _) => new Float8DynamicWeight(ReadFloat8(c, layer, n, k, "fp8dq-row"), Float8Granularity.PerRow),
         ["int8dq"] = static (c, layer, n, k, _) => new Int8DynamicWeight(new Int8PerRowWeight(
             c.Get($"{layer}.weight", [n, k], "int8dq (I8 [N, K])", DType.I8),
             c.Get($"{layer}.weight_scale", [n], "int8dq (scale [N])"))),
-        ["fp8wo"] = static (c, layer, n, k, _) => new Float8PerRowWeight(
-            c.Get($"{layer}.weight", [n, k], "fp8wo (U8 E4M3 codes [N, K])", DType.U8),
-            c.Get($"{layer}.weight_scale", [n, 1], "fp8wo (F32 scale [N, 1])", DType.F32), k),
+        ["fp8wo"] = static (c, layer, n, k, _) => ReadFloat8(c, layer, n, k, "fp8wo"),
         ["nf4"] = static (c, layer, n, k, b) =>
         {
             int blockSize = b ?? Primitives.Nf4.DefaultBlockSize;
@@ -124,6 +125,11 @@ public static class QuantizedCheckpoint
                 c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.F32), k, blockSize);
         },
     };
+
+    /// <summary>The E4M3 codes and per-row scales of fp8wo and fp8dq.</summary>
+    private static Float8PerRowWeight ReadFloat8(CheckpointTensors c, string layer, int n, int k, string format) => new(
+        c.Get($"{layer}.weight", [n, k], $"{format} (U8 E4M3 codes [N, K])", DType.U8),
+        c.Get($"{layer}.weight_scale", [n, 1], $"{format} (F32 scale [N, 1])", DType.F32), k);
 
     /// <summary>uintx-B-G: the family is "uintx-B" (the dash parser takes the last number as the parameter).</summary>
     private static IWeight ReadUIntX(CheckpointTensors c, string layer, int n, int k, int bits, int? g)

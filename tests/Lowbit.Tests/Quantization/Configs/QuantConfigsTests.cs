@@ -16,6 +16,8 @@ public class QuantConfigsTests
     [InlineData("int8dq")]
     [InlineData("fp6")]
     [InlineData("8da4w-32")]
+    [InlineData("fp8dq-tensor")]
+    [InlineData("fp8dq-row")]
     [InlineData("8da4w-256")]
     [InlineData("uintx-1-32")]
     [InlineData("uintx-7-256")]

@@ -117,4 +117,16 @@ internal static class QuantTestData
 
         return result;
     }
+
+    /// <summary>x cast to E4M3 and back in blocks of <paramref name="blockSize"/> (a token, or the whole x), through
+    /// the FloatScaling primitives: e4m3(x / s)·s with s = max(amax, 1e−12) / 448.</summary>
+    public static float[] Float8Cast(float[] x, int blockSize)
+    {
+        var codes = new byte[x.Length];
+        var scales = new float[x.Length / blockSize];
+        var result = new float[x.Length];
+        FloatScaling.Quantize(Float8E4M3.Format, x, blockSize, codes, scales);
+        FloatScaling.Dequantize(Float8E4M3.Format, codes, scales, blockSize, result);
+        return result;
+    }
 }

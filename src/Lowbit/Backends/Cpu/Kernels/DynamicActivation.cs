@@ -92,7 +92,7 @@ internal static unsafe class DynamicActivation
     /// <summary>This (calling) thread's activation buffer, grown to at least <paramref name="bytes"/>; kept for the
     /// thread's life, so decode allocates only on the first call. (The pool's workers have their own unpack
     /// scratch in <see cref="PackedLinear"/>; the caller is also worker 0, so this buffer is separate.)</summary>
-    private static void* Buffer(nint bytes)
+    internal static void* Buffer(nint bytes)
     {
         if (t_bufferBytes < bytes)
         {

@@ -18,7 +18,7 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
-    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128"];
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "fp8dq-tensor", "fp8dq-row"];
 
     public static TheoryData<string, string> LevelsAndFormats()
     {
@@ -34,7 +34,7 @@ public class PackedLinearTests
 
     private static int[] Ks(string format) => format switch
     {
-        "int8wo" or "fp8wo" or "int8dq" => [1, 17, 172, 192],
+        "int8wo" or "fp8wo" or "int8dq" or "fp8dq-tensor" or "fp8dq-row" => [1, 17, 172, 192],
         "nf4" => [64, 192],
         "fp6" => [4, 20, 172, 192],
         _ => [int.Parse(format[(format.LastIndexOf('-') + 1)..]), 3 * int.Parse(format[(format.LastIndexOf('-') + 1)..])],
@@ -54,6 +54,15 @@ public class PackedLinearTests
             for (int i = 0; i < deq.Length; i++)
                 magnitude[i] = Math.Abs(deq[i]);
             return w84;
+        }
+
+        if (format.StartsWith("fp8dq-", StringComparison.Ordinal))
+        {
+            var f8 = (Float8DynamicWeight)Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+            deq = QuantTestData.Dequantized(f8, f8.Dequantize);
+            for (int i = 0; i < deq.Length; i++)
+                magnitude[i] = Math.Abs(deq[i]);
+            return f8;
         }
 
         if (format == "int8dq")
@@ -126,6 +135,9 @@ public class PackedLinearTests
             case Int8DynamicInt4Weight w84:
                 Int8DynamicInt4Gemv.Compute(level, CpuTestData.Pool3, x, m, w84, y);
                 break;
+            case Float8DynamicWeight f8dq:
+                Float8DynamicGemv.Compute(level, CpuTestData.Pool3, x, m, f8dq, y);
+                break;
             case Nf4BlockwiseWeight nf4:
                 Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
                 break;
@@ -152,6 +164,8 @@ public class PackedLinearTests
                     Compute(level, w, x, m, y);
                     if (format == "int8dq" || format.StartsWith("8da4w-", StringComparison.Ordinal))
                         x = QuantTestData.FakeQuantizedPerToken(x, m, k, asymmetric: format != "int8dq"); // the reference multiplies the quantized activations
+                    if (format.StartsWith("fp8dq-", StringComparison.Ordinal))
+                        x = QuantTestData.Float8Cast(x, format == "fp8dq-row" ? k : m * k);
                     for (int t = 0; t < m; t++)
                     {
                         for (int r = 0; r < n; r++)
