@@ -42,15 +42,8 @@ public class Float8DynamicWeightTests
     [InlineData(Float8Granularity.PerTensor)]
     public void Sqnr_of_the_layer_output_is_above_25_dB(Float8Granularity granularity)
     {
-        const int n = 64, k = 256, m = 8;
-        var rng = new Random(19);
-        using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out float[] exact);
-        using var w = Float8DynamicWeight.Quantize(dense, granularity);
-        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
-        var y = new float[m * n];
-        Float8DynamicGemv.Compute(x, m, w, y);
-        double sqnr = QuantTestData.Sqnr(QuantTestData.Linear(x, m, exact, n, k), y.Select(v => (double)v).ToArray());
-        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        double sqnr = QuantTestData.KernelLayerSqnr(new Random(19), dense => Float8DynamicWeight.Quantize(dense, granularity),
+            (x, m, w, y) => Float8DynamicGemv.Compute(x, m, (Float8DynamicWeight)w, y));
         Assert.True(sqnr > 25, $"SQNR {sqnr:F1} dB");
     }
 }

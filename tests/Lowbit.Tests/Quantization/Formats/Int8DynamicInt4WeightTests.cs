@@ -69,15 +69,8 @@ public class Int8DynamicInt4WeightTests
     [Fact]
     public void Sqnr_of_the_layer_output_is_above_the_floor_at_group_32()
     {
-        const int n = 64, k = 256, m = 8;
-        var rng = new Random(16);
-        using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out float[] exact);
-        using var w = Int8DynamicInt4Weight.Quantize(dense, 32);
-        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
-        var y = new float[m * n];
-        Int8DynamicInt4Gemv.Compute(x, m, w, y);
-        double sqnr = QuantTestData.Sqnr(QuantTestData.Linear(x, m, exact, n, k), y.Select(v => (double)v).ToArray());
-        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        double sqnr = QuantTestData.KernelLayerSqnr(new Random(16), dense => Int8DynamicInt4Weight.Quantize(dense, 32),
+            (x, m, w, y) => Int8DynamicInt4Gemv.Compute(x, m, (Int8DynamicInt4Weight)w, y));
         Assert.True(sqnr > 17, $"SQNR {sqnr:F1} dB");
     }
 

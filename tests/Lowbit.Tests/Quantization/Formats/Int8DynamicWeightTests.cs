@@ -33,15 +33,8 @@ public class Int8DynamicWeightTests
     [Fact]
     public void Sqnr_of_the_layer_output_is_above_33_dB()
     {
-        const int n = 64, k = 256, m = 8;
-        var rng = new Random(11);
-        using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out float[] exact);
-        using var w = Int8DynamicWeight.Quantize(dense);
-        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
-        var y = new float[m * n];
-        Int8DynamicGemv.Compute(x, m, w, y);
-        double sqnr = QuantTestData.Sqnr(QuantTestData.Linear(x, m, exact, n, k), y.Select(v => (double)v).ToArray());
-        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        double sqnr = QuantTestData.KernelLayerSqnr(new Random(11), Int8DynamicWeight.Quantize,
+            (x, m, w, y) => Int8DynamicGemv.Compute(x, m, (Int8DynamicWeight)w, y));
         Assert.True(sqnr > 33, $"SQNR {sqnr:F1} dB");
     }
 }

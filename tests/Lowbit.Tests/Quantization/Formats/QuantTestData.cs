@@ -39,6 +39,33 @@ internal static class QuantTestData
         return tensor;
     }
 
+    /// <summary>The reference Dequantize(row, destination) of any quantized weight type.</summary>
+    public static Action<int, Span<float>> Reference(IWeight weight) => weight switch
+    {
+        Int8PerRowWeight w => w.Dequantize,
+        Int4GroupedWeight w => w.Dequantize,
+        CodedWeight w => w.Dequantize,
+        Int8DynamicWeight w => w.Dequantize,
+        Int8DynamicInt4Weight w => w.Dequantize,
+        Float8DynamicWeight w => w.Dequantize,
+        _ => throw new ArgumentOutOfRangeException(nameof(weight), weight.FormatName),
+    };
+
+    /// <summary>SQNR of a dynamic-activation format's layer output (its kernel, which quantizes the activations)
+    /// against the float layer, on the same data as <see cref="LayerSqnr"/>.</summary>
+    public static double KernelLayerSqnr(Random rng, Func<Tensor, IWeight> quantize, Action<float[], int, IWeight, float[]> compute)
+    {
+        const int n = 64, k = 256, m = 8;
+        using Tensor dense = Gaussian(DType.BF16, n, k, rng, out float[] exact);
+        using IWeight w = quantize(dense);
+        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
+        var y = new float[m * n];
+        compute(x, m, w, y);
+        double sqnr = Sqnr(Linear(x, m, exact, n, k), y.Select(v => (double)v).ToArray());
+        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        return sqnr;
+    }
+
     /// <summary>Every row of a format's reference dequantization, [N·K].</summary>
     public static float[] Dequantized(IWeight weight, Action<int, Span<float>> dequantize)
     {

@@ -40,75 +40,32 @@ public class PackedLinearTests
         _ => [int.Parse(format[(format.LastIndexOf('-') + 1)..]), 3 * int.Parse(format[(format.LastIndexOf('-') + 1)..])],
     };
 
-    /// <summary>The weight, its reference rows, and per element a magnitude that bounds what f32 rounding can
-    /// cost: |deq| for int8; for int4 also 16|s| + |z|, since decode folds the zero point as
-    /// s·Σx·q + (z − 8s)·Σx, whose two terms can be larger than their sum.</summary>
+    /// <summary>The weight (through the format's config, as the Quantizer makes it), its reference rows, and per
+    /// element a magnitude that bounds what f32 rounding can cost: |deq|; for formats with zero points also the
+    /// terms the decode folds apart (int4wo: s·Σx·q + (z − 8s)·Σx, 16|s| + |z|; uintx: s·Σx·q − z·s·Σx, |s|(z + 256)),
+    /// whose parts can be larger than their sum.</summary>
     private static IWeight Make(string format, int n, int k, Random rng, out float[] deq, out float[] magnitude)
     {
         using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out _, sigma: 0.1f);
+        IWeight w = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+        deq = QuantTestData.Dequantized(w, QuantTestData.Reference(w));
         magnitude = new float[n * k];
-        if (format.StartsWith("8da4w-", StringComparison.Ordinal))
-        {
-            var w84 = Int8DynamicInt4Weight.Quantize(dense, int.Parse(format["8da4w-".Length..]));
-            deq = QuantTestData.Dequantized(w84, w84.Dequantize);
-            for (int i = 0; i < deq.Length; i++)
-                magnitude[i] = Math.Abs(deq[i]);
-            return w84;
-        }
-
-        if (format.StartsWith("fp8dq-", StringComparison.Ordinal))
-        {
-            var f8 = (Float8DynamicWeight)Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
-            deq = QuantTestData.Dequantized(f8, f8.Dequantize);
-            for (int i = 0; i < deq.Length; i++)
-                magnitude[i] = Math.Abs(deq[i]);
-            return f8;
-        }
-
-        if (format == "int8dq")
-        {
-            var dq = Int8DynamicWeight.Quantize(dense);
-            deq = QuantTestData.Dequantized(dq, dq.Dequantize);
-            for (int i = 0; i < deq.Length; i++)
-                magnitude[i] = Math.Abs(deq[i]);
-            return dq;
-        }
-
-        if (format == "int8wo")
-        {
-            var w8 = Int8PerRowWeight.Quantize(dense);
-            deq = QuantTestData.Dequantized(w8, w8.Dequantize);
-            for (int i = 0; i < deq.Length; i++)
-                magnitude[i] = Math.Abs(deq[i]);
-            return w8;
-        }
-
-        if (!format.StartsWith("int4wo-", StringComparison.Ordinal))
-        {
-            var coded = (CodedWeight)Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
-            deq = QuantTestData.Dequantized(coded, coded.Dequantize);
-            for (int i = 0; i < deq.Length; i++)
-            {
-                int g = ((i / k) * coded.Groups) + (i % k / coded.GroupSize);
-                float s = coded.Scales.AsSpan<float>()[g];
-                magnitude[i] = Math.Abs(deq[i]) + (coded.Zeros is null ? 0 : Math.Abs(s * (coded.Zeros.AsSpan<float>()[g] + 256)));
-            }
-
-            return coded;
-        }
-
-        var w4 = Int4GroupedWeight.Quantize(dense, int.Parse(format["int4wo-".Length..]));
-        deq = QuantTestData.Dequantized(w4, w4.Dequantize);
         for (int i = 0; i < deq.Length; i++)
         {
-            long g = ((long)(i / k) * w4.Groups) + (i % k / w4.GroupSize);
-            float s = DTypeConversion.BFloat16ToSingle(w4.Scales.AsSpan<ushort>()[(int)g]);
-            float z = DTypeConversion.BFloat16ToSingle(w4.Zeros.AsSpan<ushort>()[(int)g]);
-            magnitude[i] = Math.Abs(deq[i]) + (16 * s) + Math.Abs(z);
+            magnitude[i] = Math.Abs(deq[i]) + w switch
+            {
+                Int4GroupedWeight w4 => (16 * Bf16(w4.Scales, (i / k * w4.Groups) + (i % k / w4.GroupSize)))
+                    + Math.Abs(Bf16(w4.Zeros, (i / k * w4.Groups) + (i % k / w4.GroupSize))),
+                CodedWeight { Zeros: { } z } c => Math.Abs(c.Scales.AsSpan<float>()[(i / k * c.Groups) + (i % k / c.GroupSize)]
+                    * (z.AsSpan<float>()[(i / k * c.Groups) + (i % k / c.GroupSize)] + 256)),
+                _ => 0,
+            };
         }
 
-        return w4;
+        return w;
     }
+
+    private static float Bf16(Tensor t, int i) => DTypeConversion.BFloat16ToSingle(t.AsSpan<ushort>()[i]);
 
     private static void Compute(SimdLevel level, IWeight w, float[] x, int m, float[] y)
     {
