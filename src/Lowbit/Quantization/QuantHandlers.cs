@@ -30,6 +30,34 @@ internal static class QuantHandlers
                 ? LayerQuantization.Skip(reason)
                 : LayerQuantization.Done(Int4GroupedWeight.Quantize(w.Tensor, g));
         },
+        [typeof(Float8WeightOnlyConfig)] = static (_, w) => LayerQuantization.Done(Float8PerRowWeight.Quantize(w.Tensor)),
+        [typeof(Int8DynamicActivationInt8WeightConfig)] = static (_, w) => LayerQuantization.Done(Int8DynamicWeight.Quantize(w.Tensor)),
+        [typeof(UIntXWeightOnlyConfig)] = static (config, w) =>
+        {
+            var c = (UIntXWeightOnlyConfig)config;
+            return UIntXGroupedWeight.Incompatibility(w.InFeatures, c.Bits, c.GroupSize) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(UIntXGroupedWeight.Quantize(w.Tensor, c.Bits, c.GroupSize));
+        },
+        [typeof(FpxWeightOnlyConfig)] = static (_, w) => Fp6PerRowWeight.Incompatibility(w.InFeatures) is { } reason
+            ? LayerQuantization.Skip(reason)
+            : LayerQuantization.Done(Fp6PerRowWeight.Quantize(w.Tensor)),
+        [typeof(Int8DynamicActivationInt4WeightConfig)] = static (config, w) =>
+        {
+            int g = ((Int8DynamicActivationInt4WeightConfig)config).GroupSize;
+            return Int8DynamicInt4Weight.Incompatibility(w.InFeatures, g) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(Int8DynamicInt4Weight.Quantize(w.Tensor, g));
+        },
+        [typeof(Float8DynamicActivationFloat8WeightConfig)] = static (config, w) =>
+            LayerQuantization.Done(Float8DynamicWeight.Quantize(w.Tensor, ((Float8DynamicActivationFloat8WeightConfig)config).Granularity)),
+        [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
+        {
+            int b = ((NF4WeightOnlyConfig)config).BlockSize;
+            return Nf4BlockwiseWeight.Incompatibility(w.InFeatures, b) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(Nf4BlockwiseWeight.Quantize(w.Tensor, b));
+        },
     };
 
     public static Handler For(IQuantConfig config) =>

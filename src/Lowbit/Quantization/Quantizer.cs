@@ -55,4 +55,14 @@ public static class Quantizer
 
         return new QuantizationReport(config.ShortName, quantized, skipped);
     }
+
+    /// <summary>One dense weight [N, K] in <paramref name="config"/>'s format (the caller keeps and disposes
+    /// <paramref name="dense"/>).</summary>
+    /// <exception cref="ArgumentException">The config cannot take this weight; the message gives the reason.</exception>
+    public static IWeight QuantizeWeight(IQuantConfig config, Tensors.Tensor dense)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var outcome = QuantHandlers.For(config)(config, new DenseWeight(dense));
+        return outcome.Weight ?? throw new ArgumentException($"{config.ShortName}: {outcome.SkipReason}.", nameof(dense));
+    }
 }

@@ -15,6 +15,13 @@ public sealed class DecodeAllocationTests
     [InlineData(null)]
     [InlineData("int8wo")]
     [InlineData("int4wo-32")]
+    [InlineData("fp8wo")]
+    [InlineData("nf4-32")]
+    [InlineData("int8dq")]
+    [InlineData("uintx-3-32")]
+    [InlineData("fp6")]
+    [InlineData("8da4w-32")]
+    [InlineData("fp8dq-row")]
     public void Decode_steps_allocate_nothing(string? quant)
     {
         var options = new ModelLoadOptions { Threads = 2, Quantization = quant is null ? null : QuantConfigs.Parse(quant) };

@@ -21,6 +21,20 @@ internal static class CpuLinearKernels
             Int8PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8PerRowWeight)w, y.AsSpan<float>()),
         [typeof(Int4GroupedWeight)] = static (x, w, y) =>
             Int4GroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (Int4GroupedWeight)w, y.AsSpan<float>()),
+        [typeof(Float8PerRowWeight)] = static (x, w, y) =>
+            Float8PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Float8PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int8DynamicWeight)] = static (x, w, y) =>
+            Int8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicWeight)w, y.AsSpan<float>()),
+        [typeof(UIntXGroupedWeight)] = static (x, w, y) =>
+            UIntXGroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (UIntXGroupedWeight)w, y.AsSpan<float>()),
+        [typeof(Fp6PerRowWeight)] = static (x, w, y) =>
+            Fp6PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Fp6PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int8DynamicInt4Weight)] = static (x, w, y) =>
+            Int8DynamicInt4Gemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicInt4Weight)w, y.AsSpan<float>()),
+        [typeof(Float8DynamicWeight)] = static (x, w, y) =>
+            Float8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Float8DynamicWeight)w, y.AsSpan<float>()),
+        [typeof(Nf4BlockwiseWeight)] = static (x, w, y) =>
+            Nf4BlockwiseGemv.Compute(x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
     };
 
     /// <summary>True when the CPU backend has a kernel for <paramref name="weight"/>'s format.</summary>

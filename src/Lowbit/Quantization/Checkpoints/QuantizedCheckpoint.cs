@@ -43,7 +43,26 @@ public static class QuantizedCheckpoint
             var q = (Int4GroupedWeight)w;
             return [("weight", q.Packed), ("weight_scale", q.Scales), ("weight_zero", q.Zeros)];
         },
+        [typeof(Int8DynamicWeight)] = static w =>
+        {
+            var q = ((Int8DynamicWeight)w).Weight;
+            return [("weight", q.Data), ("weight_scale", q.Scales)];
+        },
+        [typeof(Float8PerRowWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(UIntXGroupedWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Fp6PerRowWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Float8DynamicWeight)] = static w => CodedParts(((Float8DynamicWeight)w).Weight),
+        [typeof(Int8DynamicInt4Weight)] = static w =>
+        {
+            var q = (Int8DynamicInt4Weight)w;
+            return [("weight", q.Packed), ("weight_scale", q.Scales)];
+        },
     };
+
+    /// <summary>The tensors of a <see cref="CodedWeight"/>: codes, F32 scales and (where the format has them) zeros.</summary>
+    private static (string Suffix, Tensor Tensor)[] CodedParts(CodedWeight w) =>
+        w.Zeros is null ? [("weight", w.Codes), ("weight_scale", w.Scales)] : [("weight", w.Codes), ("weight_scale", w.Scales), ("weight_zero", w.Zeros)];
 
     /// <summary>How each format family is read back: (checkpoint, layer name, N, K, parameter after the family's
     /// dash or null) → weight.</summary>
@@ -64,7 +83,67 @@ public static class QuantizedCheckpoint
                 c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.BF16),
                 k, groupSize);
         },
+        ["uintx-1"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 1, g),
+        ["uintx-2"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 2, g),
+        ["uintx-3"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 3, g),
+        ["uintx-4"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 4, g),
+        ["uintx-5"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 5, g),
+        ["uintx-6"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 6, g),
+        ["uintx-7"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 7, g),
+        ["fp6"] = static (c, layer, n, k, _) =>
+        {
+            if (Fp6PerRowWeight.Incompatibility(k) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is fp6 but {reason}.");
+            return new Fp6PerRowWeight(
+                c.Get($"{layer}.weight", [n, k / 4 * 3], "fp6 (U8 [N, 3K/4] 6-bit codes)", DType.U8),
+                c.Get($"{layer}.weight_scale", [n, 1], "fp6 (F32 scale [N, 1])", DType.F32), k);
+        },
+        ["8da4w"] = static (c, layer, n, k, g) =>
+        {
+            int groupSize = g ?? throw new InvalidDataException($"{c.Directory}: \"{layer}\" is 8da4w without a group size.");
+            if (Int8DynamicInt4Weight.Incompatibility(k, groupSize) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {Int8DynamicInt4Weight.NameOf(groupSize)} but {reason}.");
+            string shape = $"{Int8DynamicInt4Weight.NameOf(groupSize)} (U8 [N, K/2], F32 [N, K/G])";
+            return new Int8DynamicInt4Weight(
+                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+                c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.F32), k, groupSize);
+        },
+        ["fp8dq-tensor"] = static (c, layer, n, k, _) => new Float8DynamicWeight(ReadFloat8(c, layer, n, k, "fp8dq-tensor"), Float8Granularity.PerTensor),
+        ["fp8dq-row"] = static (c, layer, n, k, _) => new Float8DynamicWeight(ReadFloat8(c, layer, n, k, "fp8dq-row"), Float8Granularity.PerRow),
+        ["int8dq"] = static (c, layer, n, k, _) => new Int8DynamicWeight(new Int8PerRowWeight(
+            c.Get($"{layer}.weight", [n, k], "int8dq (I8 [N, K])", DType.I8),
+            c.Get($"{layer}.weight_scale", [n], "int8dq (scale [N])"))),
+        ["fp8wo"] = static (c, layer, n, k, _) => ReadFloat8(c, layer, n, k, "fp8wo"),
+        ["nf4"] = static (c, layer, n, k, b) =>
+        {
+            int blockSize = b ?? Primitives.Nf4.DefaultBlockSize;
+            if (Nf4BlockwiseWeight.Incompatibility(k, blockSize) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {Nf4BlockwiseWeight.NameOf(blockSize)} but {reason}.");
+            string shape = $"{Nf4BlockwiseWeight.NameOf(blockSize)} (U8 [N, K/2], F32 [N, K/B])";
+            return new Nf4BlockwiseWeight(
+                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+                c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.F32), k, blockSize);
+        },
     };
+
+    /// <summary>The E4M3 codes and per-row scales of fp8wo and fp8dq.</summary>
+    private static Float8PerRowWeight ReadFloat8(CheckpointTensors c, string layer, int n, int k, string format) => new(
+        c.Get($"{layer}.weight", [n, k], $"{format} (U8 E4M3 codes [N, K])", DType.U8),
+        c.Get($"{layer}.weight_scale", [n, 1], $"{format} (F32 scale [N, 1])", DType.F32), k);
+
+    /// <summary>uintx-B-G: the family is "uintx-B" (the dash parser takes the last number as the parameter).</summary>
+    private static IWeight ReadUIntX(CheckpointTensors c, string layer, int n, int k, int bits, int? g)
+    {
+        int groupSize = g ?? throw new InvalidDataException($"{c.Directory}: \"{layer}\" is uintx-{bits} without a group size.");
+        if (UIntXGroupedWeight.Incompatibility(k, bits, groupSize) is { } reason)
+            throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {UIntXGroupedWeight.NameOf(bits, groupSize)} but {reason}.");
+        string shape = $"{UIntXGroupedWeight.NameOf(bits, groupSize)} (U8 [N, K·B/8], F32 [N, K/G] scales and zeros)";
+        return new UIntXGroupedWeight(
+            c.Get($"{layer}.weight", [n, k / 8 * bits], shape, DType.U8),
+            c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.F32),
+            c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.F32),
+            k, bits, groupSize);
+    }
 
     /// <summary>
     /// Quantizes the model in <paramref name="sourceDir"/> with <paramref name="config"/> and writes the result to

@@ -10,7 +10,25 @@ public class QuantConfigsTests
     [InlineData("int4wo-64")]
     [InlineData("int4wo-128")]
     [InlineData("int4wo-256")]
+    [InlineData("fp8wo")]
+    [InlineData("nf4")]
+    [InlineData("nf4-32")]
+    [InlineData("int8dq")]
+    [InlineData("fp6")]
+    [InlineData("8da4w-32")]
+    [InlineData("fp8dq-tensor")]
+    [InlineData("fp8dq-row")]
+    [InlineData("8da4w-256")]
+    [InlineData("uintx-1-32")]
+    [InlineData("uintx-7-256")]
     public void Parse_round_trips_every_short_name(string name) => Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
+
+    [Fact]
+    public void Every_listed_name_parses_to_itself()
+    {
+        foreach (string name in QuantConfigs.Names)
+            Assert.Equal(name, QuantConfigs.Parse(name).ShortName);
+    }
 
     [Fact]
     public void Parse_lists_the_valid_names_for_an_unknown_one()
@@ -27,5 +45,32 @@ public class QuantConfigsTests
         Assert.Equal(128, new Int4WeightOnlyConfig().GroupSize);
         Assert.Equal(new Int4WeightOnlyConfig(64), QuantConfigs.Parse("int4wo-64"));
         Assert.Throws<ArgumentOutOfRangeException>(() => new Int4WeightOnlyConfig(48));
+    }
+
+    [Fact]
+    public void Nf4_config_validates_its_block_size_in_the_constructor()
+    {
+        Assert.Equal(64, new NF4WeightOnlyConfig().BlockSize);
+        Assert.Equal("nf4", new NF4WeightOnlyConfig().ShortName);
+        Assert.Equal("nf4-128", new NF4WeightOnlyConfig(128).ShortName);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new NF4WeightOnlyConfig(48));
+    }
+
+    [Fact]
+    public void Uintx_config_validates_bits_and_group_size_in_the_constructor()
+    {
+        Assert.Equal(new UIntXWeightOnlyConfig(3, 64), QuantConfigs.Parse("uintx-3-64"));
+        Assert.Equal(64, new UIntXWeightOnlyConfig(2).GroupSize);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(8));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UIntXWeightOnlyConfig(4, 48));
+        Assert.Throws<ArgumentException>(() => QuantConfigs.Parse("uintx-8-64"));
+    }
+
+    [Fact]
+    public void Fpx_config_accepts_only_e3m2()
+    {
+        Assert.Equal(new FpxWeightOnlyConfig(3, 2), QuantConfigs.Parse("fp6"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new FpxWeightOnlyConfig(2, 3));
     }
 }

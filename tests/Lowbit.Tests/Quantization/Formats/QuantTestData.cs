@@ -1,4 +1,5 @@
 using Lowbit.Quantization.Formats;
+using Lowbit.Quantization.Primitives;
 using Lowbit.Tensors;
 using Lowbit.Tests.Quantization.Primitives;
 
@@ -36,6 +37,33 @@ internal static class QuantTestData
         }
 
         return tensor;
+    }
+
+    /// <summary>The reference Dequantize(row, destination) of any quantized weight type.</summary>
+    public static Action<int, Span<float>> Reference(IWeight weight) => weight switch
+    {
+        Int8PerRowWeight w => w.Dequantize,
+        Int4GroupedWeight w => w.Dequantize,
+        CodedWeight w => w.Dequantize,
+        Int8DynamicWeight w => w.Dequantize,
+        Int8DynamicInt4Weight w => w.Dequantize,
+        Float8DynamicWeight w => w.Dequantize,
+        _ => throw new ArgumentOutOfRangeException(nameof(weight), weight.FormatName),
+    };
+
+    /// <summary>SQNR of a dynamic-activation format's layer output (its kernel, which quantizes the activations)
+    /// against the float layer, on the same data as <see cref="LayerSqnr"/>.</summary>
+    public static double KernelLayerSqnr(Random rng, Func<Tensor, IWeight> quantize, Action<float[], int, IWeight, float[]> compute)
+    {
+        const int n = 64, k = 256, m = 8;
+        using Tensor dense = Gaussian(DType.BF16, n, k, rng, out float[] exact);
+        using IWeight w = quantize(dense);
+        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
+        var y = new float[m * n];
+        compute(x, m, w, y);
+        double sqnr = Sqnr(Linear(x, m, exact, n, k), y.Select(v => (double)v).ToArray());
+        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        return sqnr;
     }
 
     /// <summary>Every row of a format's reference dequantization, [N·K].</summary>
@@ -94,5 +122,38 @@ internal static class QuantTestData
         }
 
         return y;
+    }
+
+    /// <summary>torchao's dynamic int8 activations, through the affine primitives: per token (row of x [m, K]),
+    /// symmetric over [−127, 127] with eps 1e−5 (int8dq) or asymmetric over [−128, 127] with eps = f32 eps
+    /// (8da4w), F32; returns (q − z)·s per element.</summary>
+    public static float[] FakeQuantizedPerToken(float[] x, int m, int k, bool asymmetric = false)
+    {
+        var scheme = asymmetric
+            ? new AffineScheme(MappingType.Asymmetric, QuantRange.Int8, ZeroPointDomain.Int, AffineScheme.F32Eps, DType.F32)
+            : new AffineScheme(MappingType.Symmetric, new QuantRange(-127, 127), ZeroPointDomain.Int, 1e-5f, DType.F32);
+        var result = new float[x.Length];
+        var q = new int[k];
+        for (int t = 0; t < m; t++)
+        {
+            var token = x.AsSpan(t * k, k);
+            QParams p = Affine.ChooseQParams(token, scheme);
+            Affine.Quantize(token, p, scheme, DType.F32, q);
+            Affine.Dequantize(q, p, scheme, result.AsSpan(t * k, k));
+        }
+
+        return result;
+    }
+
+    /// <summary>x cast to E4M3 and back in blocks of <paramref name="blockSize"/> (a token, or the whole x), through
+    /// the FloatScaling primitives: e4m3(x / s)·s with s = max(amax, 1e−12) / 448.</summary>
+    public static float[] Float8Cast(float[] x, int blockSize)
+    {
+        var codes = new byte[x.Length];
+        var scales = new float[x.Length / blockSize];
+        var result = new float[x.Length];
+        FloatScaling.Quantize(Float8E4M3.Format, x, blockSize, codes, scales);
+        FloatScaling.Dequantize(Float8E4M3.Format, codes, scales, blockSize, result);
+        return result;
     }
 }

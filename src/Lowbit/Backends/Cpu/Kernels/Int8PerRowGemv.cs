@@ -131,7 +131,7 @@ internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Scale(PackedJob* job, int row) => job->ScaleDType switch
+    internal static float Scale(PackedJob* job, int row) => job->ScaleDType switch
     {
         Tensors.DType.F32 => ((float*)job->Scales)[row],
         Tensors.DType.BF16 => BitConverter.Int32BitsToSingle(((ushort*)job->Scales)[row] << 16),

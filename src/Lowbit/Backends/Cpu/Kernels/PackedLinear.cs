@@ -15,6 +15,9 @@ internal unsafe struct PackedJob
     public byte* Zeros;      // the format's zero tensor, or null
     public DType ScaleDType;
     public int GroupSize;    // K for per-row formats
+    public CodePlan* Plan;   // where each code of a 16-element chunk sits (CodedGemv formats), or null
+    public short* XQ;        // [K]: token 0's int8 activation codes widened to int16 (dynamic-activation formats)
+    public float XScale;     // token 0's activation scale (dynamic-activation formats)
     public float* X;         // [M, K]
     public float* XSums;     // [K / GroupSize]: Σ x over each group of token 0 (decode only), or null
     public float* Y;         // [M, N]

@@ -17,6 +17,13 @@ internal unsafe interface IPackedLoads<TV>
     /// <summary>Count bytes: their low nibbles as f32 in <paramref name="low"/>, their high nibbles in
     /// <paramref name="high"/> (values 0..15, exact).</summary>
     static abstract void LoadUInt4(byte* p, out TV low, out TV high);
+
+    /// <summary>Count values of the 16-element code chunk at <paramref name="chunk"/>, lanes
+    /// [lane, lane + Count): each code cut out as <paramref name="plan"/> says, then mapped to f32 by TM. The vector
+    /// widths read 16 bytes at <paramref name="chunk"/> (callers make sure they exist); the scalar one reads only
+    /// the code's own bytes.</summary>
+    static abstract TV LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
+        where TM : ICodeMap;
 }
 
 /// <summary>AVX-512: vpmovsxbd/vpmovzxbd from 16 bytes, then vcvtdq2ps. (vpermps into a 0..15 table, which
@@ -34,6 +41,19 @@ internal unsafe struct Packed512 : IPackedLoads<Vector512<float>>
         low = Avx512F.ConvertToVector512Single(v & Vector512.Create(15));
         high = Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(v, 4));
     }
+
+    /// <summary>8-bit codes: vpmovzxbd. Narrower: the chunk's 16 bytes broadcast to the 4 lanes, vpshufb puts the
+    /// two bytes holding lane j's code in dword j, vpsrlvd and a mask cut it out (4 µops, no VBMI needed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
+        where TM : ICodeMap
+    {
+        if (TM.Bytes)
+            return TM.Map(Avx512F.ConvertToVector512Int32(Vector128.Load(chunk)));
+        Vector512<byte> bytes = Avx512BW.Shuffle(Vector512.Create(Vector128.Load(chunk)), Vector512.Load(plan->Shuffle));
+        Vector512<uint> codes = Avx512F.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector512.Load(plan->Shift)) & Vector512.Create(plan->Mask);
+        return TM.Map(codes.AsInt32());
+    }
 }
 
 /// <summary>AVX2: vpmovsxbd/vpmovzxbd from 8 bytes, then vcvtdq2ps.</summary>
@@ -49,6 +69,18 @@ internal unsafe struct Packed256 : IPackedLoads<Vector256<float>>
         low = Avx.ConvertToVector256Single(v & Vector256.Create(15));
         high = Avx.ConvertToVector256Single(Vector256.ShiftRightLogical(v, 4));
     }
+
+    /// <summary>As <see cref="Packed512.LoadCodes{TM}"/>, 8 lanes (lane 0 or 8 of the chunk).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
+        where TM : ICodeMap
+    {
+        if (TM.Bytes)
+            return TM.Map(Avx2.ConvertToVector256Int32(chunk + lane));
+        Vector256<byte> bytes = Avx2.Shuffle(Vector256.Create(Vector128.Load(chunk)), Vector256.Load(plan->Shuffle + (4 * lane)));
+        Vector256<uint> codes = Avx2.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector256.Load(plan->Shift + lane)) & Vector256.Create(plan->Mask);
+        return TM.Map(codes.AsInt32());
+    }
 }
 
 /// <summary>One element at a time: the reference path and the tails.</summary>
@@ -61,4 +93,7 @@ internal unsafe struct PackedScalar : IPackedLoads<float>
         low = *p & 15;
         high = *p >> 4;
     }
+
+    public static float LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
+        where TM : ICodeMap => TM.Map(TM.Bytes ? chunk[lane] : plan->Code(chunk, lane));
 }

@@ -1,5 +1,8 @@
+using System.Runtime.Intrinsics;
 using Lowbit.Backends.Cpu;
 using Lowbit.Backends.Cpu.Kernels;
+using Lowbit.Quantization;
+using Lowbit.Quantization.Configs;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 using Lowbit.Tests.Quantization.Formats;
@@ -15,12 +18,14 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "fp8dq-tensor", "fp8dq-row"];
+
     public static TheoryData<string, string> LevelsAndFormats()
     {
         var data = new TheoryData<string, string>();
         foreach (string level in Enum.GetNames<SimdLevel>())
         {
-            foreach (string format in new[] { "int8wo", "int4wo-32", "int4wo-64", "int4wo-128" })
+            foreach (string format in Formats)
                 data.Add(level, format);
         }
 
@@ -29,38 +34,38 @@ public class PackedLinearTests
 
     private static int[] Ks(string format) => format switch
     {
-        "int8wo" => [1, 17, 172, 192],
-        _ => [int.Parse(format["int4wo-".Length..]), 3 * int.Parse(format["int4wo-".Length..])],
+        "int8wo" or "fp8wo" or "int8dq" or "fp8dq-tensor" or "fp8dq-row" => [1, 17, 172, 192],
+        "nf4" => [64, 192],
+        "fp6" => [4, 20, 172, 192],
+        _ => [int.Parse(format[(format.LastIndexOf('-') + 1)..]), 3 * int.Parse(format[(format.LastIndexOf('-') + 1)..])],
     };
 
-    /// <summary>The weight, its reference rows, and per element a magnitude that bounds what f32 rounding can
-    /// cost: |deq| for int8; for int4 also 16|s| + |z|, since decode folds the zero point as
-    /// s·Σx·q + (z − 8s)·Σx, whose two terms can be larger than their sum.</summary>
+    /// <summary>The weight (through the format's config, as the Quantizer makes it), its reference rows, and per
+    /// element a magnitude that bounds what f32 rounding can cost: |deq|; for formats with zero points also the
+    /// terms the decode folds apart (int4wo: s·Σx·q + (z − 8s)·Σx, 16|s| + |z|; uintx: s·Σx·q − z·s·Σx, |s|(z + 256)),
+    /// whose parts can be larger than their sum.</summary>
     private static IWeight Make(string format, int n, int k, Random rng, out float[] deq, out float[] magnitude)
     {
         using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out _, sigma: 0.1f);
+        IWeight w = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+        deq = QuantTestData.Dequantized(w, QuantTestData.Reference(w));
         magnitude = new float[n * k];
-        if (format == "int8wo")
-        {
-            var w8 = Int8PerRowWeight.Quantize(dense);
-            deq = QuantTestData.Dequantized(w8, w8.Dequantize);
-            for (int i = 0; i < deq.Length; i++)
-                magnitude[i] = Math.Abs(deq[i]);
-            return w8;
-        }
-
-        var w4 = Int4GroupedWeight.Quantize(dense, int.Parse(format["int4wo-".Length..]));
-        deq = QuantTestData.Dequantized(w4, w4.Dequantize);
         for (int i = 0; i < deq.Length; i++)
         {
-            long g = ((long)(i / k) * w4.Groups) + (i % k / w4.GroupSize);
-            float s = DTypeConversion.BFloat16ToSingle(w4.Scales.AsSpan<ushort>()[(int)g]);
-            float z = DTypeConversion.BFloat16ToSingle(w4.Zeros.AsSpan<ushort>()[(int)g]);
-            magnitude[i] = Math.Abs(deq[i]) + (16 * s) + Math.Abs(z);
+            magnitude[i] = Math.Abs(deq[i]) + w switch
+            {
+                Int4GroupedWeight w4 => (16 * Bf16(w4.Scales, (i / k * w4.Groups) + (i % k / w4.GroupSize)))
+                    + Math.Abs(Bf16(w4.Zeros, (i / k * w4.Groups) + (i % k / w4.GroupSize))),
+                CodedWeight { Zeros: { } z } c => Math.Abs(c.Scales.AsSpan<float>()[(i / k * c.Groups) + (i % k / c.GroupSize)]
+                    * (z.AsSpan<float>()[(i / k * c.Groups) + (i % k / c.GroupSize)] + 256)),
+                _ => 0,
+            };
         }
 
-        return w4;
+        return w;
     }
+
+    private static float Bf16(Tensor t, int i) => DTypeConversion.BFloat16ToSingle(t.AsSpan<ushort>()[i]);
 
     private static void Compute(SimdLevel level, IWeight w, float[] x, int m, float[] y)
     {
@@ -72,6 +77,29 @@ public class PackedLinearTests
             case Int4GroupedWeight w4:
                 Int4GroupedGemv.Compute(level, CpuTestData.Pool3, x, m, w4, y);
                 break;
+            case Float8PerRowWeight f8:
+                Float8PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, f8, y);
+                break;
+            case Int8DynamicWeight dq:
+                Int8DynamicGemv.Compute(level, CpuTestData.Pool3, x, m, dq, y);
+                break;
+            case UIntXGroupedWeight ux:
+                UIntXGroupedGemv.Compute(level, CpuTestData.Pool3, x, m, ux, y);
+                break;
+            case Fp6PerRowWeight fp6:
+                Fp6PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, fp6, y);
+                break;
+            case Int8DynamicInt4Weight w84:
+                Int8DynamicInt4Gemv.Compute(level, CpuTestData.Pool3, x, m, w84, y);
+                break;
+            case Float8DynamicWeight f8dq:
+                Float8DynamicGemv.Compute(level, CpuTestData.Pool3, x, m, f8dq, y);
+                break;
+            case Nf4BlockwiseWeight nf4:
+                Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(w), w.FormatName);
         }
     }
 
@@ -91,6 +119,10 @@ public class PackedLinearTests
                     float[] x = CpuTestData.Floats(rng, m * k);
                     var y = new float[m * n];
                     Compute(level, w, x, m, y);
+                    if (format == "int8dq" || format.StartsWith("8da4w-", StringComparison.Ordinal))
+                        x = QuantTestData.FakeQuantizedPerToken(x, m, k, asymmetric: format != "int8dq"); // the reference multiplies the quantized activations
+                    if (format.StartsWith("fp8dq-", StringComparison.Ordinal))
+                        x = QuantTestData.Float8Cast(x, format == "fp8dq-row" ? k : m * k);
                     for (int t = 0; t < m; t++)
                     {
                         for (int r = 0; r < n; r++)
@@ -109,6 +141,34 @@ public class PackedLinearTests
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>The E4M3 bit trick gives the table's value for every code but the two NaNs, at every width.</summary>
+    [Fact]
+    public void E4m3_map_decodes_every_finite_code_exactly()
+    {
+        var table = Lowbit.Quantization.Primitives.Float8E4M3.DecodeTable;
+        for (int code = 0; code < 256; code++)
+        {
+            if ((code & 0x7F) == 0x7F)
+                continue;
+            Assert.Equal(table[code], E4M3Map.Map(code));
+            Assert.Equal(table[code], E4M3Map.Map(Vector256.Create(code)).ToScalar());
+            Assert.Equal(table[code], E4M3Map.Map(Vector512.Create(code)).ToScalar());
+        }
+    }
+
+    /// <summary>The FP6 bit trick gives the table's value for all 64 codes, at every width.</summary>
+    [Fact]
+    public void Fp6_map_decodes_every_code_exactly()
+    {
+        var table = Lowbit.Quantization.Primitives.FloatX.Fp6E3M2.DecodeTable;
+        for (int code = 0; code < 64; code++)
+        {
+            Assert.Equal(table[code], Fp6Map.Map(code));
+            Assert.Equal(table[code], Fp6Map.Map(Vector256.Create(code)).ToScalar());
+            Assert.Equal(table[code], Fp6Map.Map(Vector512.Create(code)).ToScalar());
         }
     }
 

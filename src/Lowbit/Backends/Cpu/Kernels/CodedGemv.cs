@@ -1,0 +1,288 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Lowbit.Quantization.Formats;
+
+namespace Lowbit.Backends.Cpu.Kernels;
+
+/// <summary>What turns one format's codes into f32 values (before the block scale): the element decoder that
+/// <see cref="CodedGemv{TM}"/> is generic over. Byte codes are read by vpmovzxbd; narrower ones are cut out of
+/// 16-element chunks as the job's <see cref="CodePlan"/> says (which also gives the width).</summary>
+internal interface ICodeMap
+{
+    /// <summary>Whether codes are whole bytes (plan <see cref="CodePlan.Stream"/>(8)).</summary>
+    static abstract bool Bytes { get; }
+
+    /// <summary>Whether each group has an integer zero point: deq = (v − z)·s instead of v·s.</summary>
+    static abstract bool HasZero { get; }
+
+    static abstract Vector512<float> Map(Vector512<int> codes);
+
+    static abstract Vector256<float> Map(Vector256<int> codes);
+
+    static abstract float Map(int code);
+}
+
+/// <summary>
+/// Where each of the 16 codes of a chunk sits in the chunk's 2·Bits bytes: lane j's code is bits
+/// [Shift[j], Shift[j] + Bits) of the little-endian 16-bit word at byte Byte[j] (Shift[j] + Bits ≤ 16, since
+/// a code that is not a whole byte has Bits ≤ 7). <see cref="Shuffle"/> is the vpshufb control that puts that word in dword j (upper bytes
+/// zeroed). One plan per packing: <see cref="Stream"/>(b) for <see cref="Quantization.Primitives.BitPacking"/>'s
+/// little-endian stream (uintx, FP6), <see cref="Nf4"/> for NF4's element-2k-in-the-high-nibble order. Plans
+/// live in native memory for the life of the process (a few hundred bytes).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct CodePlan
+{
+    public fixed byte Shuffle[64];
+    public fixed uint Shift[16];
+    public fixed byte Byte[16];
+    public uint Mask;
+    public int Bits;
+
+    private static readonly nint[] s_stream = CreateStreams();
+    private static readonly CodePlan* s_nf4 = Create(4, static j => (8 * (j / 2)) + (j % 2 == 0 ? 4 : 0));
+
+    /// <summary>The plan of a b-bit little-endian stream (element j at bits [j·b, (j + 1)·b)), b = 1..8.</summary>
+    public static CodePlan* Stream(int bits) => (CodePlan*)s_stream[bits];
+
+    /// <summary>NF4: element 2k in the high nibble of byte k, 2k + 1 in the low one.</summary>
+    public static CodePlan* Nf4 => s_nf4;
+
+    /// <summary>Lane <paramref name="lane"/>'s code of the chunk at <paramref name="chunk"/>, reading only the
+    /// bytes that hold it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly int Code(byte* chunk, int lane)
+    {
+        int b = Byte[lane], shift = (int)Shift[lane];
+        int word = chunk[b];
+        if (shift + Bits > 8)
+            word |= chunk[b + 1] << 8;
+        return (word >> shift) & (int)Mask;
+    }
+
+    private static nint[] CreateStreams()
+    {
+        var plans = new nint[9];
+        for (int b = 1; b <= 8; b++)
+        {
+            int bits = b;
+            plans[b] = (nint)Create(bits, j => j * bits);
+        }
+
+        return plans;
+    }
+
+    private static CodePlan* Create(int bits, Func<int, int> bitOf)
+    {
+        var plan = (CodePlan*)NativeMemory.AlignedAlloc((nuint)sizeof(CodePlan), 64);
+        *plan = default;
+        plan->Bits = bits;
+        plan->Mask = (1u << bits) - 1;
+        for (int j = 0; j < 16; j++)
+        {
+            int bit = bitOf(j);
+            plan->Byte[j] = (byte)(bit / 8);
+            plan->Shift[j] = (uint)(bit % 8);
+            plan->Shuffle[4 * j] = (byte)(bit / 8);
+            plan->Shuffle[(4 * j) + 1] = (byte)((bit / 8) + 1); // ≤ 2·7 − 1 + 1 < 16: inside the 16 bytes loaded
+            plan->Shuffle[(4 * j) + 2] = 0x80;
+            plan->Shuffle[(4 * j) + 3] = 0x80;
+        }
+
+        return plan;
+    }
+}
+
+/// <summary>
+/// The generic driver's element side for every "codes × block scale" format (fp8wo, nf4, uintx, fp6):
+/// y[m, n] = Σ_g s[n, g]·Σ_{k∈g} x[m, k]·(v(q[n, k]) − z[n, g]), v = TM.Map(code), z = 0 unless TM.HasZero.
+/// <para>Rows are cut into chunks of 16 elements (2·Bits bytes, Bits from the job's plan; a group is a whole number of chunks, or the
+/// whole row for per-row formats, whose last K mod 16 elements go one by one). Decode (M = 1): 4 rows at a time,
+/// one accumulator per row per group, then one FMA with the group's scale; the zero points fold out as
+/// −Σ_g z·s·X[g] (X[g] = Σ_{k∈g} x[k], once per call), so each weight costs its decode + one FMA. Prefill:
+/// <see cref="Unpack{TS, TV, TQ}"/> writes (v − z)·s exactly as the formats' reference Dequantize, and
+/// <see cref="PackedLinear"/> runs the dense 4×4 tile.</para>
+/// <para>A vector decode reads 16 bytes from the chunk start; a chunk whose 16 bytes would pass the row's end
+/// (the last one or two of a row when 2·Bits &lt; 16) is first copied to the stack, so no load leaves the row.</para>
+/// Scales and zeros: F32 [N, K/G]. Costs and measurements are in each format's Compute entry.
+/// </summary>
+internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
+    where TM : ICodeMap
+{
+    public const int Chunk = 16;
+
+    /// <summary>The job for a codes × scale weight; <paramref name="zeros"/> is null for formats without.</summary>
+    public static PackedJob Job(Tensors.Tensor codes, Tensors.Tensor scales, Tensors.Tensor? zeros, int n, int k, int groupSize, CodePlan* plan) => new()
+    {
+        Q = (byte*)codes.Data,
+        RowBytes = codes.Shape[1],
+        Scales = (byte*)scales.Data,
+        Zeros = zeros is null ? null : (byte*)zeros.Data,
+        ScaleDType = Tensors.DType.F32,
+        GroupSize = groupSize,
+        Plan = plan,
+        N = n,
+        K = k,
+    };
+
+    public static bool UsesGroupSums => TM.HasZero;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* At(byte* row, nint offset, nint rowBytes, byte* copy)
+    {
+        if (offset + Chunk <= rowBytes)
+            return row + offset;
+        Unsafe.CopyBlockUnaligned(copy, row + offset, (uint)(rowBytes - offset));
+        return copy;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Dot4<TS, TV, TQ>(PackedJob* job, int row, float* y)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TQ : IPackedLoads<TV>
+    {
+        nint rowBytes = job->RowBytes;
+        byte* q0 = job->Q + (row * rowBytes), q1 = q0 + rowBytes, q2 = q1 + rowBytes, q3 = q2 + rowBytes;
+        int size = job->GroupSize, groups = job->K / size;
+        float* s0 = (float*)job->Scales + ((nint)row * groups), s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
+        CodePlan* plan = job->Plan;
+        float* x = job->X;
+        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
+        byte* copy = stackalloc byte[4 * Chunk];
+        TV y0 = TS.Zero, y1 = TS.Zero, y2 = TS.Zero, y3 = TS.Zero;
+        float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            nint i = (nint)g * size, end = i + size, full = i + (size & ~(Chunk - 1));
+            TV a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
+            for (; i < full; i += Chunk)
+            {
+                nint o = i / Chunk * chunkBytes;
+                PackedLinear.Prefetch(q0 + o, q1 + o, q2 + o, q3 + o, 4 * rowBytes);
+                byte* p0 = At(q0, o, rowBytes, copy), p1 = At(q1, o, rowBytes, copy + Chunk);
+                byte* p2 = At(q2, o, rowBytes, copy + (2 * Chunk)), p3 = At(q3, o, rowBytes, copy + (3 * Chunk));
+                for (int j = 0; j < Chunk; j += (int)c)
+                {
+                    TV xv = TS.Load(x + i + j);
+                    a0 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p0, j, plan), xv, a0);
+                    a1 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p1, j, plan), xv, a1);
+                    a2 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p2, j, plan), xv, a2);
+                    a3 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p3, j, plan), xv, a3);
+                }
+            }
+
+            if (i < end)
+            {
+                t0 += Tail(q0, i, end, x, plan) * s0[g];
+                t1 += Tail(q1, i, end, x, plan) * s1[g];
+                t2 += Tail(q2, i, end, x, plan) * s2[g];
+                t3 += Tail(q3, i, end, x, plan) * s3[g];
+            }
+
+            y0 = TS.MultiplyAdd(a0, TS.Broadcast(s0[g]), y0);
+            y1 = TS.MultiplyAdd(a1, TS.Broadcast(s1[g]), y1);
+            y2 = TS.MultiplyAdd(a2, TS.Broadcast(s2[g]), y2);
+            y3 = TS.MultiplyAdd(a3, TS.Broadcast(s3[g]), y3);
+        }
+
+        y[0] = TS.Sum(y0) + t0 + ZeroTerm(job, row);
+        y[1] = TS.Sum(y1) + t1 + ZeroTerm(job, row + 1);
+        y[2] = TS.Sum(y2) + t2 + ZeroTerm(job, row + 2);
+        y[3] = TS.Sum(y3) + t3 + ZeroTerm(job, row + 3);
+    }
+
+    public static float Dot1<TS, TV, TQ>(PackedJob* job, int row)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TQ : IPackedLoads<TV>
+    {
+        nint rowBytes = job->RowBytes;
+        byte* q = job->Q + (row * rowBytes);
+        int size = job->GroupSize, groups = job->K / size;
+        float* s = (float*)job->Scales + ((nint)row * groups);
+        float* x = job->X;
+        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
+        byte* copy = stackalloc byte[Chunk];
+        TV y = TS.Zero;
+        float t = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            nint i = (nint)g * size, end = i + size, full = i + (size & ~(Chunk - 1));
+            TV a = TS.Zero;
+            for (; i < full; i += Chunk)
+            {
+                byte* p = At(q, i / Chunk * chunkBytes, rowBytes, copy);
+                for (int j = 0; j < Chunk; j += (int)c)
+                    a = TS.MultiplyAdd(TQ.LoadCodes<TM>(p, j, job->Plan), TS.Load(x + i + j), a);
+            }
+
+            if (i < end)
+                t += Tail(q, i, end, x, job->Plan) * s[g];
+            y = TS.MultiplyAdd(a, TS.Broadcast(s[g]), y);
+        }
+
+        return TS.Sum(y) + t + ZeroTerm(job, row);
+    }
+
+    public static void Unpack<TS, TV, TQ>(PackedJob* job, int row, float* destination)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+        where TQ : IPackedLoads<TV>
+    {
+        nint rowBytes = job->RowBytes;
+        byte* q = job->Q + (row * rowBytes);
+        int size = job->GroupSize, groups = job->K / size;
+        float* s = (float*)job->Scales + ((nint)row * groups);
+        float* z = TM.HasZero ? (float*)job->Zeros + ((nint)row * groups) : null;
+        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
+        byte* copy = stackalloc byte[Chunk];
+        for (int g = 0; g < groups; g++)
+        {
+            // (v − z)·s or v·s, one rounding each, as the references: the unpacked row is bit-exact.
+            float sg = s[g], zg = TM.HasZero ? z[g] : 0f;
+            TV sv = TS.Broadcast(sg), zv = TS.Broadcast(zg);
+            nint i = (nint)g * size, end = i + size, full = i + (size & ~(Chunk - 1));
+            for (; i < full; i += Chunk)
+            {
+                byte* p = At(q, i / Chunk * chunkBytes, rowBytes, copy);
+                for (int j = 0; j < Chunk; j += (int)c)
+                {
+                    TV v = TQ.LoadCodes<TM>(p, j, job->Plan);
+                    TS.Store(destination + i + j, TS.Multiply(TM.HasZero ? TS.Subtract(v, zv) : v, sv));
+                }
+            }
+
+            for (; i < end; i++)
+                destination[i] = (TM.HasZero ? Value(q, i, job->Plan) - zg : Value(q, i, job->Plan)) * sg;
+        }
+    }
+
+    /// <summary>Σ_{k∈[from, end)} x[k]·v(q[k]) one element at a time (the last K mod 16 of a per-row format).</summary>
+    private static float Tail(byte* q, nint from, nint end, float* x, CodePlan* plan)
+    {
+        float sum = 0;
+        for (nint i = from; i < end; i++)
+            sum += Value(q, i, plan) * x[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Value(byte* q, nint i, CodePlan* plan) =>
+        PackedScalar.LoadCodes<TM>(q + (i / Chunk * 2 * plan->Bits), (int)(i % Chunk), plan);
+
+    /// <summary>−Σ_g z[g]·s[g]·X[g] for formats with zero points, else 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ZeroTerm(PackedJob* job, int row)
+    {
+        if (!TM.HasZero)
+            return 0;
+        int groups = job->K / job->GroupSize;
+        float* s = (float*)job->Scales + ((nint)row * groups), z = (float*)job->Zeros + ((nint)row * groups);
+        float sum = 0;
+        for (int g = 0; g < groups; g++)
+            sum -= z[g] * s[g] * job->XSums[g];
+        return sum;
+    }
+}

@@ -1,0 +1,54 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Lowbit.Quantization.Formats;
+
+namespace Lowbit.Backends.Cpu.Kernels;
+
+/// <summary>
+/// y[m, n] = scale[n]·Σ_k x[m, k]·e4m3(q[n, k]), q in the <see cref="Float8PerRowWeight"/> layout, through
+/// <see cref="CodedGemv{TM}"/> with <see cref="E4M3Map"/>.
+/// Decode N=5632, K=2048: 11.5 MB codes + 22 KB scales + 8 KB x; 23 MFLOP (2 FLOP/byte, memory-bound on paper).
+/// Floor at the 30 GB/s one core streams here: 0.38 ms. Cost: 5 vector µops per 16 weights (vpmovzxbd, two
+/// shifts, one ternary and/or, vmulps) + the FMA.
+/// </summary>
+internal static unsafe class Float8PerRowGemv
+{
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
+    public static void Compute(ReadOnlySpan<float> x, int m, Float8PerRowWeight weight, Span<float> y) =>
+        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
+
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Float8PerRowWeight weight, Span<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        PackedLinear.Compute<CodedGemv<E4M3Map>>(level, pool, weight.FormatName, x, m,
+            CodedGemv<E4M3Map>.Job(weight.Codes, weight.Scales, null, weight.OutFeatures, weight.InFeatures, weight.InFeatures, CodePlan.Stream(8)), y);
+    }
+}
+
+/// <summary>
+/// E4M3 byte → f32 by integer ops instead of the 256-entry table (no 256-entry register lookup exists; a gather
+/// is ~16 µops): the exponent and mantissa bits (6..0) move to f32 bits 26..20 and the sign to bit 31, which
+/// reads as the same sign/exponent/mantissa with bias 127 instead of 7; × 2^120 rebiases, and turns E4M3
+/// subnormals (f32 subnormals at that point) into the right normal values. Exact for every code but the NaNs
+/// 0x7F/0xFF, which come out as ±480 (the quantizer never writes them: a NaN weight has a NaN scale anyway).
+/// </summary>
+internal readonly struct E4M3Map : ICodeMap
+{
+    private const float Rebias = 1.329228e36f; // 2^120
+
+    public static bool Bytes => true;
+
+    public static bool HasZero => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Map(Vector512<int> codes) =>
+        (((codes << 24) & Vector512.Create(int.MinValue)) | ((codes << 20) & Vector512.Create(0x07F00000))).AsSingle() * Vector512.Create(Rebias);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Map(Vector256<int> codes) =>
+        (((codes << 24) & Vector256.Create(int.MinValue)) | ((codes << 20) & Vector256.Create(0x07F00000))).AsSingle() * Vector256.Create(Rebias);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Map(int code) =>
+        BitConverter.Int32BitsToSingle(((code << 24) & int.MinValue) | ((code << 20) & 0x07F00000)) * Rebias;
+}

@@ -1,0 +1,53 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Lowbit.Quantization.Formats;
+using Lowbit.Quantization.Primitives;
+
+namespace Lowbit.Backends.Cpu.Kernels;
+
+/// <summary>
+/// y[m, n] = Σ_b scale[n, b]·Σ_{k∈b} x[m, k]·T[q[n, k]], q in the <see cref="Nf4BlockwiseWeight"/> layout, through
+/// <see cref="CodedGemv{TM}"/> with <see cref="Nf4Map"/> and <see cref="CodePlan.Nf4"/> (element 2k high nibble).
+/// Decode N=5632, K=2048, B=64: 5.8 MB nibbles + 0.7 MB F32 scales + 8 KB x; 23 MFLOP (3.5 FLOP/byte).
+/// Floor at the 30 GB/s one core streams here: 0.22 ms. Cost: 5 vector µops per 16 weights (broadcast load,
+/// vpshufb, vpsrlvd, vpand, vpermps) + the FMA.
+/// </summary>
+internal static unsafe class Nf4BlockwiseGemv
+{
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
+    public static void Compute(ReadOnlySpan<float> x, int m, Nf4BlockwiseWeight weight, Span<float> y) =>
+        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
+
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Nf4BlockwiseWeight weight, Span<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        PackedLinear.Compute<CodedGemv<Nf4Map>>(level, pool, weight.FormatName, x, m,
+            CodedGemv<Nf4Map>.Job(weight.Codes, weight.Scales, null, weight.OutFeatures, weight.InFeatures, weight.GroupSize, CodePlan.Nf4), y);
+    }
+}
+
+/// <summary>NF4 code → T[code]: one vpermps on the 16-entry table (AVX-512); AVX2's vpermps has 8 entries, so
+/// both halves are looked up and the one for code ≥ 8 selected.</summary>
+internal readonly struct Nf4Map : ICodeMap
+{
+    private static readonly Vector512<float> s_table = Vector512.Create(Nf4.Table);
+    private static readonly Vector256<float> s_low = Vector256.Create(Nf4.Table[..8]);
+    private static readonly Vector256<float> s_high = Vector256.Create(Nf4.Table[8..]);
+
+    public static bool Bytes => false;
+
+    public static bool HasZero => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Map(Vector512<int> codes) => Avx512F.PermuteVar16x32(s_table, codes);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Map(Vector256<int> codes) => Vector256.ConditionalSelect(
+        Vector256.GreaterThan(codes, Vector256.Create(7)).AsSingle(),
+        Avx2.PermuteVar8x32(s_high, codes),
+        Avx2.PermuteVar8x32(s_low, codes));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Map(int code) => Nf4.Table[code];
+}
