@@ -31,6 +31,8 @@ internal readonly struct UIntMap : ICodeMap
 {
     public static bool Bytes => false;
 
+    public static bool MaskFree => false;
+
     public static bool HasZero => true;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
