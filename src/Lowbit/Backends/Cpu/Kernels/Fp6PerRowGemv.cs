@@ -10,6 +10,8 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// <see cref="CodedGemv{TM}"/> with <see cref="Fp6Map"/> and <see cref="CodePlan.Stream"/>(6): 16 codes (12 bytes)
 /// cut out per vector by vpshufb + vpsrlvd + and, then decoded by a 32-entry vpermt2ps and the sign or'ed in.
 /// Decode N=5632, K=2048: 8.7 MB codes + 22 KB scales + 8 KB x.
+/// Measured 2026-11-24, `lowbit-bench linear --threads 1 --layers 2` (2 blocks of dim 2048 / hidden 5632, best of 10,
+/// round-robin with bf16 8.33 ms, int8wo 3.81, int4wo-64 4.38), 2-core Zen 5 VM at load average 7-12: 8.34 ms a step.
 /// </summary>
 internal static unsafe class Fp6PerRowGemv
 {
