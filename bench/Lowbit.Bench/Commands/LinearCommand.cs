@@ -2,6 +2,8 @@ using Lowbit.Evaluation;
 using System.Diagnostics;
 using System.Globalization;
 using Lowbit.Backends.Cpu;
+using Lowbit.Quantization;
+using Lowbit.Quantization.Configs;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
@@ -53,13 +55,7 @@ public static class LinearCommand
                     Span<ushort> bits = dense.AsSpan<ushort>();
                     for (int i = 0; i < bits.Length; i++)
                         bits[i] = DTypeConversion.SingleToBFloat16((random.NextSingle() - 0.5f) * 0.04f);
-                    weights.Add(format switch
-                    {
-                        "bf16" => new DenseWeight(Copy(dense)),
-                        "int8wo" => Int8PerRowWeight.Quantize(dense),
-                        _ when format.StartsWith("int4wo-", StringComparison.Ordinal) => Int4GroupedWeight.Quantize(dense, int.Parse(format[7..], CultureInfo.InvariantCulture)),
-                        _ => throw new ArgsException($"unknown format '{format}' (bf16, int8wo, int4wo-G)"),
-                    });
+                    weights.Add(format == "bf16" ? new DenseWeight(Copy(dense)) : Quantizer.QuantizeWeight(Parse(format), dense));
                 }
             }
 
@@ -107,6 +103,18 @@ public static class LinearCommand
         }
 
         return 0;
+    }
+
+    private static IQuantConfig Parse(string format)
+    {
+        try
+        {
+            return QuantConfigs.Parse(format);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgsException($"unknown format '{format}': bf16 or {e.Message}");
+        }
     }
 
     private static Tensor Copy(Tensor source)

@@ -48,6 +48,32 @@ public class QuantizerTests
                      "output head excluded by default: lm_head ×1)", report.Summary());
     }
 
+    /// <summary>Every new format on stories260K: the grouped ones leave down_proj (K = 172) dense and say why; the
+    /// per-row ones (and fp6, which needs K mod 4 = 0) quantize all 35 block linears.</summary>
+    [Theory]
+    [InlineData("nf4", "K=172 not a multiple of 64")]
+    [InlineData("nf4-32", "K=172 not a multiple of 32")]
+    [InlineData("uintx-3-32", "K=172 not a multiple of 32")]
+    [InlineData("8da4w-32", "K=172 not a multiple of 32")]
+    [InlineData("fp8wo", null)]
+    [InlineData("int8dq", null)]
+    [InlineData("fp6", null)]
+    [InlineData("fp8dq-tensor", null)]
+    [InlineData("fp8dq-row", null)]
+    public void New_formats_quantize_or_list_each_layer_with_the_reason(string name, string? downProjReason)
+    {
+        using var lm = Load();
+        var report = Quantizer.Quantize(lm.Weights, QuantConfigs.Parse(name));
+        Assert.Equal(downProjReason is null ? 35 : 30, report.Quantized.Count);
+        Assert.All(report.Quantized, q => Assert.Equal(name, q.Format));
+        Assert.All(report.Skipped.Where(s => s.Name != "lm_head"), s =>
+        {
+            Assert.EndsWith("mlp.down_proj", s.Name);
+            Assert.Equal(downProjReason, s.Reason);
+        });
+        Assert.Equal(name, lm.Weights.Layers[0].Query.FormatName);
+    }
+
     [Fact]
     public void Int4wo_128_skips_everything_at_dim_64()
     {

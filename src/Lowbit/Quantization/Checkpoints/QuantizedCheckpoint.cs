@@ -29,6 +29,18 @@ public static class QuantizedCheckpoint
 
     public const string Int4Layout = "chunk32-lowhigh-v1";
 
+    /// <summary>Metadata key of the 8da4w nibble layout version (<see cref="Int8DynamicInt4Weight"/>'s doc).</summary>
+    public const string Int8DynamicInt4LayoutKey = "lowbit.8da4w.layout";
+
+    public const string Int8DynamicInt4Layout = "block64-lowhigh-v1";
+
+    /// <summary>The families whose nibble order is Lowbit's own: (metadata key, the version this code reads).</summary>
+    private static readonly Dictionary<string, (string Key, string Version)> s_layouts = new()
+    {
+        ["int4wo"] = (Int4LayoutKey, Int4Layout),
+        ["8da4w"] = (Int8DynamicInt4LayoutKey, Int8DynamicInt4Layout),
+    };
+
     /// <summary>How each weight type is stored: (suffix after the layer name, tensor).</summary>
     private static readonly Dictionary<Type, Func<IWeight, (string Suffix, Tensor Tensor)[]>> s_parts = new()
     {
@@ -190,8 +202,8 @@ public static class QuantizedCheckpoint
         int? parameter = parameterized ? int.Parse(format.AsSpan(dash + 1)) : null;
         if (!s_readers.TryGetValue(family, out var read))
             throw new InvalidDataException($"{checkpoint.Directory}: \"{layer}\" has format \"{format}\", which this version of Lowbit cannot read ({string.Join(", ", s_readers.Keys)}).");
-        if (family == "int4wo" && checkpoint.Metadata.GetValueOrDefault(Int4LayoutKey) != Int4Layout)
-            throw new InvalidDataException($"{checkpoint.Directory}: int4wo nibble layout \"{checkpoint.Metadata.GetValueOrDefault(Int4LayoutKey)}\"; this version reads \"{Int4Layout}\".");
+        if (s_layouts.TryGetValue(family, out var layout) && checkpoint.Metadata.GetValueOrDefault(layout.Key) != layout.Version)
+            throw new InvalidDataException($"{checkpoint.Directory}: {family} nibble layout \"{checkpoint.Metadata.GetValueOrDefault(layout.Key)}\"; this version reads \"{layout.Version}\".");
         return read(checkpoint, layer, n, k, parameter);
     }
 
@@ -242,6 +254,8 @@ public static class QuantizedCheckpoint
                 metadata[LayerKeyPrefix + layer] = weight.FormatName;
             if (weight is Int4GroupedWeight)
                 metadata[Int4LayoutKey] = Int4Layout;
+            if (weight is Int8DynamicInt4Weight)
+                metadata[Int8DynamicInt4LayoutKey] = Int8DynamicInt4Layout;
         }
 
         using var writer = new SafetensorsWriter(path, entries, metadata);

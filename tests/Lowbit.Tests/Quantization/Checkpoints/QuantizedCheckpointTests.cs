@@ -85,6 +85,17 @@ public sealed class QuantizedCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void Metadata_gives_the_8da4w_layout_version()
+    {
+        string outDir = _dir.File("q84");
+        QuantizedCheckpoint.Write(Bundled, new Int8DynamicActivationInt4WeightConfig(32), outDir);
+        using var file = new SafetensorsFile(Path.Combine(outDir, "model.safetensors"));
+        Assert.Equal("8da4w-32", file.Metadata["lowbit.layer.model.layers.0.self_attn.q_proj"]);
+        Assert.Equal(QuantizedCheckpoint.Int8DynamicInt4Layout, file.Metadata[QuantizedCheckpoint.Int8DynamicInt4LayoutKey]);
+        Assert.False(file.Metadata.ContainsKey(QuantizedCheckpoint.Int4LayoutKey));
+    }
+
+    [Fact]
     public void Non_empty_output_is_refused_and_left_alone()
     {
         string outDir = _dir.File("busy");

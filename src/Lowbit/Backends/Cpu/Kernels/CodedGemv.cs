@@ -10,8 +10,13 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// 16-element chunks as the job's <see cref="CodePlan"/> says (which also gives the width).</summary>
 internal interface ICodeMap
 {
-    /// <summary>Whether codes are whole bytes (plan <see cref="CodePlan.Stream"/>(8)).</summary>
+    /// <summary>Whether codes are whole bytes (plan <see cref="CodePlan.Stream"/>(8)), handed to Map
+    /// sign-extended (vpmovsxbd; the scalar path passes (sbyte)).</summary>
     static abstract bool Bytes { get; }
+
+    /// <summary>Whether the vector Maps ignore all but the code's bits (vpermps reads only the low 4 index bits),
+    /// so the cut can skip its mask.</summary>
+    static abstract bool MaskFree { get; }
 
     /// <summary>Whether each group has an integer zero point: deq = (v − z)·s instead of v·s.</summary>
     static abstract bool HasZero { get; }
@@ -103,8 +108,10 @@ internal unsafe struct CodePlan
 /// −Σ_g z·s·X[g] (X[g] = Σ_{k∈g} x[k], once per call), so each weight costs its decode + one FMA. Prefill:
 /// <see cref="Unpack{TS, TV, TQ}"/> writes (v − z)·s exactly as the formats' reference Dequantize, and
 /// <see cref="PackedLinear"/> runs the dense 4×4 tile.</para>
-/// <para>A vector decode reads 16 bytes from the chunk start; a chunk whose 16 bytes would pass the row's end
-/// (the last one or two of a row when 2·Bits &lt; 16) is first copied to the stack, so no load leaves the row.</para>
+/// <para>A vector decode reads 16 bytes from the chunk start; the chunks whose 16 bytes would pass the row's end
+/// (the last one or two of a row when 2·Bits &lt; 16: under 16 bytes) are read from a copy on the stack made once
+/// per row, so no load leaves the row and the loop has no call (a memcpy call made the JIT spill every
+/// accumulator: fp8wo 3.5x slower).</para>
 /// Scales and zeros: F32 [N, K/G]. Costs and measurements are in each format's Compute entry.
 /// </summary>
 internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
@@ -128,14 +135,24 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
 
     public static bool UsesGroupSums => TM.HasZero;
 
+    /// <summary>Bytes at the start of a row whose chunks can be loaded in place (a whole number of chunks, each
+    /// with 16 bytes of row from its start); the rest (under 16 bytes) is read from a copy.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte* At(byte* row, nint offset, nint rowBytes, byte* copy)
+    private static nint Direct(nint rowBytes, nint chunkBytes) => rowBytes >= Chunk ? (((rowBytes - Chunk) / chunkBytes) + 1) * chunkBytes : 0;
+
+    /// <summary>Copies row bytes [direct, rowBytes) to <paramref name="tail"/> (2·Chunk bytes), by hand: a memcpy
+    /// call would make the JIT spill the accumulators around it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* Tail(byte* row, nint direct, nint rowBytes, byte* tail)
     {
-        if (offset + Chunk <= rowBytes)
-            return row + offset;
-        Unsafe.CopyBlockUnaligned(copy, row + offset, (uint)(rowBytes - offset));
-        return copy;
+        for (nint b = direct; b < rowBytes; b++)
+            tail[b - direct] = row[b];
+        return tail;
     }
+
+    /// <summary>The chunk at byte <paramref name="o"/> of a row: in place, or in the row's tail copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* At(byte* row, byte* tail, nint o, nint direct) => o < direct ? row + o : tail + (o - direct);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dot4<TS, TV, TQ>(PackedJob* job, int row, float* y)
@@ -149,10 +166,12 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         float* s0 = (float*)job->Scales + ((nint)row * groups), s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         CodePlan* plan = job->Plan;
         float* x = job->X;
-        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
-        byte* copy = stackalloc byte[4 * Chunk];
+        nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
+        byte* tails = stackalloc byte[8 * Chunk];
+        byte* t0 = Tail(q0, direct, rowBytes, tails), t1 = Tail(q1, direct, rowBytes, tails + (2 * Chunk));
+        byte* t2 = Tail(q2, direct, rowBytes, tails + (4 * Chunk)), t3 = Tail(q3, direct, rowBytes, tails + (6 * Chunk));
         TV y0 = TS.Zero, y1 = TS.Zero, y2 = TS.Zero, y3 = TS.Zero;
-        float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+        float u0 = 0, u1 = 0, u2 = 0, u3 = 0;
         for (int g = 0; g < groups; g++)
         {
             nint i = (nint)g * size, end = i + size, full = i + (size & ~(Chunk - 1));
@@ -161,24 +180,26 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
             {
                 nint o = i / Chunk * chunkBytes;
                 PackedLinear.Prefetch(q0 + o, q1 + o, q2 + o, q3 + o, 4 * rowBytes);
-                byte* p0 = At(q0, o, rowBytes, copy), p1 = At(q1, o, rowBytes, copy + Chunk);
-                byte* p2 = At(q2, o, rowBytes, copy + (2 * Chunk)), p3 = At(q3, o, rowBytes, copy + (3 * Chunk));
-                for (int j = 0; j < Chunk; j += (int)c)
+                byte* p0 = At(q0, t0, o, direct), p1 = At(q1, t1, o, direct), p2 = At(q2, t2, o, direct), p3 = At(q3, t3, o, direct);
+                // One step at Vector512 (the JIT folds the loop away), two at Vector256, 16 at scalar.
+                for (int j = 0; j < Chunk; j += TS.Count)
                 {
                     TV xv = TS.Load(x + i + j);
                     a0 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p0, j, plan), xv, a0);
                     a1 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p1, j, plan), xv, a1);
                     a2 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p2, j, plan), xv, a2);
                     a3 = TS.MultiplyAdd(TQ.LoadCodes<TM>(p3, j, plan), xv, a3);
+                    if (TS.Count == Chunk)
+                        break;
                 }
             }
 
             if (i < end)
             {
-                t0 += Tail(q0, i, end, x, plan) * s0[g];
-                t1 += Tail(q1, i, end, x, plan) * s1[g];
-                t2 += Tail(q2, i, end, x, plan) * s2[g];
-                t3 += Tail(q3, i, end, x, plan) * s3[g];
+                u0 += Rest(q0, i, end, x, plan) * s0[g];
+                u1 += Rest(q1, i, end, x, plan) * s1[g];
+                u2 += Rest(q2, i, end, x, plan) * s2[g];
+                u3 += Rest(q3, i, end, x, plan) * s3[g];
             }
 
             y0 = TS.MultiplyAdd(a0, TS.Broadcast(s0[g]), y0);
@@ -187,10 +208,10 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
             y3 = TS.MultiplyAdd(a3, TS.Broadcast(s3[g]), y3);
         }
 
-        y[0] = TS.Sum(y0) + t0 + ZeroTerm(job, row);
-        y[1] = TS.Sum(y1) + t1 + ZeroTerm(job, row + 1);
-        y[2] = TS.Sum(y2) + t2 + ZeroTerm(job, row + 2);
-        y[3] = TS.Sum(y3) + t3 + ZeroTerm(job, row + 3);
+        y[0] = TS.Sum(y0) + u0 + ZeroTerm(job, row);
+        y[1] = TS.Sum(y1) + u1 + ZeroTerm(job, row + 1);
+        y[2] = TS.Sum(y2) + u2 + ZeroTerm(job, row + 2);
+        y[3] = TS.Sum(y3) + u3 + ZeroTerm(job, row + 3);
     }
 
     public static float Dot1<TS, TV, TQ>(PackedJob* job, int row)
@@ -203,27 +224,29 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* x = job->X;
-        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
-        byte* copy = stackalloc byte[Chunk];
+        CodePlan* plan = job->Plan;
+        nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
+        byte* tail = stackalloc byte[2 * Chunk];
+        Tail(q, direct, rowBytes, tail);
         TV y = TS.Zero;
-        float t = 0;
+        float u = 0;
         for (int g = 0; g < groups; g++)
         {
             nint i = (nint)g * size, end = i + size, full = i + (size & ~(Chunk - 1));
             TV a = TS.Zero;
             for (; i < full; i += Chunk)
             {
-                byte* p = At(q, i / Chunk * chunkBytes, rowBytes, copy);
-                for (int j = 0; j < Chunk; j += (int)c)
-                    a = TS.MultiplyAdd(TQ.LoadCodes<TM>(p, j, job->Plan), TS.Load(x + i + j), a);
+                byte* p = At(q, tail, i / Chunk * chunkBytes, direct);
+                for (int j = 0; j < Chunk; j += TS.Count)
+                    a = TS.MultiplyAdd(TQ.LoadCodes<TM>(p, j, plan), TS.Load(x + i + j), a);
             }
 
             if (i < end)
-                t += Tail(q, i, end, x, job->Plan) * s[g];
+                u += Rest(q, i, end, x, plan) * s[g];
             y = TS.MultiplyAdd(a, TS.Broadcast(s[g]), y);
         }
 
-        return TS.Sum(y) + t + ZeroTerm(job, row);
+        return TS.Sum(y) + u + ZeroTerm(job, row);
     }
 
     public static void Unpack<TS, TV, TQ>(PackedJob* job, int row, float* destination)
@@ -236,8 +259,10 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* z = TM.HasZero ? (float*)job->Zeros + ((nint)row * groups) : null;
-        nint c = TS.Count, chunkBytes = 2 * job->Plan->Bits;
-        byte* copy = stackalloc byte[Chunk];
+        CodePlan* plan = job->Plan;
+        nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
+        byte* tail = stackalloc byte[2 * Chunk];
+        Tail(q, direct, rowBytes, tail);
         for (int g = 0; g < groups; g++)
         {
             // (v − z)·s or v·s, one rounding each, as the references: the unpacked row is bit-exact.
@@ -246,21 +271,21 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
             nint i = (nint)g * size, end = i + size, full = i + (size & ~(Chunk - 1));
             for (; i < full; i += Chunk)
             {
-                byte* p = At(q, i / Chunk * chunkBytes, rowBytes, copy);
-                for (int j = 0; j < Chunk; j += (int)c)
+                byte* p = At(q, tail, i / Chunk * chunkBytes, direct);
+                for (int j = 0; j < Chunk; j += TS.Count)
                 {
-                    TV v = TQ.LoadCodes<TM>(p, j, job->Plan);
+                    TV v = TQ.LoadCodes<TM>(p, j, plan);
                     TS.Store(destination + i + j, TS.Multiply(TM.HasZero ? TS.Subtract(v, zv) : v, sv));
                 }
             }
 
             for (; i < end; i++)
-                destination[i] = (TM.HasZero ? Value(q, i, job->Plan) - zg : Value(q, i, job->Plan)) * sg;
+                destination[i] = (TM.HasZero ? Value(q, i, plan) - zg : Value(q, i, plan)) * sg;
         }
     }
 
     /// <summary>Σ_{k∈[from, end)} x[k]·v(q[k]) one element at a time (the last K mod 16 of a per-row format).</summary>
-    private static float Tail(byte* q, nint from, nint end, float* x, CodePlan* plan)
+    private static float Rest(byte* q, nint from, nint end, float* x, CodePlan* plan)
     {
         float sum = 0;
         for (nint i = from; i < end; i++)

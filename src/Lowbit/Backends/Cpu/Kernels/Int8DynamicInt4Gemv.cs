@@ -15,6 +15,8 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// <see cref="Int8DynamicGemv"/>. The half block at the end of a K with K mod 64 = 32 goes one element at a time.</para>
 /// <para>Prefill: the activations become c_x·s_x (f32) and the rows unpack to q·scale for the dense tile.</para>
 /// Decode N=5632, K=2048, G=32: 5.8 MB nibbles + 1.4 MB F32 scales + 4 KB codes.
+/// Measured 2026-11-24, `lowbit-bench linear --threads 1 --layers 2` (2 blocks of dim 2048 / hidden 5632, best of 10,
+/// round-robin with bf16 8.33 ms, int8wo 3.81, int4wo-64 4.38), 2-core Zen 5 VM at load average 7-12: 3.27 ms a step, the fastest format per step.
 /// </summary>
 internal readonly unsafe struct Int8DynamicInt4Gemv : IPackedFormat
 {

@@ -42,17 +42,18 @@ internal unsafe struct Packed512 : IPackedLoads<Vector512<float>>
         high = Avx512F.ConvertToVector512Single(Vector512.ShiftRightLogical(v, 4));
     }
 
-    /// <summary>8-bit codes: vpmovzxbd. Narrower: the chunk's 16 bytes broadcast to the 4 lanes, vpshufb puts the
+    /// <summary>8-bit codes: vpmovsxbd. Narrower: the chunk's 16 bytes broadcast to the 4 lanes (vbroadcasti32x4;
+    /// Vector512.Create(Vector128) compiles to three inserts), vpshufb puts the
     /// two bytes holding lane j's code in dword j, vpsrlvd and a mask cut it out (4 µops, no VBMI needed).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
         where TM : ICodeMap
     {
         if (TM.Bytes)
-            return TM.Map(Avx512F.ConvertToVector512Int32(Vector128.Load(chunk)));
-        Vector512<byte> bytes = Avx512BW.Shuffle(Vector512.Create(Vector128.Load(chunk)), Vector512.Load(plan->Shuffle));
-        Vector512<uint> codes = Avx512F.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector512.Load(plan->Shift)) & Vector512.Create(plan->Mask);
-        return TM.Map(codes.AsInt32());
+            return TM.Map(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)chunk)));
+        Vector512<byte> bytes = Avx512BW.Shuffle(Avx512F.BroadcastVector128ToVector512((uint*)chunk).AsByte(), Vector512.Load(plan->Shuffle));
+        Vector512<uint> codes = Avx512F.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector512.Load(plan->Shift));
+        return TM.Map((TM.MaskFree ? codes : codes & Vector512.Create(plan->Mask)).AsInt32());
     }
 }
 
@@ -76,10 +77,10 @@ internal unsafe struct Packed256 : IPackedLoads<Vector256<float>>
         where TM : ICodeMap
     {
         if (TM.Bytes)
-            return TM.Map(Avx2.ConvertToVector256Int32(chunk + lane));
-        Vector256<byte> bytes = Avx2.Shuffle(Vector256.Create(Vector128.Load(chunk)), Vector256.Load(plan->Shuffle + (4 * lane)));
-        Vector256<uint> codes = Avx2.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector256.Load(plan->Shift + lane)) & Vector256.Create(plan->Mask);
-        return TM.Map(codes.AsInt32());
+            return TM.Map(Avx2.ConvertToVector256Int32((sbyte*)chunk + lane));
+        Vector256<byte> bytes = Avx2.Shuffle(Avx2.BroadcastVector128ToVector256(chunk), Vector256.Load(plan->Shuffle + (4 * lane)));
+        Vector256<uint> codes = Avx2.ShiftRightLogicalVariable(bytes.AsUInt32(), Vector256.Load(plan->Shift + lane));
+        return TM.Map((TM.MaskFree ? codes : codes & Vector256.Create(plan->Mask)).AsInt32());
     }
 }
 
@@ -95,5 +96,5 @@ internal unsafe struct PackedScalar : IPackedLoads<float>
     }
 
     public static float LoadCodes<TM>(byte* chunk, int lane, CodePlan* plan)
-        where TM : ICodeMap => TM.Map(TM.Bytes ? chunk[lane] : plan->Code(chunk, lane));
+        where TM : ICodeMap => TM.Map(TM.Bytes ? ((sbyte*)chunk)[lane] : plan->Code(chunk, lane));
 }

@@ -153,9 +153,23 @@ public class PackedLinearTests
         {
             if ((code & 0x7F) == 0x7F)
                 continue;
-            Assert.Equal(table[code], E4M3Map.Map(code));
-            Assert.Equal(table[code], E4M3Map.Map(Vector256.Create(code)).ToScalar());
-            Assert.Equal(table[code], E4M3Map.Map(Vector512.Create(code)).ToScalar());
+            int sx = (sbyte)code; // byte codes reach the map sign-extended
+            Assert.Equal(table[code], E4M3Map.Map(sx));
+            Assert.Equal(table[code], E4M3Map.Map(Vector256.Create(sx)).ToScalar());
+            Assert.Equal(table[code], E4M3Map.Map(Vector512.Create(sx)).ToScalar());
+        }
+    }
+
+    /// <summary>The NF4 map's constants are Nf4.Table, at every width.</summary>
+    [Fact]
+    public void Nf4_map_is_the_nf4_table()
+    {
+        var table = Lowbit.Quantization.Primitives.Nf4.Table;
+        for (int code = 0; code < 16; code++)
+        {
+            Assert.Equal(table[code], Nf4Map.Map(code));
+            Assert.Equal(table[code], Nf4Map.Map(Vector256.Create(code)).ToScalar());
+            Assert.Equal(table[code], Nf4Map.Map(Vector512.Create(code)).ToScalar());
         }
     }
 
