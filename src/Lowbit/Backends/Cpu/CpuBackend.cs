@@ -6,15 +6,17 @@ namespace Lowbit.Backends.Cpu;
 
 /// <summary>
 /// The CPU backend: each operation is a SIMD kernel (AVX-512, AVX2 or scalar, picked at run time)
-/// threaded over output rows by the shared <see cref="CpuThreadPool"/>.
+/// threaded over output rows by this backend's own <see cref="CpuThreadPool"/> (two models with different
+/// thread counts in one process do not share, or replace, each other's workers).
 /// </summary>
 public sealed class CpuBackend : IBackend
 {
+    private readonly CpuThreadPool _pool;
     private Tensor? _attentionScratch;
 
     public CpuBackend(int threads)
     {
-        CpuThreadPool.SetSharedThreadCount(threads);
+        _pool = new CpuThreadPool(threads);
         Threads = threads;
     }
 
@@ -44,7 +46,7 @@ public sealed class CpuBackend : IBackend
 
     /// <summary>Dispatches on the weight's format through <see cref="CpuLinearKernels"/>.</summary>
     public void Linear(TensorView x, IWeight weight, TensorView destination) =>
-        CpuLinearKernels.For(weight)(x, weight, destination);
+        CpuLinearKernels.For(weight)(_pool, x, weight, destination);
 
     /// <summary>Fails at load, not at the first token, when a linear layer's format has no CPU kernel.</summary>
     /// <exception cref="NotSupportedException">Names the layer, its format and this backend.</exception>
@@ -70,13 +72,13 @@ public sealed class CpuBackend : IBackend
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
     {
-        int scratchLength = Cpu.Attention.ScratchLength(CpuThreadPool.Shared.ThreadCount, keys.Rows);
+        int scratchLength = Cpu.Attention.ScratchLength(_pool.ThreadCount, keys.Rows);
         if (_attentionScratch is null || _attentionScratch.ElementCount < scratchLength)
         {
             _attentionScratch?.Dispose();
             _attentionScratch = Tensor.Allocate(DType.F32, scratchLength);
         }
-        Cpu.Attention.Compute(q.AsSpan<float>(), keys.AsSpan<float>(), values.AsSpan<float>(), q.Rows,
+        Cpu.Attention.Compute(CpuCapabilities.Best, _pool, q.AsSpan<float>(), keys.AsSpan<float>(), values.AsSpan<float>(), q.Rows,
             heads, kvHeads, headDim, startPos, _attentionScratch.AsSpan<float>(), destination.AsSpan<float>());
     }
 
@@ -85,5 +87,9 @@ public sealed class CpuBackend : IBackend
     public void Add(TensorView y, TensorView x) =>
         Residual.Add(x.AsSpan<float>(), y.AsSpan<float>());
 
-    public void Dispose() => _attentionScratch?.Dispose();
+    public void Dispose()
+    {
+        _attentionScratch?.Dispose();
+        _pool.Dispose();
+    }
 }

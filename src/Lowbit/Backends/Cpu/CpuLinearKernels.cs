@@ -10,31 +10,31 @@ namespace Lowbit.Backends.Cpu;
 /// </summary>
 internal static class CpuLinearKernels
 {
-    /// <summary>y[m, N] = x[m, K] · Wᵀ for one weight type.</summary>
-    public delegate void Kernel(TensorView x, IWeight weight, TensorView destination);
+    /// <summary>y[m, N] = x[m, K] · Wᵀ for one weight type, threaded on <paramref name="pool"/>.</summary>
+    public delegate void Kernel(CpuThreadPool pool, TensorView x, IWeight weight, TensorView destination);
 
     private static readonly Dictionary<Type, Kernel> s_kernels = new()
     {
-        [typeof(DenseWeight)] = static (x, w, y) =>
-            MatMul.Compute(x.AsSpan<float>(), x.Rows, ((DenseWeight)w).Tensor, y.AsSpan<float>()),
-        [typeof(Int8PerRowWeight)] = static (x, w, y) =>
-            Int8PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8PerRowWeight)w, y.AsSpan<float>()),
-        [typeof(Int4GroupedWeight)] = static (x, w, y) =>
-            Int4GroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (Int4GroupedWeight)w, y.AsSpan<float>()),
-        [typeof(Float8PerRowWeight)] = static (x, w, y) =>
-            Float8PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Float8PerRowWeight)w, y.AsSpan<float>()),
-        [typeof(Int8DynamicWeight)] = static (x, w, y) =>
-            Int8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicWeight)w, y.AsSpan<float>()),
-        [typeof(UIntXGroupedWeight)] = static (x, w, y) =>
-            UIntXGroupedGemv.Compute(x.AsSpan<float>(), x.Rows, (UIntXGroupedWeight)w, y.AsSpan<float>()),
-        [typeof(Fp6PerRowWeight)] = static (x, w, y) =>
-            Fp6PerRowGemv.Compute(x.AsSpan<float>(), x.Rows, (Fp6PerRowWeight)w, y.AsSpan<float>()),
-        [typeof(Int8DynamicInt4Weight)] = static (x, w, y) =>
-            Int8DynamicInt4Gemv.Compute(x.AsSpan<float>(), x.Rows, (Int8DynamicInt4Weight)w, y.AsSpan<float>()),
-        [typeof(Float8DynamicWeight)] = static (x, w, y) =>
-            Float8DynamicGemv.Compute(x.AsSpan<float>(), x.Rows, (Float8DynamicWeight)w, y.AsSpan<float>()),
-        [typeof(Nf4BlockwiseWeight)] = static (x, w, y) =>
-            Nf4BlockwiseGemv.Compute(x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
+        [typeof(DenseWeight)] = static (pool, x, w, y) =>
+            MatMul.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, ((DenseWeight)w).Tensor, y.AsSpan<float>()),
+        [typeof(Int8PerRowWeight)] = static (pool, x, w, y) =>
+            Int8PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int8PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int4GroupedWeight)] = static (pool, x, w, y) =>
+            Int4GroupedGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int4GroupedWeight)w, y.AsSpan<float>()),
+        [typeof(Float8PerRowWeight)] = static (pool, x, w, y) =>
+            Float8PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Float8PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int8DynamicWeight)] = static (pool, x, w, y) =>
+            Int8DynamicGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int8DynamicWeight)w, y.AsSpan<float>()),
+        [typeof(UIntXGroupedWeight)] = static (pool, x, w, y) =>
+            UIntXGroupedGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (UIntXGroupedWeight)w, y.AsSpan<float>()),
+        [typeof(Fp6PerRowWeight)] = static (pool, x, w, y) =>
+            Fp6PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Fp6PerRowWeight)w, y.AsSpan<float>()),
+        [typeof(Int8DynamicInt4Weight)] = static (pool, x, w, y) =>
+            Int8DynamicInt4Gemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int8DynamicInt4Weight)w, y.AsSpan<float>()),
+        [typeof(Float8DynamicWeight)] = static (pool, x, w, y) =>
+            Float8DynamicGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Float8DynamicWeight)w, y.AsSpan<float>()),
+        [typeof(Nf4BlockwiseWeight)] = static (pool, x, w, y) =>
+            Nf4BlockwiseGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
     };
 
     /// <summary>True when the CPU backend has a kernel for <paramref name="weight"/>'s format.</summary>
