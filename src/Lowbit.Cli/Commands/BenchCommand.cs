@@ -45,7 +45,7 @@ internal static class BenchCommand
             var before = MemoryBandwidth.Measure(threadCount, r.GetValue(bandwidthMb), 3);
             Console.Error.WriteLine($"before: {before}");
             using var reference = textFile is null ? null : LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g)));
-            int[]? tokens = reference is null ? null : reference.Tokenizer.Encode(ReadText(textFile!), addBos: reference.Tokenizer.BosId is not null);
+            int[]? tokens = reference is null ? null : Perplexity.TokenizeFile(reference, textFile!.FullName);
 
             var rows = new List<(string Format, long Bytes, double Decode, double Prefill, long Rss, string Ppl, string Kld, string Top)>();
             foreach (string format in formats)
@@ -85,11 +85,5 @@ internal static class BenchCommand
             return 0;
         }));
         return command;
-    }
-
-    private static string ReadText(FileInfo file)
-    {
-        string content = File.ReadAllText(file.FullName);
-        return content.EndsWith('\n') ? content[..^1] : content;
     }
 }

@@ -28,11 +28,7 @@ internal static class EvalCommand
             using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
                 CommonOptions.LoadOptions(r.GetValue(threads), contextLength, r.GetValue(quant), r.GetValue(device)));
             CommonOptions.PrintQuantization(lm);
-            // As llama-perplexity reads a file: the whole text as one string, one trailing newline removed.
-            string content = File.ReadAllText(file.FullName);
-            if (content.EndsWith('\n'))
-                content = content[..^1];
-            int[] tokens = lm.Tokenizer.Encode(content, addBos: lm.Tokenizer.BosId is not null);
+            int[] tokens = Perplexity.TokenizeFile(lm, file.FullName);
             int chunks = Perplexity.ChunkCount(tokens.Length, contextLength);
             if (chunks == 0)
                 throw new ArgumentException($"{file.Name} has {tokens.Length} tokens; context {contextLength} needs at least {2 * contextLength}.");

@@ -25,6 +25,16 @@ public static class Perplexity
         return nll.ToPerplexity(chunks);
     }
 
+    /// <summary>The tokens of a text file as llama-perplexity reads it: the whole file as one string, one
+    /// trailing newline removed, BOS in front when the tokenizer has one.</summary>
+    public static int[] TokenizeFile(LanguageModel model, string path)
+    {
+        string content = File.ReadAllText(path);
+        if (content.EndsWith('\n'))
+            content = content[..^1];
+        return model.Tokenizer.Encode(content, addBos: model.Tokenizer.BosId is not null);
+    }
+
     /// <summary>Windows llama-perplexity makes from <paramref name="tokenCount"/> tokens; it needs two
     /// windows' worth of text.</summary>
     public static int ChunkCount(int tokenCount, int contextLength) =>
