@@ -70,7 +70,7 @@ public static class BackendCheck
                 Check($"rope D={headDim} [5, 3 heads], start 11", 1e-5, b => Get(b, Apply(b, host, x, 5, 3 * headDim, v => b.Rope(v, rope, 11))));
             }
 
-            foreach (var (rows, start, heads, kvHeads, d) in new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128) })
+            foreach (var (rows, start, heads, kvHeads, d) in new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96) })
             {
                 const int maxSeq = 256;
                 var q = Values(rng, rows * heads * d);
@@ -79,6 +79,23 @@ public static class BackendCheck
                 Check($"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}", 1e-5, b => Run(b, rows, heads * d, (b, y) =>
                     b.Attention(Put(b, host, q, rows, heads * d), Put(b, host, keys, maxSeq, kvHeads * d), Put(b, host, values, maxSeq, kvHeads * d),
                         start, heads, kvHeads, d, y)));
+            }
+
+            {
+                var k = Values(rng, 3 * 40);
+                var v = Values(rng, 3 * 40);
+                var cache = Values(rng, 20 * 40);
+                Check("store kv 3 rows at 9 (keys)", 0, b => Get(b, StoreKv(b, host, k, v, cache, 9, keysOut: true)));
+                Check("store kv 3 rows at 9 (values)", 0, b => Get(b, StoreKv(b, host, k, v, cache, 9, keysOut: false)));
+            }
+
+            foreach (int length in new[] { 1, 1000, 128256 })
+            {
+                var logits = Values(rng, length);
+                int top = rng.Next(length);
+                logits[top] = 2f;
+                logits[length - 1 - (length - 1 - top) / 2] = 2f; // a tie at or after top: the lower index must win
+                Check($"argmax of {length}", 0, b => [b.ArgMax(Put(b, host, logits, 1, length))]);
             }
         }
         finally
@@ -97,17 +114,19 @@ public static class BackendCheck
     private static int[] Greedy(LanguageModel model, string prompt, int steps)
     {
         int[] prompted = model.Tokenizer.Encode(prompt, addBos: true);
-        var t = model.Transformer;
-        using var state = new DecodeState(model.Config, t.MaxSequenceLength, prompted.Length, model.Backend);
-        var output = new int[steps];
-        t.Forward(prompted, 0, state);
-        int pos = prompted.Length;
-        for (int i = 0; i < steps; i++)
-        {
-            output[i] = Sampler.ArgMax(state.LogitsRow(0));
-            t.Forward([output[i]], pos++, state);
-        }
-        return output;
+        // The Generator's own loop: on a GPU, recorded (graph) steps and the device argmax.
+        using var generator = new Generator(model);
+        return [.. generator.GenerateTokens(prompted, new GenerationOptions { MaxTokens = steps, StopAtEos = false })];
+    }
+
+    /// <summary>Stores k and v into fresh copies of <paramref name="cache"/> at <paramref name="start"/>; returns
+    /// the keys' or the values' cache.</summary>
+    private static TensorView StoreKv(IBackend b, List<Tensor> keep, float[] k, float[] v, float[] cache, int start, bool keysOut)
+    {
+        int columns = 40, rows = k.Length / columns, cacheRows = cache.Length / columns;
+        TensorView keys = Put(b, keep, cache, cacheRows, columns), values = Put(b, keep, cache, cacheRows, columns);
+        b.StoreKv(Put(b, keep, k, rows, columns), Put(b, keep, v, rows, columns), keys, values, start);
+        return keysOut ? keys : values;
     }
 
     private static IEnumerable<(int M, int N, int K)> LinearShapes(bool large)

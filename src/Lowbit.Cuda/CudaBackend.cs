@@ -25,6 +25,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 {
     private readonly Context? _context;
     private readonly Accelerator _accelerator;
+    private readonly AcceleratorStream _stream;
     private readonly List<MemoryBuffer1D<byte, Stride1D.Dense>> _allocations = []; // sorted by address
     private readonly Dictionary<Tensor, MemoryBuffer1D<byte, Stride1D.Dense>> _uploads = new(ReferenceEqualityComparer.Instance);
     private readonly Kernels.Embedding _embedding;
@@ -33,6 +34,12 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly Kernels.Rope _rope;
     private readonly Kernels.Attention _attention;
     private readonly Elementwise _elementwise;
+    private readonly KvCache _kvCache;
+    private readonly Kernels.ArgMax _argMax;
+    private readonly Fill _fill;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _stepInputs; // [token, position] of a replayed step; [index] of ArgMax
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _argMaxResult;
+    private bool _recording;
     private MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
     private MemoryBuffer1D<float, Stride1D.Dense>? _scores;
     private MemoryBuffer1D<float, Stride1D.Dense>? _ropeCos, _ropeSin;
@@ -51,6 +58,12 @@ public sealed unsafe partial class CudaBackend : IBackend
         _rope = new Kernels.Rope(accelerator);
         _attention = new Kernels.Attention(accelerator);
         _elementwise = new Elementwise(accelerator);
+        _kvCache = new KvCache(accelerator);
+        _argMax = new Kernels.ArgMax(accelerator);
+        _fill = new Fill(accelerator);
+        _stream = accelerator.CreateStream();
+        _stepInputs = accelerator.Allocate1D<int>(2);
+        _argMaxResult = accelerator.Allocate1D<int>(1);
     }
 
     /// <summary>The first CUDA GPU.</summary>
@@ -105,7 +118,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         long bytes = Math.Max(16, ((long)rows * columns * dtype.Size() + 15) & ~15L);
         var buffer = _accelerator.Allocate1D<byte>(bytes);
-        buffer.MemSetToZero();
+        buffer.MemSetToZero(_stream);
+        _stream.Synchronize();
         Register(buffer);
         return Tensor.View(buffer.NativePtr, dtype, [rows, columns], new Allocation(this, buffer));
     }
@@ -119,20 +133,20 @@ public sealed unsafe partial class CudaBackend : IBackend
             if (weight is not DenseWeight)
                 throw new NotSupportedException($"\"{name}\" is {weight.FormatName}, which the CUDA backend has no linear kernel for yet (dense bf16, f16 and f32 only).");
         }
-        Upload(weights.Embedding);
-        Upload(weights.FinalNorm);
+        Words(weights.Embedding);
+        Words(weights.FinalNorm);
         foreach (var layer in weights.Layers)
         {
-            Upload(layer.AttentionNorm);
-            Upload(layer.FeedForwardNorm);
+            Words(layer.AttentionNorm);
+            Words(layer.FeedForwardNorm);
             foreach (var bias in new[] { layer.QueryBias, layer.KeyBias, layer.ValueBias })
             {
                 if (bias is not null)
-                    Upload(bias);
+                    Words(bias);
             }
         }
         foreach (var (_, weight) in weights.Linears())
-            Upload(((DenseWeight)weight).Tensor);
+            Words(((DenseWeight)weight).Tensor);
         _accelerator.Synchronize();
     }
 
@@ -140,33 +154,38 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (source.Length != destination.ElementCount)
             throw new ArgumentException($"{source.Length} floats do not fill {destination}.", nameof(source));
-        F32(destination).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
-        _accelerator.Synchronize();
+        F32(destination).CopyFromCPU(_stream, ref MemoryMarshal.GetReference(source), source.Length);
+        _stream.Synchronize();
     }
 
     public void CopyToHost(TensorView source, Span<float> destination)
     {
         if (destination.Length != source.ElementCount)
             throw new ArgumentException($"{source} does not fit {destination.Length} floats.", nameof(destination));
-        _accelerator.Synchronize();
-        F32(source).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);
-        _accelerator.Synchronize();
+        F32(source).CopyToCPU(_stream, ref MemoryMarshal.GetReference(destination), destination.Length);
+        _stream.Synchronize();
     }
 
     public void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination)
     {
+        if (_recording)
+        {
+            // The replayed step's token, written by Replay.
+            _embedding.Launch(_stream, _stepInputs.View.SubView(0, 1), Words(table), F32(destination), 1, table.Columns, DenseElements.Code(table.DType));
+            return;
+        }
         if (_tokens is null || _tokens.Length < tokens.Length)
         {
             _tokens?.Dispose();
             _tokens = _accelerator.Allocate1D<int>(Math.Max(64, tokens.Length));
         }
         var ids = _tokens.View.SubView(0, tokens.Length);
-        ids.CopyFromCPU(ref MemoryMarshal.GetReference(tokens), tokens.Length);
-        _embedding.Launch(ids, Words(table), F32(destination), tokens.Length, table.Columns, DenseElements.Code(table.DType));
+        ids.CopyFromCPU(_stream, ref MemoryMarshal.GetReference(tokens), tokens.Length);
+        _embedding.Launch(_stream, ids, Words(table), F32(destination), tokens.Length, table.Columns, DenseElements.Code(table.DType));
     }
 
     public void RmsNorm(TensorView x, Tensor weight, float eps, TensorView destination) =>
-        _rmsNorm.Launch(F32(x), Words(weight).Cast<float>(), F32(destination), x.Rows, x.Columns, eps);
+        _rmsNorm.Launch(_stream, F32(x), Words(weight).Cast<float>(), F32(destination), x.Rows, x.Columns, eps);
 
     public void Linear(TensorView x, IWeight weight, TensorView destination)
     {
@@ -176,10 +195,10 @@ public sealed unsafe partial class CudaBackend : IBackend
         int dtype = DenseElements.Code(w.DType);
         var xs = F32(x);
         bool vector = DenseLinear.VectorLoadsFit(x.Columns, dtype, x.Data - AllocationOf(x.Data).NativePtr);
-        _linear.Launch(xs, Words(w), F32(destination), x.Rows, dense.OutFeatures, dense.InFeatures, dtype, vector);
+        _linear.Launch(_stream, xs, Words(w), F32(destination), x.Rows, dense.OutFeatures, dense.InFeatures, dtype, vector);
     }
 
-    public void AddBias(TensorView x, Tensor bias) => _elementwise.AddBias(F32(x), Words(bias).Cast<float>(), x.Columns);
+    public void AddBias(TensorView x, Tensor bias) => _elementwise.AddBias(_stream, F32(x), Words(bias).Cast<float>(), x.Columns);
 
     public void Rope(TensorView x, RopeTable rope, int startPos)
     {
@@ -191,7 +210,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             _ropeSin = _accelerator.Allocate1D(rope.Sin.ToArray());
             _ropeUploaded = rope;
         }
-        _rope.Launch(F32(x), _ropeCos!.View, _ropeSin!.View, x.Rows, x.Columns / rope.HeadDim, rope.HeadDim, startPos);
+        _rope.Launch(_stream, F32(x), _ropeCos!.View, _ropeSin!.View, x.Rows, x.Columns / rope.HeadDim, rope.HeadDim, _stepInputs.View, Start(startPos));
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
@@ -200,27 +219,47 @@ public sealed unsafe partial class CudaBackend : IBackend
             throw new ArgumentException($"Attention: heads ({heads}) must be a multiple of kvHeads ({kvHeads}).", nameof(kvHeads));
         if (startPos + q.Rows > keys.Rows)
             throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + q.Rows} exceed the cache of {keys.Rows} rows.");
-        long scoreLength = (long)q.Rows * heads * keys.Rows;
-        if (_scores is null || _scores.Length < scoreLength)
-        {
-            _scores?.Dispose();
-            _scores = _accelerator.Allocate1D<float>(scoreLength);
-        }
         var shape = new AttentionShape
         {
             Heads = heads,
             KvHeads = kvHeads,
             HeadDim = headDim,
-            StartPos = startPos,
             MaxSequence = keys.Rows,
             Scale = 1f / MathF.Sqrt(headDim),
         };
-        _attention.Launch(F32(q), F32(keys), F32(values), _scores.View, F32(destination), q.Rows, shape);
+        long scratch = Math.Max((long)q.Rows * heads * keys.Rows, Kernels.Attention.DecodeScratch(shape));
+        if (_scores is null || _scores.Length < scratch)
+        {
+            if (_recording)
+                throw new InvalidOperationException("Attention scratch would grow while recording a step: run the step eagerly first.");
+            _scores?.Dispose();
+            _scores = _accelerator.Allocate1D<float>(scratch);
+        }
+        _attention.Launch(_stream, F32(q), F32(keys), F32(values), _scores.View, F32(destination), q.Rows, _stepInputs.View, Start(startPos), shape);
     }
 
-    public void SiluMul(TensorView gate, TensorView up) => _elementwise.SiluMul(F32(gate), F32(up));
+    public void StoreKv(TensorView k, TensorView v, TensorView keys, TensorView values, int startPos)
+    {
+        if (startPos + k.Rows > keys.Rows)
+            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + k.Rows} exceed the cache of {keys.Rows} rows.");
+        _kvCache.Store(_stream, F32(k), F32(v), F32(keys), F32(values), k.Columns, _stepInputs.View, Start(startPos));
+    }
 
-    public void Add(TensorView y, TensorView x) => _elementwise.Add(F32(y), F32(x));
+    public int ArgMax(TensorView row)
+    {
+        _argMax.Launch(_stream, F32(row), _argMaxResult.View, (int)row.ElementCount);
+        int index = 0;
+        _argMaxResult.View.CopyToCPU(_stream, ref index, 1);
+        _stream.Synchronize();
+        return index;
+    }
+
+    public void SiluMul(TensorView gate, TensorView up) => _elementwise.SiluMul(_stream, F32(gate), F32(up));
+
+    public void Add(TensorView y, TensorView x) => _elementwise.Add(_stream, F32(y), F32(x));
+
+    /// <summary>Positions in a recorded step are relative to the replayed one's.</summary>
+    private StepPosition Start(int startPos) => _recording ? StepPosition.Recorded(startPos) : StepPosition.Eager(startPos);
 
     public void Dispose()
     {
@@ -235,28 +274,41 @@ public sealed unsafe partial class CudaBackend : IBackend
         _scores?.Dispose();
         _ropeCos?.Dispose();
         _ropeSin?.Dispose();
+        _stepInputs.Dispose();
+        _argMaxResult.Dispose();
+        _stream.Dispose();
         _accelerator.Dispose();
         _context?.Dispose();
     }
 
-    /// <summary>The device copy of a host tensor as 32-bit words, uploaded on first use (PrepareWeights
-    /// uploads a model's up front, so the first token does not pay for it).</summary>
-    private ArrayView<uint> Words(Tensor host) => ((ArrayView<byte>)Upload(host).View).Cast<uint>();
+    /// <summary>A tensor's device data as 32-bit words: the tensor itself when it lives in this backend's
+    /// memory (<see cref="Allocate"/>: e.g. a random-weight model made on the device), else the device copy of
+    /// the host tensor, uploaded on first use (PrepareWeights uploads a model's up front, so the first token
+    /// does not pay for it).</summary>
+    private ArrayView<uint> Words(Tensor tensor)
+    {
+        if (TryAllocationOf(tensor.Data) is { } buffer)
+            return ((ArrayView<byte>)buffer.View).SubView(tensor.Data - buffer.NativePtr, (tensor.ByteLength + 3) & ~3L).Cast<uint>();
+        return ((ArrayView<byte>)Upload(tensor).View).Cast<uint>();
+    }
 
     private MemoryBuffer1D<byte, Stride1D.Dense> Upload(Tensor host)
     {
         if (_uploads.TryGetValue(host, out var buffer))
             return buffer;
+        if (TryAllocationOf(host.Data) is not null)
+            throw new InvalidOperationException($"{host} already lives in this backend's memory.");
         long bytes = host.ByteLength;
         // Padded to 16 bytes so the last row's 16-byte loads stay inside the buffer.
         buffer = _accelerator.Allocate1D<byte>(Math.Max(16, (bytes + 15) & ~15L));
-        buffer.MemSetToZero();
+        buffer.MemSetToZero(_stream);
         const long chunk = 1L << 30;
         for (long offset = 0; offset < bytes; offset += chunk)
         {
             long length = Math.Min(chunk, bytes - offset);
-            buffer.View.SubView(offset, length).CopyFromCPU(ref Unsafe.AsRef<byte>((void*)(host.Data + (nint)offset)), length);
+            buffer.View.SubView(offset, length).CopyFromCPU(_stream, ref Unsafe.AsRef<byte>((void*)(host.Data + (nint)offset)), length);
         }
+        _stream.Synchronize();
         _uploads.Add(host, buffer);
         return buffer;
     }
@@ -273,7 +325,11 @@ public sealed unsafe partial class CudaBackend : IBackend
         return ((ArrayView<byte>)buffer.View).SubView(offset, bytes).Cast<float>();
     }
 
-    private MemoryBuffer1D<byte, Stride1D.Dense> AllocationOf(nint address)
+    private MemoryBuffer1D<byte, Stride1D.Dense> AllocationOf(nint address) =>
+        TryAllocationOf(address)
+        ?? throw new ArgumentException($"Address 0x{address:x} is not in this CUDA backend's memory: allocate activations with IBackend.Allocate.");
+
+    private MemoryBuffer1D<byte, Stride1D.Dense>? TryAllocationOf(nint address)
     {
         int lo = 0, hi = _allocations.Count - 1;
         while (lo <= hi)
@@ -287,7 +343,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             else
                 return buffer;
         }
-        throw new ArgumentException($"Address 0x{address:x} is not in this CUDA backend's memory: allocate activations with IBackend.Allocate.");
+        return null;
     }
 
     private void Register(MemoryBuffer1D<byte, Stride1D.Dense> buffer)

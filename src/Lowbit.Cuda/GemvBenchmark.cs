@@ -10,6 +10,7 @@ namespace Lowbit.Cuda;
 /// in turn so each launch reads its weight from HBM rather than the 50 MB L2.</summary>
 public sealed partial class CudaBackend
 {
+
     /// <summary>Microseconds a bf16 GEMV [n, k] takes, the mean over <paramref name="iterations"/> launches
     /// queued back to back, and the bytes one launch moves (weight + x + y).</summary>
     public (double Microseconds, long Bytes) TimeGemv(int n, int k, DType dtype, int copies = 16, int iterations = 400)
@@ -38,13 +39,14 @@ public sealed partial class CudaBackend
             for (int i = 0; i < k; i++)
                 xs[i] = (float)rng.NextDouble();
             x.View.CopyFromCPU(xs);
-            for (int c = 0; c < copies; c++)
-                _linear.Launch(x.View, ((ArrayView<byte>)weights[c].View).Cast<uint>(), y.View, 1, n, k, code, vectorLoads: true);
             _accelerator.Synchronize();
+            for (int c = 0; c < copies; c++)
+                _linear.Launch(_stream, x.View, ((ArrayView<byte>)weights[c].View).Cast<uint>(), y.View, 1, n, k, code, vectorLoads: true);
+            _stream.Synchronize();
             var clock = Stopwatch.StartNew();
             for (int i = 0; i < iterations; i++)
-                _linear.Launch(x.View, ((ArrayView<byte>)weights[i % copies].View).Cast<uint>(), y.View, 1, n, k, code, vectorLoads: true);
-            _accelerator.Synchronize();
+                _linear.Launch(_stream, x.View, ((ArrayView<byte>)weights[i % copies].View).Cast<uint>(), y.View, 1, n, k, code, vectorLoads: true);
+            _stream.Synchronize();
             return (clock.Elapsed.TotalMicroseconds / iterations, bytes + 4L * (n + k));
         }
         finally

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Lowbit.Cuda;
 using Lowbit.Evaluation;
 using Lowbit.Models;
 
@@ -24,12 +25,28 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps") { Description = "Repetitions; the best is kept.", DefaultValueFactory = _ => 3 };
         var bandwidthMb = new Option<int>("--bandwidth-mb") { Description = "Buffer for the read-bandwidth measurement (well above the L3 cache).", DefaultValueFactory = _ => 1024 };
         var threads = CommonOptions.Threads();
+        var device = CommonOptions.Device();
+        var shape = new Option<string?>("--shape")
+        {
+            Description = $"Instead of --model, a random-weight model of this shape built on the GPU ({string.Join(", ", SyntheticModel.Shapes)}); needs --device cuda.",
+        };
+        var prompts = new Option<string>("--prompts") { Description = "With --shape: comma-separated prefill lengths.", DefaultValueFactory = _ => "512,2048" };
         var command = new Command("bench", "Speed, size and accuracy of a model in each quantized format, side by side.")
         {
-            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads,
+            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
+            if (r.GetValue(shape) is { } shapeName)
+            {
+                SyntheticModel.Shape(shapeName); // a bad name fails before the GPU opens
+                using var backend = CommonOptions.OpenDevice(r.GetValue(device));
+                if (backend is not CudaBackend cuda)
+                    throw new ArgumentException("--shape builds its model on the GPU: use --device cuda (or auto on a machine with one).");
+                string[] shapeFormats = r.GetResult(quant) is null ? ["bf16"] : r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                int[] lengths = [.. r.GetValue(prompts)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
+                return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths);
+            }
             string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
             string[] formats = r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (string f in formats)
@@ -51,7 +68,7 @@ internal static class BenchCommand
             foreach (string format in formats)
             {
                 Console.Error.WriteLine($"{format}: loading");
-                using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format == "none" ? null : format));
+                using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format == "none" ? null : format, r.GetValue(device)));
                 var speed = SpeedBenchmark.Measure(lm, p, g, n);
                 long rss = Process.GetCurrentProcess().WorkingSet64;
                 string ppl = "", kld = "", top = "";

@@ -103,6 +103,9 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Library, EntryPoint = "cuMemcpyDtoHAsync_v2")]
     public static partial int cuMemcpyDtoHAsync(void* destination, nint source, nuint bytes, nint stream);
 
+    [LibraryImport(Library, EntryPoint = "cuMemGetInfo_v2")]
+    public static partial int cuMemGetInfo(out nuint free, out nuint total);
+
     [LibraryImport(Library)]
     public static partial int cuStreamSynchronize(nint stream);
 }

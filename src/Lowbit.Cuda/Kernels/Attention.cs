@@ -6,38 +6,177 @@ namespace Lowbit.Cuda.Kernels;
 /// <summary>What one attention launch covers (a struct: ILGPU passes it by value).</summary>
 public struct AttentionShape
 {
-    public int Heads, KvHeads, HeadDim, StartPos, MaxSequence;
+    public int Heads, KvHeads, HeadDim, MaxSequence;
     public float Scale;
 }
 
 /// <summary>
-/// Causal grouped-query attention (as Backends/Cpu/Attention.cs): query row r (position p = startPos + r),
+/// Causal grouped-query attention (as Backends/Cpu/Attention.cs): query row r (position p = start + r),
 /// head h, kv head g = h / (heads / kvHeads): out = Σ_t softmax_t(q·k_t · 1/√D) v_t over t ≤ p.
-/// One group of 128 threads per (row, head): scores t = thread, thread + 128, ... into a global scratch row
-/// [rows·heads, maxSeq], group max and sum by warp shuffles, then thread d sums over t for output d.
-/// Shapes: q and out [rows, heads·D]; K and V caches [maxSeq, kvHeads·D]. Decode at 4k context, 32 heads,
-/// D 128: 2×4 MB of cache read, ~5 us at the roofline; this first version reads V with D of 128 threads
-/// busy and is far from it (flash-decoding splits over t next).
+/// Shapes: q and out [rows, heads·D]; K and V caches [maxSeq, kvHeads·D].
+/// <para>Decode (one row), flash-decoding: the cache is cut into chunks of <see cref="Chunk"/> positions and
+/// one group of 128 threads takes a (kv head, chunk) for all the query heads sharing that kv head, so K and V
+/// are read once: scores through warp dot products, the chunk's max and sum of exponentials, and its
+/// unnormalised Σ p·v; a second kernel merges the chunks (rescaling by e^(m_c − M)). The grid covers the
+/// whole cache and chunks past the position return at once, so the launch does not depend on the position
+/// (a recorded step replays it at every position). Decode at 4k context, 8 kv heads, D 128 in F32: 2 × 16 MB
+/// of cache a layer; at short contexts it is launch-bound.</para>
+/// <para>Prefill (several rows): one group per (row, head), scores in a global scratch row, then thread d
+/// sums over t for output d. Correct, not fast (a tiled flash-attention kernel is next).</para>
 /// </summary>
 public sealed class Attention
 {
     public const int GroupSize = 128;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape> _kernel;
 
-    public Attention(Accelerator accelerator) =>
-        _kernel = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>(Kernel);
+    /// <summary>Cache positions a decode group takes.</summary>
+    public const int Chunk = 64;
 
-    /// <param name="scores">Scratch [rows·heads, maxSequence].</param>
-    public void Launch(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores, ArrayView<float> output, int rows, AttentionShape shape) =>
-        _kernel(new KernelConfig(rows * shape.Heads, GroupSize), q, keys, values, scores, output, shape);
+    /// <summary>Limits of the decode kernel's shared memory: the group's queries (heads/kvHeads · D floats)
+    /// and its scores (heads/kvHeads · Chunk floats).</summary>
+    public const int MaxGroupQueryFloats = 2048, MaxGroupHeads = 16;
 
-    private static void Kernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores, ArrayView<float> output, AttentionShape s)
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _prefill;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _decode;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _merge;
+
+    public Attention(Accelerator accelerator)
+    {
+        _prefill = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(PrefillKernel);
+        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(DecodeKernel);
+        _merge = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(MergeKernel);
+    }
+
+    /// <summary>Chunks the decode kernel cuts a cache of <paramref name="maxSequence"/> positions into.</summary>
+    public static int Chunks(int maxSequence) => (maxSequence + Chunk - 1) / Chunk;
+
+    /// <summary>True when the decode kernel takes this shape (its shared memory holds the group's queries).</summary>
+    public static bool DecodeFits(AttentionShape s) =>
+        s.Heads / s.KvHeads <= MaxGroupHeads && s.Heads / s.KvHeads * s.HeadDim <= MaxGroupQueryFloats;
+
+    /// <summary>Scratch floats <see cref="Launch"/> needs for a decode step: per (head, chunk) D partial sums
+    /// and the chunk's max and sum.</summary>
+    public static long DecodeScratch(AttentionShape s) => (long)s.Heads * Chunks(s.MaxSequence) * (s.HeadDim + 2);
+
+    /// <param name="scratch">Prefill: [rows·heads, maxSeq] scores; decode: <see cref="DecodeScratch"/> floats.</param>
+    /// <param name="inputs">The step's [token, position] (read only when <paramref name="start"/> says so).</param>
+    public void Launch(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch,
+        ArrayView<float> output, int rows, ArrayView<int> inputs, StepPosition start, AttentionShape shape)
+    {
+        if (rows > 1 || !DecodeFits(shape))
+        {
+            _prefill(stream, new KernelConfig(rows * shape.Heads, GroupSize), q, keys, values, scratch, output, inputs, start, shape);
+            return;
+        }
+        int chunks = Chunks(shape.MaxSequence);
+        long partials = (long)shape.Heads * chunks * shape.HeadDim;
+        var sums = scratch.SubView(0, partials);
+        var stats = scratch.SubView(partials, 2L * shape.Heads * chunks);
+        _decode(stream, new KernelConfig(shape.KvHeads * chunks, GroupSize), q, keys, values, sums, stats, inputs, start, shape);
+        _merge(stream, new KernelConfig(shape.Heads, GroupSize), sums, stats, output, inputs, start, shape);
+    }
+
+    private static void DecodeKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> sums,
+        ArrayView<float> stats, ArrayView<int> inputs, StepPosition start, AttentionShape s)
+    {
+        var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
+        var p = SharedMemory.Allocate<float>(MaxGroupHeads * Chunk);
+        int chunks = Chunks(s.MaxSequence);
+        int g = Grid.IdxX / chunks, c = Grid.IdxX - g * chunks;
+        int length = start.Resolve(inputs) + 1;
+        int t0 = c * Chunk;
+        if (t0 >= length)
+            return;
+        int n = Math.Min(length - t0, Chunk);
+        int group = s.Heads / s.KvHeads, d = s.HeadDim, kvColumns = s.KvHeads * d, h0 = g * group;
+        int warps = Group.DimX / Warp.WarpSize;
+
+        for (int i = Group.IdxX; i < group * d; i += Group.DimX)
+            queries[i] = q[h0 * d + i];
+        Group.Barrier();
+
+        // Scores: a warp a position, lanes across D, one shuffle reduction per head.
+        for (int j = Warp.WarpIdx; j < n; j += warps)
+        {
+            long k = (long)(t0 + j) * kvColumns + g * d;
+            for (int h = 0; h < group; h++)
+            {
+                float dot = 0f;
+                for (int i = Warp.LaneIdx; i < d; i += Warp.WarpSize)
+                    dot += queries[h * d + i] * keys[k + i];
+                dot = BlockReduce.WarpSum(dot);
+                if (Warp.LaneIdx == 0)
+                    p[h * Chunk + j] = dot * s.Scale;
+            }
+        }
+        Group.Barrier();
+
+        // The chunk's max and Σ e^(score − max) per head: a warp a head.
+        for (int h = Warp.WarpIdx; h < group; h += warps)
+        {
+            float best = float.NegativeInfinity;
+            for (int j = Warp.LaneIdx; j < n; j += Warp.WarpSize)
+                best = MathF.Max(best, p[h * Chunk + j]);
+            best = Warp.Shuffle(BlockReduce.WarpMax(best), 0);
+            float sum = 0f;
+            for (int j = Warp.LaneIdx; j < n; j += Warp.WarpSize)
+            {
+                float e = FastMath.Exp(p[h * Chunk + j] - best);
+                p[h * Chunk + j] = e;
+                sum += e;
+            }
+            sum = BlockReduce.WarpSum(sum);
+            if (Warp.LaneIdx == 0)
+            {
+                long at = 2L * ((h0 + h) * chunks + c);
+                stats[at] = best;
+                stats[at + 1] = sum;
+            }
+        }
+        Group.Barrier();
+
+        // Σ_j p_j·v_j: threads across (head, d), so V rows are read coalesced.
+        for (int e = Group.IdxX; e < group * d; e += Group.DimX)
+        {
+            int h = e / d, i = e - h * d;
+            long v = (long)t0 * kvColumns + g * d + i;
+            float acc = 0f;
+            for (int j = 0; j < n; j++)
+                acc += p[h * Chunk + j] * values[v + (long)j * kvColumns];
+            sums[((long)(h0 + h) * chunks + c) * d + i] = acc;
+        }
+    }
+
+    private static void MergeKernel(ArrayView<float> sums, ArrayView<float> stats, ArrayView<float> output, ArrayView<int> inputs,
+        StepPosition start, AttentionShape s)
+    {
+        int h = Grid.IdxX, d = s.HeadDim;
+        int chunks = Chunks(s.MaxSequence);
+        int used = (start.Resolve(inputs) + Chunk) / Chunk;
+        long first = (long)h * chunks;
+        float best = float.NegativeInfinity;
+        for (int c = 0; c < used; c++)
+            best = MathF.Max(best, stats[2 * (first + c)]);
+        float total = 0f;
+        for (int c = 0; c < used; c++)
+            total += FastMath.Exp(stats[2 * (first + c)] - best) * stats[(2 * (first + c)) + 1];
+        float inverse = 1f / total;
+        for (int i = Group.IdxX; i < d; i += Group.DimX)
+        {
+            float acc = 0f;
+            for (int c = 0; c < used; c++)
+                acc += FastMath.Exp(stats[2 * (first + c)] - best) * sums[((first + c) * d) + i];
+            output[(long)h * d + i] = acc * inverse;
+        }
+    }
+
+    private static void PrefillKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
+        ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape s)
     {
         var shared = SharedMemory.Allocate<float>(32);
         int g = Grid.IdxX;
         int r = g / s.Heads, h = g - r * s.Heads;
         int kvHead = h / (s.Heads / s.KvHeads);
-        int length = s.StartPos + r + 1;
+        int length = start.Resolve(inputs) + r + 1;
         int d = s.HeadDim, kvColumns = s.KvHeads * s.HeadDim;
         long qRow = (long)r * s.Heads * d + h * d;
         long scoreRow = (long)g * s.MaxSequence;

@@ -20,16 +20,16 @@ public sealed class DenseLinear
     public const int GemvGroupSize = 128;
     private const int Tile = 16;
     private readonly int _rowsPerGroup;
-    private readonly Action<KernelConfig, ArrayView<Uint4>, ArrayView<Float4>, ArrayView<float>, int, int, SpecializedValue<int>> _gemv;
-    private readonly Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>> _gemvScalar;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>> _gemm;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<Float4>, ArrayView<float>, int, int, SpecializedValue<int>> _gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>> _gemvScalar;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>> _gemm;
 
     public DenseLinear(Accelerator accelerator)
     {
         _rowsPerGroup = GemvGroupSize / accelerator.WarpSize;
-        _gemv = accelerator.LoadStreamKernel<ArrayView<Uint4>, ArrayView<Float4>, ArrayView<float>, int, int, SpecializedValue<int>>(Gemv);
-        _gemvScalar = accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>>(GemvScalar);
-        _gemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>>(Gemm);
+        _gemv = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<Float4>, ArrayView<float>, int, int, SpecializedValue<int>>(Gemv);
+        _gemvScalar = accelerator.LoadKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>>(GemvScalar);
+        _gemm = accelerator.LoadKernel<ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>>(Gemm);
     }
 
     /// <summary>True when <see cref="Gemv"/>'s 16-byte loads fit this K and x's address.</summary>
@@ -39,20 +39,20 @@ public sealed class DenseLinear
     /// <param name="x">[m, k].</param>
     /// <param name="w">[n, k] as 32-bit words.</param>
     /// <param name="y">[m, n].</param>
-    public void Launch(ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads)
+    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads)
     {
         var spec = SpecializedValue.New(dtype);
         if (m > 1)
         {
             int tiles = (m + Tile - 1) / Tile * ((n + Tile - 1) / Tile);
-            _gemm(new KernelConfig(tiles, Tile * Tile), x, w, y, m, n, k, spec);
+            _gemm(stream, new KernelConfig(tiles, Tile * Tile), x, w, y, m, n, k, spec);
             return;
         }
         var config = new KernelConfig((n + _rowsPerGroup - 1) / _rowsPerGroup, GemvGroupSize);
         if (vectorLoads)
-            _gemv(config, w.Cast<Uint4>(), x.Cast<Float4>(), y, n, k, spec);
+            _gemv(stream, config, w.Cast<Uint4>(), x.Cast<Float4>(), y, n, k, spec);
         else
-            _gemvScalar(config, w, x, y, n, k, spec);
+            _gemvScalar(stream, config, w, x, y, n, k, spec);
     }
 
     private static void Gemv(ArrayView<Uint4> w, ArrayView<Float4> x, ArrayView<float> y, int n, int k, SpecializedValue<int> dtype)

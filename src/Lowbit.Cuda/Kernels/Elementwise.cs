@@ -10,24 +10,24 @@ namespace Lowbit.Cuda.Kernels;
 /// </summary>
 public sealed class Elementwise
 {
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _siluMul;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _addBias;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>> _siluMul;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int> _addBias;
 
     public Elementwise(Accelerator accelerator)
     {
-        _siluMul = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(SiluMulKernel);
-        _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(AddKernel);
-        _addBias = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(AddBiasKernel);
+        _siluMul = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>>(SiluMulKernel);
+        _add = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>>(AddKernel);
+        _addBias = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(AddBiasKernel);
     }
 
-    public void SiluMul(ArrayView<float> gate, ArrayView<float> up) => _siluMul((int)gate.Length, gate, up);
+    public void SiluMul(AcceleratorStream stream, ArrayView<float> gate, ArrayView<float> up) => _siluMul(stream, (int)gate.Length, gate, up);
 
-    public void Add(ArrayView<float> y, ArrayView<float> x) => _add((int)y.Length, y, x);
+    public void Add(AcceleratorStream stream, ArrayView<float> y, ArrayView<float> x) => _add(stream, (int)y.Length, y, x);
 
     /// <param name="x">[rows, columns].</param>
     /// <param name="bias">[columns].</param>
-    public void AddBias(ArrayView<float> x, ArrayView<float> bias, int columns) => _addBias((int)x.Length, x, bias, columns);
+    public void AddBias(AcceleratorStream stream, ArrayView<float> x, ArrayView<float> bias, int columns) => _addBias(stream, (int)x.Length, x, bias, columns);
 
     private static void SiluMulKernel(Index1D i, ArrayView<float> gate, ArrayView<float> up)
     {

@@ -9,16 +9,16 @@ namespace Lowbit.Cuda.Kernels;
 /// </summary>
 public sealed class Embedding
 {
-    private readonly Action<Index1D, ArrayView<int>, ArrayView<uint>, ArrayView<float>, int, SpecializedValue<int>> _kernel;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<int>, ArrayView<uint>, ArrayView<float>, int, SpecializedValue<int>> _kernel;
 
     public Embedding(Accelerator accelerator) =>
-        _kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<uint>, ArrayView<float>, int, SpecializedValue<int>>(Kernel);
+        _kernel = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<int>, ArrayView<uint>, ArrayView<float>, int, SpecializedValue<int>>(Kernel);
 
     /// <param name="tokens">[rows] token ids.</param>
     /// <param name="table">[vocab, dim] as 32-bit words.</param>
     /// <param name="destination">[rows, dim].</param>
-    public void Launch(ArrayView<int> tokens, ArrayView<uint> table, ArrayView<float> destination, int rows, int dim, int dtype) =>
-        _kernel(rows * dim, tokens, table, destination, dim, SpecializedValue.New(dtype));
+    public void Launch(AcceleratorStream stream, ArrayView<int> tokens, ArrayView<uint> table, ArrayView<float> destination, int rows, int dim, int dtype) =>
+        _kernel(stream, rows * dim, tokens, table, destination, dim, SpecializedValue.New(dtype));
 
     private static void Kernel(Index1D i, ArrayView<int> tokens, ArrayView<uint> table, ArrayView<float> destination, int dim, SpecializedValue<int> dtype)
     {

@@ -11,16 +11,16 @@ namespace Lowbit.Cuda.Kernels;
 public sealed class RmsNorm
 {
     public const int GroupSize = 128;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> _kernel;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> _kernel;
 
     public RmsNorm(Accelerator accelerator) =>
-        _kernel = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(Kernel);
+        _kernel = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(Kernel);
 
     /// <param name="x">[rows, columns].</param>
     /// <param name="weight">[columns].</param>
     /// <param name="destination">[rows, columns]; may be x.</param>
-    public void Launch(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> destination, int rows, int columns, float eps) =>
-        _kernel(new KernelConfig(rows, GroupSize), x, weight, destination, columns, eps);
+    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<float> weight, ArrayView<float> destination, int rows, int columns, float eps) =>
+        _kernel(stream, new KernelConfig(rows, GroupSize), x, weight, destination, columns, eps);
 
     private static void Kernel(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> destination, int columns, float eps)
     {

@@ -52,6 +52,21 @@ public interface IBackend : IDisposable
     void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination);
 
     /// <summary>gate = silu(gate) · up, elementwise.</summary>
+    /// <summary>Appends a step's keys and values (rows [startPos, startPos + k.Rows)) to a layer's cache.</summary>
+    void StoreKv(TensorView k, TensorView v, TensorView keys, TensorView values, int startPos);
+
+    /// <summary>The index of the largest value of a one-row tensor (the lowest on a tie): greedy sampling
+    /// without copying the logits to the host.</summary>
+    int ArgMax(TensorView row);
+
+    /// <summary>
+    /// Records the operations <paramref name="step"/> issues, a one-token forward pass written for token 0 at
+    /// position 0, so that <see cref="IRecordedStep.Replay"/> can run them again for any token and position
+    /// (a CUDA graph: one launch a token instead of hundreds). Returns null where operations run eagerly
+    /// anyway (the CPU); then the caller runs its forward passes as usual.
+    /// </summary>
+    IRecordedStep? RecordStep(Action step);
+
     void SiluMul(TensorView gate, TensorView up);
 
     /// <summary>y += x, elementwise.</summary>

@@ -8,37 +8,62 @@ namespace Lowbit.Evaluation;
 public readonly record struct SpeedResult(double PrefillTokensPerSecond, double DecodeTokensPerSecond);
 
 /// <summary>
-/// llama-bench's pp and tg tests on a loaded model: prefill of <c>prompt</c> random tokens from position
-/// 0 (in chunks of 64), and greedy decode of <c>gen</c> tokens from position 0; the best of reps, after
-/// one warm-up chunk (JIT, page faults of the mapped weights).
+/// llama-bench's pp and tg tests: prefill of <c>prompt</c> random tokens from position 0 in chunks of the
+/// state's batch, and greedy decode of <c>gen</c> tokens from position 0 as the Generator runs it (recorded
+/// steps where the backend records them, the argmax on the backend); the best of reps, after a warm-up
+/// (JIT, page faults of the mapped weights, kernel compilation).
 /// </summary>
 public static class SpeedBenchmark
 {
     public static SpeedResult Measure(LanguageModel model, int prompt, int gen, int reps)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        using var state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, 64, model.Backend);
+        return new SpeedResult(Prefill(model.Transformer, state, prompt, reps), Decode(model.Transformer, state, gen, reps));
+    }
+
+    /// <summary>Prefill tok/s of <paramref name="prompt"/> tokens in forward passes of up to state.MaxBatch.</summary>
+    public static double Prefill(Transformer transformer, DecodeState state, int prompt, int reps)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        ArgumentNullException.ThrowIfNull(state);
         ArgumentOutOfRangeException.ThrowIfLessThan(prompt, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(gen, 1);
-        const int chunk = 64;
-        using var state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, chunk, model.Backend);
+        int chunk = state.MaxBatch;
         var random = new Random(1);
-        int[] tokens = [.. Enumerable.Range(0, prompt).Select(_ => random.Next(model.Config.VocabSize))];
-        model.Transformer.Forward(tokens.AsSpan(0, Math.Min(chunk, prompt)), 0, state);
-        double prefill = 0, decode = 0;
+        int[] tokens = [.. Enumerable.Range(0, prompt).Select(_ => random.Next(transformer.Config.VocabSize))];
+        transformer.Forward(tokens.AsSpan(0, Math.Min(chunk, prompt)), 0, state);
+        double best = 0;
         for (int r = 0; r < Math.Max(1, reps); r++)
         {
             var clock = Stopwatch.StartNew();
             for (int start = 0; start < prompt; start += chunk)
-                model.Transformer.Forward(tokens.AsSpan(start, Math.Min(chunk, prompt - start)), start, state);
-            prefill = Math.Max(prefill, prompt / clock.Elapsed.TotalSeconds);
+                transformer.Forward(tokens.AsSpan(start, Math.Min(chunk, prompt - start)), start, state);
+            transformer.Backend.ArgMax(state.Logits.Slice(0, 1)); // waits for a device to finish
+            best = Math.Max(best, prompt / clock.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
+    /// <summary>Greedy decode tok/s of <paramref name="gen"/> tokens from position 0.</summary>
+    public static double Decode(Transformer transformer, DecodeState state, int gen, int reps)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentOutOfRangeException.ThrowIfLessThan(gen, 1);
+        var backend = transformer.Backend;
+        transformer.Decode(1, 0, state); // warm-up, and where the backend records the step
+        double best = 0;
+        for (int r = 0; r < Math.Max(1, reps); r++)
+        {
             int token = 1;
-            clock.Restart();
+            var clock = Stopwatch.StartNew();
             for (int pos = 0; pos < gen; pos++)
             {
-                model.Transformer.Forward([token], pos, state);
-                token = Sampler.ArgMax(state.LogitsRow(0));
+                transformer.Decode(token, pos, state);
+                token = backend.ArgMax(state.Logits.Slice(0, 1));
             }
-            decode = Math.Max(decode, gen / clock.Elapsed.TotalSeconds);
+            best = Math.Max(best, gen / clock.Elapsed.TotalSeconds);
         }
-        return new SpeedResult(prefill, decode);
+        return best;
     }
 }

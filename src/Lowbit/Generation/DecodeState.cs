@@ -26,6 +26,8 @@ public sealed class DecodeState : IDisposable
         X = Allocate(maxBatch, config.HiddenSize);
         Xb = Allocate(maxBatch, config.HiddenSize);
         Q = Allocate(maxBatch, config.QDim);
+        K = Allocate(maxBatch, config.KvDim);
+        V = Allocate(maxBatch, config.KvDim);
         Attention = Allocate(maxBatch, config.QDim);
         Gate = Allocate(maxBatch, config.IntermediateSize);
         Up = Allocate(maxBatch, config.IntermediateSize);
@@ -50,6 +52,8 @@ public sealed class DecodeState : IDisposable
     public Tensor X { get; }          // residual stream [batch, dim]
     public Tensor Xb { get; }         // normed input / block output [batch, dim]
     public Tensor Q { get; }          // queries [batch, heads·D]
+    public Tensor K { get; }          // this step's keys [batch, kvHeads·D], before they join the cache
+    public Tensor V { get; }          // this step's values [batch, kvHeads·D]
     public Tensor Attention { get; }  // attention output [batch, heads·D]
     public Tensor Gate { get; }       // silu(gate)·up [batch, hidden]
     public Tensor Up { get; }         // [batch, hidden]
@@ -68,12 +72,18 @@ public sealed class DecodeState : IDisposable
         return destination;
     }
 
+    /// <summary>The decode step as the backend recorded it (<see cref="IBackend.RecordStep"/>), once tried.</summary>
+    internal IRecordedStep? RecordedStep { get; set; }
+
+    internal bool RecordingTried { get; set; }
+
     /// <summary>Bytes of the KV cache.</summary>
     public long KvCacheBytes => Keys.Sum(k => k.ByteLength) * 2;
 
     public void Dispose()
     {
-        foreach (var t in new[] { X, Xb, Q, Attention, Gate, Up, Logits }.Concat(Keys).Concat(Values))
+        RecordedStep?.Dispose();
+        foreach (var t in new[] { X, Xb, Q, K, V, Attention, Gate, Up, Logits }.Concat(Keys).Concat(Values))
             t.Dispose();
         if (!ReferenceEquals(_hostLogits, Logits))
             _hostLogits.Dispose();

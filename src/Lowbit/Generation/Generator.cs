@@ -83,14 +83,17 @@ public sealed class Generator : IDisposable
         {
             while (generated < maxTokens)
             {
-                int next = sampler.Sample(_state.LogitsRow(0));
+                // Greedy on a device: the argmax comes back, not the logits.
+                int next = options.Sampling.Temperature == 0f && !_model.Backend.UsesHostMemory
+                    ? _model.Backend.ArgMax(_state.Logits.Slice(0, 1))
+                    : sampler.Sample(_state.LogitsRow(0));
                 generated++;
                 if (options.StopAtEos && eos.AsSpan().Contains(next))
                     yield break;
                 yield return next;
                 if (generated == maxTokens)
                     break;
-                transformer.Forward([next], pos++, _state);
+                transformer.Decode(next, pos++, _state);
             }
         }
         finally

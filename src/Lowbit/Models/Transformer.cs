@@ -23,6 +23,7 @@ public sealed class Transformer : IDisposable
     }
 
     public ModelConfig Config { get; }
+    public IBackend Backend => _backend;
     public ModelWeights Weights { get; }
     public RopeTable Rope { get; }
     public int MaxSequenceLength { get; }
@@ -57,9 +58,8 @@ public sealed class Transformer : IDisposable
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = Weights.Layers[l];
-            // K and V go straight into this layer's cache rows.
             TensorView keys = state.Keys[l].View(), values = state.Values[l].View();
-            TensorView k = keys.Slice(startPos, m), v = values.Slice(startPos, m);
+            TensorView k = state.K.Slice(0, m), v = state.V.Slice(0, m);
 
             b.RmsNorm(x, w.AttentionNorm, c.RmsNormEps, xb);
             b.Linear(xb, w.Query, q);
@@ -73,6 +73,7 @@ public sealed class Transformer : IDisposable
                 b.AddBias(v, w.ValueBias);
             b.Rope(q, Rope, startPos);
             b.Rope(k, Rope, startPos);
+            b.StoreKv(k, v, keys, values, startPos);
             b.Attention(q, keys, values, startPos, c.NumHeads, c.NumKvHeads, c.HeadDim, att);
             b.Linear(att, w.Output, xb);
             b.Add(x, xb);
@@ -88,6 +89,30 @@ public sealed class Transformer : IDisposable
         TensorView last = x.Slice(m - logitRows, logitRows), normed = xb.Slice(0, logitRows);
         b.RmsNorm(last, Weights.FinalNorm, c.RmsNormEps, normed);
         b.Linear(normed, Weights.Classifier, state.Logits.Slice(0, logitRows));
+    }
+
+    /// <summary>
+    /// One decode step: <paramref name="token"/> at <paramref name="position"/>, logits into row 0 of
+    /// state.Logits. The first step runs as <see cref="Forward"/> does and then asks the backend to record the
+    /// step (<see cref="IBackend.RecordStep"/>); where it can (CUDA graphs), later steps replay the recording.
+    /// </summary>
+    public void Decode(int token, int position, DecodeState state)
+    {
+        if (state.RecordedStep is { } recorded)
+        {
+            if ((uint)token >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(token), $"token id {token} outside the vocabulary [0, {Config.VocabSize}).");
+            if (position < 0 || position >= MaxSequenceLength)
+                throw new ArgumentOutOfRangeException(nameof(position), $"position {position} outside the context of {MaxSequenceLength} tokens.");
+            recorded.Replay(token, position);
+            return;
+        }
+        Forward([token], position, state);
+        if (!state.RecordingTried)
+        {
+            state.RecordingTried = true;
+            state.RecordedStep = _backend.RecordStep(() => Forward([0], 0, state));
+        }
     }
 
     public void Dispose() => Rope.Dispose();

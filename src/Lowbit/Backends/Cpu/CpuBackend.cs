@@ -82,6 +82,17 @@ public sealed class CpuBackend : IBackend
             heads, kvHeads, headDim, startPos, _attentionScratch.AsSpan<float>(), destination.AsSpan<float>());
     }
 
+    public void StoreKv(TensorView k, TensorView v, TensorView keys, TensorView values, int startPos)
+    {
+        k.AsSpan<float>().CopyTo(keys.Slice(startPos, k.Rows).AsSpan<float>());
+        v.AsSpan<float>().CopyTo(values.Slice(startPos, v.Rows).AsSpan<float>());
+    }
+
+    public int ArgMax(TensorView row) => Generation.Sampler.ArgMax(row.AsSpan<float>());
+
+    /// <summary>Operations run as they are issued on the CPU: nothing to record.</summary>
+    public IRecordedStep? RecordStep(Action step) => null;
+
     public void SiluMul(TensorView gate, TensorView up) => Cpu.SiluMul.Apply(up.AsSpan<float>(), gate.AsSpan<float>());
 
     public void Add(TensorView y, TensorView x) =>

@@ -1,0 +1,78 @@
+using Lowbit.Cuda;
+using Lowbit.Evaluation;
+using Lowbit.Generation;
+using Lowbit.Models;
+using Lowbit.Quantization.Formats;
+
+namespace Lowbit.Cli.Commands;
+
+/// <summary>
+/// <c>lowbit bench --device cuda --shape llama3-8b</c>: a random-weight model of a known shape built in GPU
+/// memory per format (the GPU machine cannot download checkpoints), timed as torchao's README table: decode
+/// tok/s at batch 1, prefill tok/s per prompt length, weight bytes, effective GB/s against the GPU's copy
+/// bandwidth measured in the same run, peak GPU memory; gpt-fast's tok/s on the same GPU kind beside it
+/// (ILGPU-NOTES.md: measured with gpt-fast's own code, torch.compile, random weights).
+/// </summary>
+internal static class ShapeBench
+{
+    /// <summary>gpt-fast's decode tok/s for Llama-3-8B shapes on an H100 (batch 1).</summary>
+    private static readonly Dictionary<string, double> GptFastLlama3On8bH100 = new()
+    {
+        ["bf16"] = 158.6,
+        ["int8wo"] = 205.0,
+        ["int4wo-64"] = 262.0,
+        ["int4wo-128"] = 265.4,
+    };
+
+    public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts)
+    {
+        var config = SyntheticModel.Shape(shape);
+        int maxSeq = Math.Max(gen + 1, prompts.Count == 0 ? 0 : prompts.Max());
+        Console.Error.WriteLine($"{cuda.Name}: copy bandwidth");
+        double copyGBps = cuda.CopyBandwidth();
+        long baseline = CudaBackend.DeviceMemoryUsed();
+        Console.WriteLine($"| format | weights (GB) | decode tok/s | GB/s | % of copy bandwidth | gpt-fast tok/s | {string.Join(" | ", prompts.Select(p => $"prefill {p} tok/s (TFLOP/s)"))} | peak GPU memory (GB) |");
+        Console.WriteLine($"|---|---:|---:|---:|---:|---:|{string.Concat(prompts.Select(_ => "---:|"))}---:|");
+        foreach (string format in formats)
+        {
+            Console.Error.WriteLine($"{format}: random {shape} weights on the GPU");
+            using var weights = SyntheticModel.Build(cuda, config, Linear(cuda, format));
+            cuda.PrepareWeights(weights);
+            using var transformer = new Transformer(config, weights, cuda, maxSeq);
+            long peak = 0;
+            void Sample() => peak = Math.Max(peak, CudaBackend.DeviceMemoryUsed() - baseline);
+
+            Console.Error.WriteLine($"{format}: decode {gen} tokens");
+            double decode;
+            using (var state = new DecodeState(config, maxSeq, 1, cuda))
+            {
+                decode = SpeedBenchmark.Decode(transformer, state, gen, reps);
+                Sample();
+            }
+            var prefill = new List<double>();
+            foreach (int p in prompts)
+            {
+                Console.Error.WriteLine($"{format}: prefill {p} tokens");
+                using var state = new DecodeState(config, maxSeq, p, cuda);
+                prefill.Add(SpeedBenchmark.Prefill(transformer, state, p, reps));
+                Sample();
+            }
+            long bytes = weights.DecodeBytes;
+            double gbps = bytes * decode / 1e9;
+            double flopsPerToken = 2.0 * weights.Linears().Sum(l => (double)l.Weight.OutFeatures * l.Weight.InFeatures);
+            string anchor = shape == "llama3-8b" && GptFastLlama3On8bH100.TryGetValue(format, out double a) ? $"{a:F1}" : "";
+            Console.WriteLine($"| {format} | {bytes / 1e9:F2} | {decode:F1} | {gbps:F0} | {100 * gbps / copyGBps:F0}% | {anchor} | " +
+                $"{string.Join(" | ", prefill.Select(t => $"{t:F0} ({t * flopsPerToken / 1e12:F1})"))} | {peak / 1e9:F1} |");
+        }
+        Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position 0, best of {reps}; " +
+            $"copy bandwidth {copyGBps:F0} GB/s (read + write, 16-byte loads); gpt-fast figures: H100, same shapes (ILGPU-NOTES.md).");
+        return 0;
+    }
+
+    /// <summary>How a format's random linear layers are made on the device; null: dense BF16.</summary>
+    private static Func<int, int, uint, IWeight>? Linear(CudaBackend cuda, string format) => format switch
+    {
+        "bf16" => null,
+        _ => throw new ArgumentException($"--shape: format \"{format}\" has no random device weights yet (bf16 only)."),
+    };
+}

@@ -1,0 +1,55 @@
+using System.Diagnostics;
+using ILGPU;
+using ILGPU.Runtime;
+using Lowbit.Cuda.Kernels;
+using Lowbit.Tensors;
+
+namespace Lowbit.Cuda;
+
+/// <summary>What benchmarks on the device need: random tensors made on the GPU, the copy roofline, memory in use.</summary>
+public sealed partial class CudaBackend
+{
+    private Action<AcceleratorStream, Index1D, ArrayView<Uint4>, ArrayView<Uint4>> _copy =>
+        field ??= _accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Uint4>, ArrayView<Uint4>>(CopyKernel);
+
+    /// <summary>A [rows, columns] tensor in device memory, element = offset + scale·(2u − 1) with u uniform
+    /// in [0, 1) from a hash of (seed, index): random weights without a host copy.</summary>
+    public Tensor RandomTensor(DType dtype, int rows, int columns, float offset, float scale, uint seed)
+    {
+        var tensor = Allocate(dtype, rows, columns);
+        _fill.Uniform(_stream, Words(tensor), DenseElements.Code(dtype), offset, scale, seed);
+        _stream.Synchronize();
+        return tensor;
+    }
+
+    /// <summary>Device-to-device copy speed in GB/s (bytes read + bytes written), the best of
+    /// <paramref name="iterations"/> copies of <paramref name="megabytes"/> MB with 16-byte loads and stores:
+    /// the roofline a memory-bound kernel is judged by on this GPU.</summary>
+    public double CopyBandwidth(int megabytes = 1024, int iterations = 20)
+    {
+        long bytes = (long)megabytes << 20;
+        using var source = _accelerator.Allocate1D<Uint4>(bytes / 16);
+        using var destination = _accelerator.Allocate1D<Uint4>(bytes / 16);
+        source.MemSetToZero(_stream);
+        double best = 0;
+        for (int i = 0; i <= iterations; i++)
+        {
+            _stream.Synchronize();
+            var clock = Stopwatch.StartNew();
+            _copy(_stream, (int)source.Length, source.View, destination.View);
+            _stream.Synchronize();
+            if (i > 0)
+                best = Math.Max(best, 2.0 * bytes / clock.Elapsed.TotalSeconds / 1e9);
+        }
+        return best;
+    }
+
+    /// <summary>Bytes of GPU memory in use on the device (by every process), from the driver.</summary>
+    public static long DeviceMemoryUsed()
+    {
+        Driver.CudaDriver.Check(Driver.CudaDriver.cuMemGetInfo(out nuint free, out nuint total), "cuMemGetInfo");
+        return (long)(total - free);
+    }
+
+    private static void CopyKernel(Index1D i, ArrayView<Uint4> source, ArrayView<Uint4> destination) => destination[i] = source[i];
+}
