@@ -16,10 +16,13 @@ namespace Lowbit.Cuda;
 /// </summary>
 public sealed partial class CudaBackend
 {
+    /// <summary>False runs every step eagerly (to measure what the graphs save).</summary>
+    public bool RecordSteps { get; set; } = true;
+
     public IRecordedStep? RecordStep(Action step)
     {
         ArgumentNullException.ThrowIfNull(step);
-        if (_stream is not CudaStream cuda)
+        if (_stream is not CudaStream cuda || !RecordSteps)
             return null; // ILGPU's CPU accelerator: nothing to capture, launches stay eager.
         _stream.Synchronize();
         nint handle = cuda.StreamPtr;

@@ -112,6 +112,9 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public Accelerator Accelerator => _accelerator;
 
+    /// <summary>The stream every operation is launched on, in order.</summary>
+    public AcceleratorStream Stream => _stream;
+
     public bool UsesHostMemory => false;
 
     public Tensor Allocate(DType dtype, int rows, int columns)
@@ -184,8 +187,14 @@ public sealed unsafe partial class CudaBackend : IBackend
         _embedding.Launch(_stream, ids, Words(table), F32(destination), tokens.Length, table.Columns, DenseElements.Code(table.DType));
     }
 
-    public void RmsNorm(TensorView x, Tensor weight, float eps, TensorView destination) =>
-        _rmsNorm.Launch(_stream, F32(x), Words(weight).Cast<float>(), F32(destination), x.Rows, x.Columns, eps);
+    public void RmsNorm(TensorView x, Tensor weight, float eps, TensorView destination)
+    {
+        ArrayView<float> xs = F32(x), ws = Words(weight).Cast<float>(), ys = F32(destination);
+        bool aligned = Aligned(xs) && Aligned(ws) && Aligned(ys);
+        _rmsNorm.Launch(_stream, xs, ws, ys, x.Rows, x.Columns, eps, aligned);
+    }
+
+    private static bool Aligned(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
 
     public void Linear(TensorView x, IWeight weight, TensorView destination)
     {

@@ -31,9 +31,11 @@ internal static class BenchCommand
             Description = $"Instead of --model, a random-weight model of this shape built on the GPU ({string.Join(", ", SyntheticModel.Shapes)}); needs --device cuda.",
         };
         var prompts = new Option<string>("--prompts") { Description = "With --shape: comma-separated prefill lengths.", DefaultValueFactory = _ => "512,2048" };
+        var eager = new Option<bool>("--eager") { Description = "With --shape: launch every kernel of a decode step instead of replaying a CUDA graph." };
+        var profile = new Option<bool>("--profile") { Description = "With --shape: also print the GPU time of each operation of a decode step." };
         var command = new Command("bench", "Speed, size and accuracy of a model in each quantized format, side by side.")
         {
-            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts,
+            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts, eager, profile,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
@@ -43,9 +45,10 @@ internal static class BenchCommand
                 using var backend = CommonOptions.OpenDevice(r.GetValue(device));
                 if (backend is not CudaBackend cuda)
                     throw new ArgumentException("--shape builds its model on the GPU: use --device cuda (or auto on a machine with one).");
+                cuda.RecordSteps = !r.GetValue(eager);
                 string[] shapeFormats = r.GetResult(quant) is null ? ["bf16"] : r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 int[] lengths = [.. r.GetValue(prompts)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
-                return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths);
+                return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths, r.GetValue(profile));
             }
             string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
             string[] formats = r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -24,7 +24,7 @@ internal static class ShapeBench
         ["int4wo-128"] = 265.4,
     };
 
-    public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts)
+    public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts, bool profile)
     {
         var config = SyntheticModel.Shape(shape);
         int maxSeq = Math.Max(gen + 1, prompts.Count == 0 ? 0 : prompts.Max());
@@ -57,6 +57,8 @@ internal static class ShapeBench
                 prefill.Add(SpeedBenchmark.Prefill(transformer, state, p, reps));
                 Sample();
             }
+            if (profile)
+                Profile(cuda, config, weights, maxSeq);
             long bytes = weights.DecodeBytes;
             double gbps = bytes * decode / 1e9;
             double flopsPerToken = 2.0 * weights.Linears().Sum(l => (double)l.Weight.OutFeatures * l.Weight.InFeatures);
@@ -67,6 +69,28 @@ internal static class ShapeBench
         Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position 0, best of {reps}; " +
             $"copy bandwidth {copyGBps:F0} GB/s (read + write, 16-byte loads); gpt-fast figures: H100, same shapes (ILGPU-NOTES.md).");
         return 0;
+    }
+
+    /// <summary>GPU time per operation over 8 eager decode steps (positions 8..15), to stderr as a table.</summary>
+    private static void Profile(CudaBackend cuda, ModelConfig config, ModelWeights weights, int maxSeq)
+    {
+        const int steps = 8;
+        using var profiler = new KernelProfiler(cuda);
+        using var transformer = new Transformer(config, weights, profiler, maxSeq);
+        using var state = new DecodeState(config, maxSeq, 1, profiler);
+        for (int pos = 0; pos < 2 * steps; pos++)
+        {
+            if (pos == steps)
+                profiler.Reset();
+            transformer.Forward([1], pos, state);
+        }
+        var rows = profiler.Report();
+        double total = rows.Sum(r => r.Microseconds);
+        Console.Error.WriteLine($"| op (per token) | calls | GPU us | share | weight GB/s |");
+        Console.Error.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var (name, calls, us, bytes) in rows.OrderByDescending(r => r.Microseconds))
+            Console.Error.WriteLine($"| {name} | {calls / steps} | {us / steps:F1} | {100 * us / total:F1}% | {(bytes == 0 ? "" : $"{bytes / us / 1e3:F0}")} |");
+        Console.Error.WriteLine($"| total | {rows.Sum(r => r.Calls) / steps} | {total / steps:F1} | | |");
     }
 
     /// <summary>How a format's random linear layers are made on the device; null: dense BF16.</summary>

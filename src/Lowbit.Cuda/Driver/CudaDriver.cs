@@ -103,6 +103,23 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Library, EntryPoint = "cuMemcpyDtoHAsync_v2")]
     public static partial int cuMemcpyDtoHAsync(void* destination, nint source, nuint bytes, nint stream);
 
+    // Events (timing) ---------------------------------------------------------------------------------------
+
+    [LibraryImport(Library)]
+    public static partial int cuEventCreate(out nint handle, uint flags);
+
+    [LibraryImport(Library)]
+    public static partial int cuEventRecord(nint handle, nint stream);
+
+    [LibraryImport(Library)]
+    public static partial int cuEventSynchronize(nint handle);
+
+    [LibraryImport(Library)]
+    public static partial int cuEventElapsedTime(out float milliseconds, nint start, nint end);
+
+    [LibraryImport(Library, EntryPoint = "cuEventDestroy_v2")]
+    public static partial int cuEventDestroy(nint handle);
+
     [LibraryImport(Library, EntryPoint = "cuMemGetInfo_v2")]
     public static partial int cuMemGetInfo(out nuint free, out nuint total);
 
