@@ -41,16 +41,59 @@ public static class BackendCheck
                 Check($"embedding {dtype} [37, 67], 5 tokens", 0, b => Run(b, tokens.Length, 67, (b, y) => b.Embedding(table, tokens, y)));
             }
 
+            // The GEMV's two ways (a warp a row, a row over the group's warps) at every shape.
+            var cuda = device as CudaBackend;
+            int split = cuda?.GemvSplitRowsBelow ?? 0;
             foreach (var (m, n, k) in LinearShapes(large))
             {
                 foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
                 {
                     var w = new DenseWeight(HostTensor(host, dtype, n, k, Values(rng, n * k)));
                     var x = Values(rng, m * k);
-                    Check($"linear {dtype} m={m} n={n} k={k}", 2e-5 * Math.Sqrt(k),
-                        b => Run(b, m, n, (b, y) => b.Linear(Put(b, host, x, m, k), w, y)));
+                    foreach (bool rowsSplit in m == 1 && cuda is not null ? new[] { false, true } : [false])
+                    {
+                        if (cuda is not null)
+                            cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
+                        Check($"linear {dtype} m={m} n={n} k={k}{(rowsSplit ? ", rows split" : "")}", 2e-5 * Math.Sqrt(k),
+                            b => Run(b, m, n, (b, y) => b.Linear(Put(b, host, x, m, k), w, y)));
+                    }
                 }
             }
+
+            // q, k, v in one launch and gate·up with SiLU in one launch (m = 1), and their fallbacks (m = 3).
+            foreach (var (m, k) in new[] { (1, 264), (3, 40) })
+            {
+                foreach (var dtype in new[] { DType.F32, DType.BF16 })
+                {
+                    var ws = new[] { 29, 13, 13 }.Select(n => new DenseWeight(HostTensor(host, dtype, n, k, Values(rng, n * k)))).ToArray();
+                    var x = Values(rng, m * k);
+                    foreach (bool rowsSplit in m == 1 && cuda is not null ? new[] { false, true } : [false])
+                    {
+                        if (cuda is not null)
+                            cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
+                        string how = $"{dtype} m={m} k={k}{(rowsSplit ? ", rows split" : "")}";
+                        for (int i = 0; i < 3; i++)
+                        {
+                            int output = i;
+                            Check($"linear q/k/v [29, 13, 13] output {i} {how}", 2e-5 * Math.Sqrt(k), b => Run(b, m, ws[output].OutFeatures, (b, y) =>
+                            {
+                                var buffers = ws.Select(w => b.Allocate(DType.F32, m, w.OutFeatures)).ToArray();
+                                host.AddRange(buffers);
+                                TensorView[] outputs = [.. buffers.Select(t => t.View())];
+                                outputs[output] = y;
+                                b.Linear(Put(b, host, x, m, k), [ws[0], ws[1], ws[2]], outputs);
+                            }));
+                        }
+                        Check($"gated linear [13] {how}", 2e-5 * Math.Sqrt(k), b => Run(b, m, 13, (b, y) =>
+                        {
+                            using var scratch = b.Allocate(DType.F32, m, 13);
+                            b.GatedLinear(Put(b, host, x, m, k), ws[1], ws[2], y, scratch.View());
+                        }));
+                    }
+                }
+            }
+            if (cuda is not null)
+                cuda.GemvSplitRowsBelow = split;
 
             {
                 var x = Values(rng, 3 * 301);
@@ -59,7 +102,6 @@ public static class BackendCheck
                 var bias = HostTensor(host, DType.F32, 1, 301, Values(rng, 301));
                 Check("add bias [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.AddBias(v, bias))));
                 var up = Values(rng, 3 * 301);
-                Check("silu·mul [3, 301]", 1e-5, b => Get(b, Apply(b, host, x, 3, 301, v => b.SiluMul(v, Put(b, host, up, 3, 301)))));
                 Check("add [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.Add(v, Put(b, host, up, 3, 301)))));
             }
 

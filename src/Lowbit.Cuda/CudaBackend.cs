@@ -112,6 +112,13 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public Accelerator Accelerator => _accelerator;
 
+    /// <summary>Dense GEMVs with fewer rows than this split each row over four warps (DenseLinear).</summary>
+    public int GemvSplitRowsBelow
+    {
+        get => _linear.SplitRowsBelow;
+        set => _linear.SplitRowsBelow = value;
+    }
+
     /// <summary>The stream every operation is launched on, in order.</summary>
     public AcceleratorStream Stream => _stream;
 
@@ -263,7 +270,38 @@ public sealed unsafe partial class CudaBackend : IBackend
         return index;
     }
 
-    public void SiluMul(TensorView gate, TensorView up) => _elementwise.SiluMul(_stream, F32(gate), F32(up));
+    public void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
+    {
+        if (x.Rows == 1 && DenseVectors(x, gate) is { } g && DenseVectors(x, up) is { } u && g.DType == u.DType)
+        {
+            _linear.LaunchGated(_stream, F32(x), Words(g), Words(u), F32(destination), gate.OutFeatures, gate.InFeatures, DenseElements.Code(g.DType));
+            return;
+        }
+        Linear(x, gate, destination);
+        Linear(x, up, scratch);
+        _elementwise.SiluMul(_stream, F32(destination), F32(scratch));
+    }
+
+    public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    {
+        if (weights.Length != destinations.Length)
+            throw new ArgumentException($"{weights.Length} weights for {destinations.Length} destinations.", nameof(destinations));
+        if (x.Rows == 1 && weights.Length == 3 && DenseVectors(x, weights[0]) is { } a && DenseVectors(x, weights[1]) is { } b
+            && DenseVectors(x, weights[2]) is { } c && a.DType == b.DType && b.DType == c.DType)
+        {
+            _linear.LaunchFused(_stream, F32(x), x.Columns, DenseElements.Code(a.DType),
+                Words(a), F32(destinations[0]), weights[0].OutFeatures, Words(b), F32(destinations[1]), weights[1].OutFeatures,
+                Words(c), F32(destinations[2]), weights[2].OutFeatures);
+            return;
+        }
+        for (int i = 0; i < weights.Length; i++)
+            Linear(x, weights[i], destinations[i]);
+    }
+
+    /// <summary>The dense tensor of <paramref name="weight"/> when the vector GEMV can read it with this x.</summary>
+    private Tensor? DenseVectors(TensorView x, IWeight weight) =>
+        weight is DenseWeight dense && DenseLinear.VectorLoadsFit(x.Columns, DenseElements.Code(dense.Tensor.DType), x.Data - AllocationOf(x.Data).NativePtr)
+            ? dense.Tensor : null;
 
     public void Add(TensorView y, TensorView x) => _elementwise.Add(_stream, F32(y), F32(x));
 

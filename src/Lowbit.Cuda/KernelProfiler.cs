@@ -102,6 +102,19 @@ public sealed class KernelProfiler : IBackend
         Mark($"linear {weight.FormatName} {weight.OutFeatures}x{weight.InFeatures}", weight.ByteLength);
     }
 
+    public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    {
+        _inner.Linear(x, weights, destinations);
+        long bytes = 0;
+        int rows = 0;
+        foreach (var w in weights)
+        {
+            bytes += w.ByteLength;
+            rows += w.OutFeatures;
+        }
+        Mark($"linear {weights[0].FormatName} {rows}x{weights[0].InFeatures} ({weights.Length} fused)", bytes);
+    }
+
     public void AddBias(TensorView x, Tensor bias)
     {
         _inner.AddBias(x, bias);
@@ -133,10 +146,10 @@ public sealed class KernelProfiler : IBackend
         return index;
     }
 
-    public void SiluMul(TensorView gate, TensorView up)
+    public void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
     {
-        _inner.SiluMul(gate, up);
-        Mark("silu·mul");
+        _inner.GatedLinear(x, gate, up, destination, scratch);
+        Mark($"gated linear {gate.FormatName} 2×{gate.OutFeatures}x{gate.InFeatures}", gate.ByteLength + up.ByteLength);
     }
 
     public void Add(TensorView y, TensorView x)

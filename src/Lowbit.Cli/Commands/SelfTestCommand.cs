@@ -33,11 +33,17 @@ internal static class SelfTestCommand
                 }
                 if (r.GetValue(bench) && gpu is CudaBackend cuda)
                 {
-                    foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336) })
+                    int split = cuda.GemvSplitRowsBelow;
+                    foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336), (4096, 4096), (1024, 4096) })
                     {
-                        var (us, bytes) = cuda.TimeGemv(n, k, DType.BF16);
-                        Console.WriteLine($"bench gemv bf16 {n}x{k}: {us:F1} us, {bytes / us / 1e3:F0} GB/s ({bytes / us / 1e3 / 2970:P0} of 2.97 TB/s)");
+                        foreach (bool rowsSplit in new[] { false, true })
+                        {
+                            cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
+                            var (us, bytes) = cuda.TimeGemv(n, k, DType.BF16);
+                            Console.WriteLine($"bench gemv bf16 {n}x{k} {(rowsSplit ? "4 warps a row" : "1 warp a row ")}: {us:F1} us, {bytes / us / 1e3:F0} GB/s ({bytes / us / 1e3 / 2970:P0} of 2.97 TB/s)");
+                        }
                     }
+                    cuda.GemvSplitRowsBelow = split;
                 }
             }
 

@@ -37,6 +37,9 @@ public sealed class Attention
     /// and its scores (heads/kvHeads · Chunk floats).</summary>
     public const int MaxGroupQueryFloats = 2048, MaxGroupHeads = 16;
 
+    /// <summary>The decode kernel holds a key row in four registers a lane.</summary>
+    public const int MaxHeadDim = 128;
+
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _prefill;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _decode;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _merge;
@@ -53,7 +56,7 @@ public sealed class Attention
 
     /// <summary>True when the decode kernel takes this shape (its shared memory holds the group's queries).</summary>
     public static bool DecodeFits(AttentionShape s) =>
-        s.Heads / s.KvHeads <= MaxGroupHeads && s.Heads / s.KvHeads * s.HeadDim <= MaxGroupQueryFloats;
+        s.HeadDim <= MaxHeadDim && s.Heads / s.KvHeads <= MaxGroupHeads && s.Heads / s.KvHeads * s.HeadDim <= MaxGroupQueryFloats;
 
     /// <summary>Scratch floats <see cref="Launch"/> needs for a decode step: per (head, chunk) D partial sums
     /// and the chunk's max and sum.</summary>
@@ -96,17 +99,23 @@ public sealed class Attention
             queries[i] = q[h0 * d + i];
         Group.Barrier();
 
-        // Scores: a warp a position, lanes across D, one shuffle reduction per head.
+        // Scores: a warp a position; each lane loads its (up to four) elements of k once, then one dot product
+        // and shuffle reduction per head from the queries in shared memory.
         for (int j = Warp.WarpIdx; j < n; j += warps)
         {
             long k = (long)(t0 + j) * kvColumns + g * d;
+            int lane = Warp.LaneIdx;
+            float k0 = lane < d ? keys[k + lane] : 0f;
+            float k1 = lane + 32 < d ? keys[k + lane + 32] : 0f;
+            float k2 = lane + 64 < d ? keys[k + lane + 64] : 0f;
+            float k3 = lane + 96 < d ? keys[k + lane + 96] : 0f;
             for (int h = 0; h < group; h++)
             {
-                float dot = 0f;
-                for (int i = Warp.LaneIdx; i < d; i += Warp.WarpSize)
-                    dot += queries[h * d + i] * keys[k + i];
+                int qh = h * d;
+                float dot = (lane < d ? queries[qh + lane] * k0 : 0f) + (lane + 32 < d ? queries[qh + lane + 32] * k1 : 0f)
+                          + (lane + 64 < d ? queries[qh + lane + 64] * k2 : 0f) + (lane + 96 < d ? queries[qh + lane + 96] * k3 : 0f);
                 dot = BlockReduce.WarpSum(dot);
-                if (Warp.LaneIdx == 0)
+                if (lane == 0)
                     p[h * Chunk + j] = dot * s.Scale;
             }
         }
@@ -136,14 +145,23 @@ public sealed class Attention
         }
         Group.Barrier();
 
-        // Σ_j p_j·v_j: threads across (head, d), so V rows are read coalesced.
+        // Σ_j p_j·v_j: threads across (head, d), so V rows are read coalesced; four rows a step, loaded before
+        // they are used, so four loads are in flight.
         for (int e = Group.IdxX; e < group * d; e += Group.DimX)
         {
             int h = e / d, i = e - h * d;
             long v = (long)t0 * kvColumns + g * d + i;
+            int ph = h * Chunk;
             float acc = 0f;
-            for (int j = 0; j < n; j++)
-                acc += p[h * Chunk + j] * values[v + (long)j * kvColumns];
+            int j = 0;
+            for (; j + 3 < n; j += 4)
+            {
+                float v0 = values[v + ((long)j * kvColumns)], v1 = values[v + ((long)(j + 1) * kvColumns)];
+                float v2 = values[v + ((long)(j + 2) * kvColumns)], v3 = values[v + ((long)(j + 3) * kvColumns)];
+                acc += (p[ph + j] * v0) + (p[ph + j + 1] * v1) + (p[ph + j + 2] * v2) + (p[ph + j + 3] * v3);
+            }
+            for (; j < n; j++)
+                acc += p[ph + j] * values[v + ((long)j * kvColumns)];
             sums[((long)(h0 + h) * chunks + c) * d + i] = acc;
         }
     }

@@ -6,8 +6,9 @@ namespace Lowbit.Cuda.Kernels;
 /// <summary>
 /// y[r, n] = Σ_k x[r, k]·W[n, k] for a dense weight W [N, K] in F32, BF16 or F16 (row-major, as 32-bit
 /// words), x and y F32.
-/// GEMV (one token): one warp a row, four rows a group of 128 threads; each lane reads 16 bytes of W at a
-/// time (<c>ld.global.v4</c>: 8 bf16/f16 or 4 f32) with the matching x as 16-byte float vectors, then a
+/// GEMV (one token): one warp a row, four rows a group of 128 threads (or, below <see cref="SplitRowsBelow"/>
+/// rows, the group's four warps on one row); each lane reads 16 bytes of W at a time (<c>ld.global.v4</c>:
+/// 8 bf16/f16 or 4 f32), four loads in flight, with the matching x as 16-byte float vectors, then a
 /// shuffle reduction. Needs K·size a multiple of 16 bytes (rows start aligned); otherwise the scalar GEMV
 /// reads one element a lane.
 /// Decode N=14336, K=4096 bf16: 117.4 MB of W + 16 KB x, 117 MFLOP (1 FLOP/byte, memory-bound).
@@ -18,16 +19,21 @@ namespace Lowbit.Cuda.Kernels;
 public sealed class DenseLinear
 {
     public const int GemvGroupSize = 128;
+
+    /// <summary>GEMVs with fewer rows split each row over the group's warps (settable for checks and benchmarks).</summary>
+    public int SplitRowsBelow { get; set; } = 8192;
     private const int Tile = 16;
     private readonly int _rowsPerGroup;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<Float4>, ArrayView<float>, int, int, SpecializedValue<int>> _gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvRows, SpecializedValue<int>> _gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvRows, SpecializedValue<int>> _gated;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>> _gemvScalar;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>> _gemm;
 
     public DenseLinear(Accelerator accelerator)
     {
         _rowsPerGroup = GemvGroupSize / accelerator.WarpSize;
-        _gemv = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<Float4>, ArrayView<float>, int, int, SpecializedValue<int>>(Gemv);
+        _gemv = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvRows, SpecializedValue<int>>(Gemv);
+        _gated = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvRows, SpecializedValue<int>>(GatedGemv);
         _gemvScalar = accelerator.LoadKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>>(GemvScalar);
         _gemm = accelerator.LoadKernel<ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>>(Gemm);
     }
@@ -48,26 +54,98 @@ public sealed class DenseLinear
             _gemm(stream, new KernelConfig(tiles, Tile * Tile), x, w, y, m, n, k, spec);
             return;
         }
-        var config = new KernelConfig((n + _rowsPerGroup - 1) / _rowsPerGroup, GemvGroupSize);
         if (vectorLoads)
-            _gemv(stream, config, w.Cast<Uint4>(), x.Cast<Float4>(), y, n, k, spec);
+        {
+            var rows = Rows(n, 0, 0, k);
+            _gemv(stream, Config(rows), x.Cast<Float4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), y, y, y, rows, spec);
+        }
         else
-            _gemvScalar(stream, config, w, x, y, n, k, spec);
+        {
+            _gemvScalar(stream, new KernelConfig((n + _rowsPerGroup - 1) / _rowsPerGroup, GemvGroupSize), w, x, y, n, k, spec);
+        }
     }
 
-    private static void Gemv(ArrayView<Uint4> w, ArrayView<Float4> x, ArrayView<float> y, int n, int k, SpecializedValue<int> dtype)
+    /// <summary>Three GEMVs of one x (q, k, v) in one launch: W0 [n0, k] into y0, W1 [n1, k] into y1, W2 into y2.
+    /// Needs 16-byte loads (<see cref="VectorLoadsFit"/>).</summary>
+    public void LaunchFused(AcceleratorStream stream, ArrayView<float> x, int k, int dtype,
+        ArrayView<uint> w0, ArrayView<float> y0, int n0, ArrayView<uint> w1, ArrayView<float> y1, int n1, ArrayView<uint> w2, ArrayView<float> y2, int n2)
     {
-        int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
-        if (row >= n)
-            return;
-        int code = dtype.Value;
-        int vectors = k / DenseElements.PerVector(code);
-        long start = (long)row * vectors;
-        const int stride = 32; // Warp.WarpSize on every NVIDIA GPU (and in the CPU accelerator the tests use)
+        var rows = Rows(n0, n1, n2, k);
+        _gemv(stream, Config(rows), x.Cast<Float4>(), w0.Cast<Uint4>(), w1.Cast<Uint4>(), w2.Cast<Uint4>(), y0, y1, y2, rows, SpecializedValue.New(dtype));
+    }
+
+    /// <summary>y = silu(x·Wgᵀ) ⊙ (x·Wuᵀ), Wg and Wu [n, k]: a warp takes row i of both (the SiLU-gated MLP's first
+    /// half in one launch, no gate and up round trip through memory). Needs 16-byte loads.</summary>
+    public void LaunchGated(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> gate, ArrayView<uint> up, ArrayView<float> y, int n, int k, int dtype)
+    {
+        var rows = Rows(n, 0, 0, k);
+        _gated(stream, Config(rows), x.Cast<Float4>(), gate.Cast<Uint4>(), up.Cast<Uint4>(), y, rows, SpecializedValue.New(dtype));
+    }
+
+    /// <summary>Fewer rows than ~8k (q, k, v, o at dim 4096) leave too few warps to cover HBM latency with one warp
+    /// a row: the group's warps then share one row's K and add their sums through shared memory.</summary>
+    private GemvRows Rows(int n0, int n1, int n2, int k)
+    {
+        int n = n0 + n1 + n2;
+        return new GemvRows { N0 = n0, N1 = n1, N2 = n2, K = k, WarpsPerRow = n < SplitRowsBelow ? _rowsPerGroup : 1 };
+    }
+
+    private KernelConfig Config(GemvRows rows)
+    {
+        int perGroup = _rowsPerGroup / rows.WarpsPerRow, n = rows.N0 + rows.N1 + rows.N2;
+        return new KernelConfig((n + perGroup - 1) / perGroup, GemvGroupSize);
+    }
+
+    private static void Gemv(ArrayView<Float4> x, ArrayView<Uint4> w0, ArrayView<Uint4> w1, ArrayView<Uint4> w2,
+        ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2, GemvRows rows, SpecializedValue<int> dtype)
+    {
+        var partial = SharedMemory.Allocate<float>(32);
+        var (row, part) = rows.Locate();
+        int n = rows.N0 + rows.N1 + rows.N2;
+        // Which weight this row belongs to, and its row there.
+        var w = w0;
+        var y = y0;
+        int r = row;
+        if (r >= rows.N0)
+        {
+            r -= rows.N0;
+            w = w1;
+            y = y1;
+            if (r >= rows.N1)
+            {
+                r -= rows.N1;
+                w = w2;
+                y = y2;
+            }
+        }
+        float acc = row < n ? RowDot(w, r, part, rows, x, dtype.Value) : 0f;
+        acc = rows.Reduce(acc, partial);
+        if (row < n && part == 0 && Warp.LaneIdx == 0)
+            y[r] = acc;
+    }
+
+    private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvRows rows, SpecializedValue<int> dtype)
+    {
+        var partial = SharedMemory.Allocate<float>(32);
+        var (row, part) = rows.Locate();
+        bool active = row < rows.N0;
+        float g = active ? RowDot(gate, row, part, rows, x, dtype.Value) : 0f;
+        float u = active ? RowDot(up, row, part, rows, x, dtype.Value) : 0f;
+        g = rows.Reduce(g, partial);
+        u = rows.Reduce(u, partial);
+        if (active && part == 0 && Warp.LaneIdx == 0)
+            y[row] = g / (1f + FastMath.Exp(-g)) * u;
+    }
+
+    /// <summary>This warp's share of row r's dot product: vectors part·32 + lane, then every 32·warpsPerRow,
+    /// four independent 16-byte loads in flight a lane.</summary>
+    private static float RowDot(ArrayView<Uint4> w, int r, int part, GemvRows rows, ArrayView<Float4> x, int code)
+    {
+        int vectors = rows.K / DenseElements.PerVector(code);
+        long start = (long)r * vectors;
+        int stride = Warp.WarpSize * rows.WarpsPerRow;
+        int v = (part * Warp.WarpSize) + Warp.LaneIdx;
         float acc = 0f;
-        int v = Warp.LaneIdx;
-        // Four independent 16-byte loads in flight a lane: rows of a small matrix (K/V at N=1024) are too few
-        // warps to cover HBM latency with one load each.
         for (; v + (3 * stride) < vectors; v += 4 * stride)
         {
             Uint4 a = w[start + v], b = w[start + v + stride], c = w[start + v + (2 * stride)], d = w[start + v + (3 * stride)];
@@ -75,9 +153,7 @@ public sealed class DenseLinear
         }
         for (; v < vectors; v += stride)
             acc += Dot(w[start + v], x, v, code);
-        acc = BlockReduce.WarpSum(acc);
-        if (Warp.LaneIdx == 0)
-            y[row] = acc;
+        return acc;
     }
 
     /// <summary>Vector v of a row (16 bytes: 4 f32 or 8 bf16/f16 weights) times the matching x.</summary>
@@ -131,5 +207,38 @@ public sealed class DenseLinear
         }
         if (row < m && col < n)
             y[(long)row * n + col] = acc;
+    }
+}
+
+/// <summary>The rows of a GEMV launch: up to three weights' rows one after another (N0, N1, N2), K, and how
+/// many warps of a 128-thread group share a row.</summary>
+public struct GemvRows
+{
+    public int N0, N1, N2, K, WarpsPerRow;
+
+    /// <summary>This warp's row (over all weights) and its part of the row.</summary>
+    public readonly (int Row, int Part) Locate()
+    {
+        int rowsPerGroup = Group.DimX / Warp.WarpSize / WarpsPerRow;
+        int local = Warp.WarpIdx / WarpsPerRow;
+        return ((Grid.IdxX * rowsPerGroup) + local, Warp.WarpIdx - (local * WarpsPerRow));
+    }
+
+    /// <summary>The row's sum on lane 0 of its first warp: a shuffle reduction, then, when warps share a row,
+    /// their sums through shared memory (every thread of the group must call this).</summary>
+    public readonly float Reduce(float acc, ArrayView<float> partial)
+    {
+        acc = BlockReduce.WarpSum(acc);
+        if (WarpsPerRow == 1)
+            return acc;
+        if (Warp.LaneIdx == 0)
+            partial[Warp.WarpIdx] = acc;
+        Group.Barrier();
+        float sum = 0f;
+        int first = Warp.WarpIdx - (Warp.WarpIdx % WarpsPerRow);
+        for (int j = 0; j < WarpsPerRow; j++)
+            sum += partial[first + j];
+        Group.Barrier(); // the next Reduce may overwrite partial only once every warp has read it
+        return sum;
     }
 }

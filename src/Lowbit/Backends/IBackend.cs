@@ -41,6 +41,10 @@ public interface IBackend : IDisposable
     /// <summary>destination[r, n] = Σ_k x[r, k]·W[n, k].</summary>
     void Linear(TensorView x, IWeight weight, TensorView destination);
 
+    /// <summary>destinations[i] = x·weights[i]ᵀ: projections of one input (q, k and v), one launch where the
+    /// backend can.</summary>
+    void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations);
+
     /// <summary>x[r, :] += bias.</summary>
     void AddBias(TensorView x, Tensor bias);
 
@@ -67,7 +71,9 @@ public interface IBackend : IDisposable
     /// </summary>
     IRecordedStep? RecordStep(Action step);
 
-    void SiluMul(TensorView gate, TensorView up);
+    /// <summary>destination = silu(x·gateᵀ) ⊙ (x·upᵀ), silu(g) = g / (1 + e^−g): the first half of the SiLU-gated
+    /// MLP, one launch where the backend can; <paramref name="scratch"/> ([rows, up.OutFeatures]) may hold x·upᵀ.</summary>
+    void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch);
 
     /// <summary>y += x, elementwise.</summary>
     void Add(TensorView y, TensorView x);

@@ -62,9 +62,7 @@ public sealed class Transformer : IDisposable
             TensorView k = state.K.Slice(0, m), v = state.V.Slice(0, m);
 
             b.RmsNorm(x, w.AttentionNorm, c.RmsNormEps, xb);
-            b.Linear(xb, w.Query, q);
-            b.Linear(xb, w.Key, k);
-            b.Linear(xb, w.Value, v);
+            b.Linear(xb, [w.Query, w.Key, w.Value], [q, k, v]);
             if (w.QueryBias is not null)
                 b.AddBias(q, w.QueryBias);
             if (w.KeyBias is not null)
@@ -79,9 +77,7 @@ public sealed class Transformer : IDisposable
             b.Add(x, xb);
 
             b.RmsNorm(x, w.FeedForwardNorm, c.RmsNormEps, xb);
-            b.Linear(xb, w.Gate, gate);
-            b.Linear(xb, w.Up, up);
-            b.SiluMul(gate, up);
+            b.GatedLinear(xb, w.Gate, w.Up, gate, up);
             b.Linear(gate, w.Down, xb);
             b.Add(x, xb);
         }

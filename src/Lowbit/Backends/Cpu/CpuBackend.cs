@@ -48,6 +48,14 @@ public sealed class CpuBackend : IBackend
     public void Linear(TensorView x, IWeight weight, TensorView destination) =>
         CpuLinearKernels.For(weight)(_pool, x, weight, destination);
 
+    public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    {
+        if (weights.Length != destinations.Length)
+            throw new ArgumentException($"{weights.Length} weights for {destinations.Length} destinations.", nameof(destinations));
+        for (int i = 0; i < weights.Length; i++)
+            Linear(x, weights[i], destinations[i]);
+    }
+
     /// <summary>Fails at load, not at the first token, when a linear layer's format has no CPU kernel.</summary>
     /// <exception cref="NotSupportedException">Names the layer, its format and this backend.</exception>
     public void CheckSupported(ModelWeights weights)
@@ -93,7 +101,12 @@ public sealed class CpuBackend : IBackend
     /// <summary>Operations run as they are issued on the CPU: nothing to record.</summary>
     public IRecordedStep? RecordStep(Action step) => null;
 
-    public void SiluMul(TensorView gate, TensorView up) => Cpu.SiluMul.Apply(up.AsSpan<float>(), gate.AsSpan<float>());
+    public void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
+    {
+        Linear(x, gate, destination);
+        Linear(x, up, scratch);
+        Cpu.SiluMul.Apply(scratch.AsSpan<float>(), destination.AsSpan<float>());
+    }
 
     public void Add(TensorView y, TensorView x) =>
         Residual.Add(x.AsSpan<float>(), y.AsSpan<float>());
