@@ -103,13 +103,38 @@ public static class BackendCheck
                 Check("add bias [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.AddBias(v, bias))));
                 var up = Values(rng, 3 * 301);
                 Check("add [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.Add(v, Put(b, host, up, 3, 301)))));
+                foreach (int columns in new[] { 301, 256 })
+                {
+                    var y = Values(rng, 3 * columns);
+                    var w = HostTensor(host, DType.F32, 1, columns, Values(rng, columns));
+                    var addend = Values(rng, 3 * columns);
+                    foreach (bool sum in new[] { false, true })
+                    {
+                        Check($"add + rmsnorm [3, {columns}]: {(sum ? "sum" : "norm, in place of the addend")}", 1e-5, b =>
+                        {
+                            TensorView ys = Put(b, host, y, 3, columns), xs = Put(b, host, addend, 3, columns);
+                            b.AddRmsNorm(ys, xs, w, 1e-5f, xs);
+                            return Get(b, sum ? ys : xs);
+                        });
+                    }
+                }
             }
 
-            foreach (int headDim in new[] { 8, 64, 128 })
+            foreach (var (rows, heads, kvHeads, headDim) in new[] { (5, 3, 1, 8), (1, 4, 2, 64), (3, 6, 2, 128) })
             {
                 using var rope = new RopeTable(headDim, 64, 10000f, null);
-                var x = Values(rng, 5 * 3 * headDim);
-                Check($"rope D={headDim} [5, 3 heads], start 11", 1e-5, b => Get(b, Apply(b, host, x, 5, 3 * headDim, v => b.Rope(v, rope, 11))));
+                int qc = heads * headDim, kc = kvHeads * headDim;
+                float[] q = Values(rng, rows * qc), k = Values(rng, rows * kc), v = Values(rng, rows * kc), cache = Values(rng, 20 * kc);
+                string name = $"rope + store kv D={headDim} [{rows}, {heads}/{kvHeads} heads] at 11";
+                foreach (var (part, output) in new[] { ("q", 0), ("keys", 1), ("values", 2) })
+                {
+                    Check($"{name}: {part}", 1e-5, b =>
+                    {
+                        TensorView qs = Put(b, host, q, rows, qc), keys = Put(b, host, cache, 20, kc), values = Put(b, host, cache, 20, kc);
+                        b.RopeAndStoreKv(qs, Put(b, host, k, rows, kc), Put(b, host, v, rows, kc), rope, keys, values, 11);
+                        return Get(b, output == 0 ? qs : output == 1 ? keys : values);
+                    });
+                }
             }
 
             foreach (var (rows, start, heads, kvHeads, d) in new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96) })
@@ -121,14 +146,6 @@ public static class BackendCheck
                 Check($"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}", 1e-5, b => Run(b, rows, heads * d, (b, y) =>
                     b.Attention(Put(b, host, q, rows, heads * d), Put(b, host, keys, maxSeq, kvHeads * d), Put(b, host, values, maxSeq, kvHeads * d),
                         start, heads, kvHeads, d, y)));
-            }
-
-            {
-                var k = Values(rng, 3 * 40);
-                var v = Values(rng, 3 * 40);
-                var cache = Values(rng, 20 * 40);
-                Check("store kv 3 rows at 9 (keys)", 0, b => Get(b, StoreKv(b, host, k, v, cache, 9, keysOut: true)));
-                Check("store kv 3 rows at 9 (values)", 0, b => Get(b, StoreKv(b, host, k, v, cache, 9, keysOut: false)));
             }
 
             foreach (int length in new[] { 1, 1000, 128256 })
@@ -159,16 +176,6 @@ public static class BackendCheck
         // The Generator's own loop: on a GPU, recorded (graph) steps and the device argmax.
         using var generator = new Generator(model);
         return [.. generator.GenerateTokens(prompted, new GenerationOptions { MaxTokens = steps, StopAtEos = false })];
-    }
-
-    /// <summary>Stores k and v into fresh copies of <paramref name="cache"/> at <paramref name="start"/>; returns
-    /// the keys' or the values' cache.</summary>
-    private static TensorView StoreKv(IBackend b, List<Tensor> keep, float[] k, float[] v, float[] cache, int start, bool keysOut)
-    {
-        int columns = 40, rows = k.Length / columns, cacheRows = cache.Length / columns;
-        TensorView keys = Put(b, keep, cache, cacheRows, columns), values = Put(b, keep, cache, cacheRows, columns);
-        b.StoreKv(Put(b, keep, k, rows, columns), Put(b, keep, v, rows, columns), keys, values, start);
-        return keysOut ? keys : values;
     }
 
     private static IEnumerable<(int M, int N, int K)> LinearShapes(bool large)

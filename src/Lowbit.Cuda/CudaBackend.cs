@@ -34,7 +34,6 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly Kernels.Rope _rope;
     private readonly Kernels.Attention _attention;
     private readonly Elementwise _elementwise;
-    private readonly KvCache _kvCache;
     private readonly Kernels.ArgMax _argMax;
     private readonly Fill _fill;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _stepInputs; // [token, position] of a replayed step; [index] of ArgMax
@@ -58,7 +57,6 @@ public sealed unsafe partial class CudaBackend : IBackend
         _rope = new Kernels.Rope(accelerator);
         _attention = new Kernels.Attention(accelerator);
         _elementwise = new Elementwise(accelerator);
-        _kvCache = new KvCache(accelerator);
         _argMax = new Kernels.ArgMax(accelerator);
         _fill = new Fill(accelerator);
         _stream = accelerator.CreateStream();
@@ -198,7 +196,14 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         ArrayView<float> xs = F32(x), ws = Words(weight).Cast<float>(), ys = F32(destination);
         bool aligned = Aligned(xs) && Aligned(ws) && Aligned(ys);
-        _rmsNorm.Launch(_stream, xs, ws, ys, x.Rows, x.Columns, eps, aligned);
+        _rmsNorm.Launch(_stream, xs, null, ws, ys, x.Rows, x.Columns, eps, aligned);
+    }
+
+    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    {
+        ArrayView<float> ys = F32(y), xs = F32(x), ws = Words(weight).Cast<float>(), ds = F32(destination);
+        bool aligned = Aligned(ys) && Aligned(xs) && Aligned(ws) && Aligned(ds);
+        _rmsNorm.Launch(_stream, ys, xs, ws, ds, y.Rows, y.Columns, eps, aligned);
     }
 
     private static bool Aligned(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
@@ -216,8 +221,10 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void AddBias(TensorView x, Tensor bias) => _elementwise.AddBias(_stream, F32(x), Words(bias).Cast<float>(), x.Columns);
 
-    public void Rope(TensorView x, RopeTable rope, int startPos)
+    public void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos)
     {
+        if (startPos + k.Rows > keys.Rows)
+            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + k.Rows} exceed the cache of {keys.Rows} rows.");
         if (!ReferenceEquals(rope, _ropeUploaded))
         {
             _ropeCos?.Dispose();
@@ -226,7 +233,8 @@ public sealed unsafe partial class CudaBackend : IBackend
             _ropeSin = _accelerator.Allocate1D(rope.Sin.ToArray());
             _ropeUploaded = rope;
         }
-        _rope.Launch(_stream, F32(x), _ropeCos!.View, _ropeSin!.View, x.Rows, x.Columns / rope.HeadDim, rope.HeadDim, _stepInputs.View, Start(startPos));
+        var shape = new RopeShape { Rows = q.Rows, Heads = q.Columns / rope.HeadDim, KvHeads = k.Columns / rope.HeadDim, HeadDim = rope.HeadDim };
+        _rope.Launch(_stream, F32(q), F32(k), F32(v), F32(keys), F32(values), _ropeCos!.View, _ropeSin!.View, shape, _stepInputs.View, Start(startPos));
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
@@ -252,13 +260,6 @@ public sealed unsafe partial class CudaBackend : IBackend
             _scores = _accelerator.Allocate1D<float>(scratch);
         }
         _attention.Launch(_stream, F32(q), F32(keys), F32(values), _scores.View, F32(destination), q.Rows, _stepInputs.View, Start(startPos), shape);
-    }
-
-    public void StoreKv(TensorView k, TensorView v, TensorView keys, TensorView values, int startPos)
-    {
-        if (startPos + k.Rows > keys.Rows)
-            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + k.Rows} exceed the cache of {keys.Rows} rows.");
-        _kvCache.Store(_stream, F32(k), F32(v), F32(keys), F32(values), k.Columns, _stepInputs.View, Start(startPos));
     }
 
     public int ArgMax(TensorView row)

@@ -121,22 +121,22 @@ public sealed class KernelProfiler : IBackend
         Mark("add bias");
     }
 
-    public void Rope(TensorView x, RopeTable rope, int startPos)
+    public void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos)
     {
-        _inner.Rope(x, rope, startPos);
-        Mark("rope");
+        _inner.RopeAndStoreKv(q, k, v, rope, keys, values, startPos);
+        Mark("rope + store kv");
+    }
+
+    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    {
+        _inner.AddRmsNorm(y, x, weight, eps, destination);
+        Mark("add + rmsnorm");
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
     {
         _inner.Attention(q, keys, values, startPos, heads, kvHeads, headDim, destination);
         Mark("attention");
-    }
-
-    public void StoreKv(TensorView k, TensorView v, TensorView keys, TensorView values, int startPos)
-    {
-        _inner.StoreKv(k, v, keys, values, startPos);
-        Mark("store kv");
     }
 
     public int ArgMax(TensorView row)

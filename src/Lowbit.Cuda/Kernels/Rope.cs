@@ -3,37 +3,78 @@ using ILGPU.Runtime;
 
 namespace Lowbit.Cuda.Kernels;
 
+/// <summary>What one rotary launch covers.</summary>
+public struct RopeShape
+{
+    public int Rows, Heads, KvHeads, HeadDim;
+}
+
 /// <summary>
-/// Rotary embedding in place, Hugging Face's rotate-half convention (as Backends/Cpu/Rope.cs): for row r
-/// (position p = start + r), head h, i &lt; D/2, with c = cos[p, i], s = sin[p, i]:
-/// x[i] ← x[i]·c − x[i+D/2]·s, x[i+D/2] ← x[i+D/2]·c + x[i]·s. One thread a pair.
+/// Rotary embedding of q and k, Hugging Face's rotate-half convention (as Backends/Cpu/Rope.cs), and the append
+/// of k and v to the cache, in one launch: for row r (position p = start + r), head h, i &lt; D/2, with
+/// c = cos[p, i], s = sin[p, i]: x[i] ← x[i]·c − x[i+D/2]·s, x[i+D/2] ← x[i+D/2]·c + x[i]·s. q is rotated in
+/// place; k is rotated into the cache row p; v is copied to the cache row p. One thread a q pair, a k pair or
+/// a v element. Decode at 32 heads, 8 kv heads, D 128: 2048 + 512 + 1024 threads, launch-bound.
 /// </summary>
 public sealed class Rope
 {
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<int>, StepPosition> _kernel;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, RopeShape, ArrayView<int>, StepPosition> _kernel;
 
     public Rope(Accelerator accelerator) =>
-        _kernel = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ArrayView<int>, StepPosition>(Kernel);
+        _kernel = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, RopeShape, ArrayView<int>, StepPosition>(Kernel);
 
-    /// <param name="x">[rows, heads·D].</param>
+    /// <param name="q">[rows, heads·D], rotated in place.</param>
+    /// <param name="k">[rows, kvHeads·D]; so is v.</param>
+    /// <param name="keys">[maxSeq, kvHeads·D]; so is values.</param>
     /// <param name="cos">[maxPos, D/2]; so is sin.</param>
     /// <param name="inputs">The step's [token, position] (read only when <paramref name="start"/> says so).</param>
-    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int rows, int heads, int headDim,
-        ArrayView<int> inputs, StepPosition start) =>
-        _kernel(stream, rows * heads * (headDim / 2), x, cos, sin, heads, headDim, inputs, start);
-
-    private static void Kernel(Index1D index, ArrayView<float> x, ArrayView<float> cos, ArrayView<float> sin, int heads, int headDim,
-        ArrayView<int> inputs, StepPosition start)
+    public void Launch(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> keys, ArrayView<float> values,
+        ArrayView<float> cos, ArrayView<float> sin, RopeShape shape, ArrayView<int> inputs, StepPosition start)
     {
-        int half = headDim / 2;
-        int i = index % half;
-        int t = index / half;
-        int r = t / heads, h = t - r * heads;
-        long b = (long)r * heads * headDim + h * headDim;
-        long table = (long)(start.Resolve(inputs) + r) * half + i;
-        float c = cos[table], s = sin[table];
-        float x0 = x[b + i], x1 = x[b + i + half];
-        x[b + i] = x0 * c - x1 * s;
-        x[b + i + half] = x1 * c + x0 * s;
+        int half = shape.HeadDim / 2;
+        int threads = shape.Rows * ((shape.Heads * half) + (shape.KvHeads * half) + (shape.KvHeads * shape.HeadDim));
+        _kernel(stream, threads, q, k, v, keys, values, cos, sin, shape, inputs, start);
+    }
+
+    private static void Kernel(Index1D index, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> keys, ArrayView<float> values,
+        ArrayView<float> cos, ArrayView<float> sin, RopeShape s, ArrayView<int> inputs, StepPosition start)
+    {
+        int half = s.HeadDim / 2, kvColumns = s.KvHeads * s.HeadDim;
+        int qPairs = s.Rows * s.Heads * half, kPairs = s.Rows * s.KvHeads * half;
+        int p0 = start.Resolve(inputs);
+        int t = index;
+        if (t >= qPairs + kPairs)
+        {
+            // v element: copy to the cache.
+            t -= qPairs + kPairs;
+            int row = t / kvColumns;
+            values[((long)(p0 + row) * kvColumns) + (t - (row * kvColumns))] = v[t];
+            return;
+        }
+        bool isQ = t < qPairs;
+        if (!isQ)
+            t -= qPairs;
+        int heads = isQ ? s.Heads : s.KvHeads;
+        int i = t % half, pair = t / half;
+        int r = pair / heads, h = pair - (r * heads);
+        long at = ((long)r * heads * s.HeadDim) + (h * s.HeadDim) + i;
+        long table = ((long)(p0 + r) * half) + i;
+        float c = cos[table], sn = sin[table];
+        var x = isQ ? q : k;
+        float x0 = x[at], x1 = x[at + half];
+        float y0 = (x0 * c) - (x1 * sn), y1 = (x1 * c) + (x0 * sn);
+        if (isQ)
+        {
+            q[at] = y0;
+            q[at + half] = y1;
+        }
+        else
+        {
+            long cache = ((long)(p0 + r) * kvColumns) + (h * s.HeadDim) + i;
+            keys[cache] = y0;
+            keys[cache + half] = y1;
+        }
     }
 }

@@ -48,16 +48,13 @@ public interface IBackend : IDisposable
     /// <summary>x[r, :] += bias.</summary>
     void AddBias(TensorView x, Tensor bias);
 
-    /// <summary>Rotates each head of width rope.HeadDim in place; row r is at position startPos + r.</summary>
-    void Rope(TensorView x, RopeTable rope, int startPos);
-
     /// <summary>Causal grouped-query attention of queries q [rows, heads·D] at positions
     /// startPos.. against the cache rows [0, startPos + rows) of keys and values [maxSeq, kvHeads·D].</summary>
-    void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination);
+    /// <summary>Rotates q and k in place (rotary embedding, rows at positions startPos, startPos + 1, ...) and
+    /// appends k and v to the layer's cache (rows [startPos, startPos + k.Rows) of keys and values).</summary>
+    void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos);
 
-    /// <summary>gate = silu(gate) · up, elementwise.</summary>
-    /// <summary>Appends a step's keys and values (rows [startPos, startPos + k.Rows)) to a layer's cache.</summary>
-    void StoreKv(TensorView k, TensorView v, TensorView keys, TensorView values, int startPos);
+    void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination);
 
     /// <summary>The index of the largest value of a one-row tensor (the lowest on a tie): greedy sampling
     /// without copying the logits to the host.</summary>
@@ -74,6 +71,10 @@ public interface IBackend : IDisposable
     /// <summary>destination = silu(x·gateᵀ) ⊙ (x·upᵀ), silu(g) = g / (1 + e^−g): the first half of the SiLU-gated
     /// MLP, one launch where the backend can; <paramref name="scratch"/> ([rows, up.OutFeatures]) may hold x·upᵀ.</summary>
     void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch);
+
+    /// <summary>y += x, then destination = RMSNorm(y)·weight (the residual add and the next block's norm in one
+    /// pass); destination may be x.</summary>
+    void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination);
 
     /// <summary>y += x, elementwise.</summary>
     void Add(TensorView y, TensorView x);

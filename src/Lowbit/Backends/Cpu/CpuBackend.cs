@@ -75,8 +75,19 @@ public sealed class CpuBackend : IBackend
             Residual.Add(b, x.Row<float>(r));
     }
 
-    public void Rope(TensorView x, RopeTable rope, int startPos) =>
-        Cpu.Rope.Apply(x.AsSpan<float>(), x.Rows, x.Columns / rope.HeadDim, rope.HeadDim, rope.Cos, rope.Sin, startPos);
+    public void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos)
+    {
+        Cpu.Rope.Apply(q.AsSpan<float>(), q.Rows, q.Columns / rope.HeadDim, rope.HeadDim, rope.Cos, rope.Sin, startPos);
+        Cpu.Rope.Apply(k.AsSpan<float>(), k.Rows, k.Columns / rope.HeadDim, rope.HeadDim, rope.Cos, rope.Sin, startPos);
+        k.AsSpan<float>().CopyTo(keys.Slice(startPos, k.Rows).AsSpan<float>());
+        v.AsSpan<float>().CopyTo(values.Slice(startPos, v.Rows).AsSpan<float>());
+    }
+
+    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    {
+        Add(y, x);
+        RmsNorm(y, weight, eps, destination);
+    }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
     {
@@ -88,12 +99,6 @@ public sealed class CpuBackend : IBackend
         }
         Cpu.Attention.Compute(CpuCapabilities.Best, _pool, q.AsSpan<float>(), keys.AsSpan<float>(), values.AsSpan<float>(), q.Rows,
             heads, kvHeads, headDim, startPos, _attentionScratch.AsSpan<float>(), destination.AsSpan<float>());
-    }
-
-    public void StoreKv(TensorView k, TensorView v, TensorView keys, TensorView values, int startPos)
-    {
-        k.AsSpan<float>().CopyTo(keys.Slice(startPos, k.Rows).AsSpan<float>());
-        v.AsSpan<float>().CopyTo(values.Slice(startPos, v.Rows).AsSpan<float>());
     }
 
     public int ArgMax(TensorView row) => Generation.Sampler.ArgMax(row.AsSpan<float>());
