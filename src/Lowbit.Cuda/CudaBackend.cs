@@ -25,6 +25,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 {
     private readonly Context? _context;
     private readonly Accelerator _accelerator;
+    private readonly AcceleratorStream _stream;
     private readonly List<MemoryBuffer1D<byte, Stride1D.Dense>> _allocations = []; // sorted by address
     private readonly Dictionary<Tensor, MemoryBuffer1D<byte, Stride1D.Dense>> _uploads = new(ReferenceEqualityComparer.Instance);
     private readonly Kernels.Embedding _embedding;
@@ -45,6 +46,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         ArgumentNullException.ThrowIfNull(accelerator);
         _accelerator = accelerator;
         _context = context;
+        _stream = accelerator.DefaultStream;
         _embedding = new Kernels.Embedding(accelerator);
         _rmsNorm = new Kernels.RmsNorm(accelerator);
         _linear = new DenseLinear(accelerator);
@@ -116,8 +118,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         ArgumentNullException.ThrowIfNull(weights);
         foreach (var (name, weight) in weights.Linears())
         {
-            if (weight is not DenseWeight)
-                throw new NotSupportedException($"\"{name}\" is {weight.FormatName}, which the CUDA backend has no linear kernel for yet (dense bf16, f16 and f32 only).");
+            if (!HasLinearKernel(weight))
+                throw new NotSupportedException($"\"{name}\" is {weight.FormatName}, which the CUDA backend has no linear kernel for (dense, int8wo, int8dq, fp8wo, int4wo-G).");
         }
         Upload(weights.Embedding);
         Upload(weights.FinalNorm);
@@ -132,7 +134,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             }
         }
         foreach (var (_, weight) in weights.Linears())
-            Upload(((DenseWeight)weight).Tensor);
+            UploadLinear(weight);
         _accelerator.Synchronize();
     }
 
@@ -171,7 +173,10 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Linear(TensorView x, IWeight weight, TensorView destination)
     {
         if (weight is not DenseWeight dense)
-            throw new NotSupportedException($"The CUDA backend has no linear kernel for {weight.FormatName} yet.");
+        {
+            PackedLinear(x, weight, destination);
+            return;
+        }
         var w = dense.Tensor;
         int dtype = DenseElements.Code(w.DType);
         var xs = F32(x);
@@ -228,6 +233,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         foreach (var buffer in _uploads.Values)
             buffer.Dispose();
         _uploads.Clear();
+        DisposePacked();
         foreach (var buffer in _allocations)
             buffer.Dispose();
         _allocations.Clear();
