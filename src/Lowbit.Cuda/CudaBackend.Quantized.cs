@@ -130,6 +130,16 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
+    /// <summary>The GEMV kernel <see cref="Linear"/> runs for a format once it has run (null before, and for dense).</summary>
+    private Kernel? GemvKernel(CudaFormat format) => format switch
+    {
+        CudaFormat.Int8PerRow => _int8Gemv?.Compiled,
+        CudaFormat.Int8Dynamic => _int8DynamicGemv?.Compiled,
+        CudaFormat.Float8PerRow => _float8Gemv?.Compiled,
+        CudaFormat.Int4Grouped => _int4Gemv?.Compiled,
+        _ => null,
+    };
+
     private CudaWeight Packed(IWeight weight)
     {
         if (!_packed.TryGetValue(weight, out var packed))

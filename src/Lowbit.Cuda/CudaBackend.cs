@@ -63,7 +63,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         Accelerator accelerator;
         try
         {
-            context = Context.Create(b => b.Cuda());
+            // O2 adds ILGPU's address-space inference: weight loads become ld.global.v4 instead of generic ld.v4.
+            context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2));
             var devices = context.GetCudaDevices();
             if (devices.Count == 0)
                 throw new NotSupportedException("--device cuda: no CUDA GPU found (needs an NVIDIA GPU and its driver's libcuda.so.1; no CUDA toolkit).");

@@ -22,10 +22,13 @@ namespace Lowbit.Cuda.Kernels;
 /// </summary>
 public sealed class Int4GroupedGemv
 {
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>, int> _kernel;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kernel;
 
     public Int4GroupedGemv(Accelerator accelerator) =>
-        _kernel = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>, int>(Kernel);
+        _kernel = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernel);
+
+    /// <summary>The compiled kernel (for its register and occupancy figures).</summary>
+    public Kernel Compiled => _kernel.GetKernel();
 
     /// <param name="w">Data [N, K/32] chunks of 16 bytes.</param>
     /// <param name="scaleZero">[N, K/G].</param>
@@ -34,14 +37,16 @@ public sealed class Int4GroupedGemv
     public void Launch(AcceleratorStream stream, ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupSize)
     {
         int split = GemvRows.SplitK(n, k / 32);
-        _kernel(stream, GemvRows.Config(n, split), w, scaleZero, x, y, n, k, SpecializedValue.New(groupSize), split);
+        // Chunk v is in group v >> shift (G / 32 is a power of two).
+        int shift = System.Numerics.BitOperations.Log2((uint)groupSize / 32);
+        _kernel(stream, GemvRows.Config(n, split), w, scaleZero, x, y, n, k, shift, split);
     }
 
-    private static void Kernel(ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, SpecializedValue<int> groupSize, int splitK)
+    private static void Kernel(ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupShift, int splitK)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
         var (row, slice) = GemvRows.Map(splitK);
-        int chunks = k / 32, groups = k / groupSize.Value, chunksPerGroup = groupSize.Value / 32;
+        int chunks = k / 32, groups = chunks >> groupShift;
         int r0 = GemvRows.Clamp(row, n), r1 = GemvRows.Clamp(row + 1, n), r2 = GemvRows.Clamp(row + 2, n), r3 = GemvRows.Clamp(row + 3, n);
         long w0 = (long)r0 * chunks, w1 = (long)r1 * chunks, w2 = (long)r2 * chunks, w3 = (long)r3 * chunks;
         long g0 = (long)r0 * groups, g1 = (long)r1 * groups, g2 = (long)r2 * groups, g3 = (long)r3 * groups;
@@ -50,7 +55,7 @@ public sealed class Int4GroupedGemv
         for (int v = slice * Warp.WarpSize + Warp.LaneIdx; v < chunks; v += splitK * Warp.WarpSize)
         {
             Uint4 q0 = w[w0 + v], q1 = w[w1 + v], q2 = w[w2 + v], q3 = w[w3 + v];
-            int g = v / chunksPerGroup;
+            int g = v >> groupShift;
             uint p0 = scaleZero[g0 + g], p1 = scaleZero[g1 + g], p2 = scaleZero[g2 + g], p3 = scaleZero[g3 + g];
             X16 lo = X16.Load(x4, 2L * v), hi = X16.Load(x4, 2L * v + 1);
             float sum = lo.Sum() + hi.Sum();

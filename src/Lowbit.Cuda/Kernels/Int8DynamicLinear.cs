@@ -6,9 +6,9 @@ namespace Lowbit.Cuda.Kernels;
 /// <summary>
 /// int8dq's weight side on the device: stored and decoded exactly as int8wo (<see cref="Int8PerRowValues"/>),
 /// but x holds the token's int8 codes c (as floats, from <see cref="ActivationQuantizer"/>), so every product
-/// c·q is an integer below 2^14 and a lane's f32 sum stays an exact integer while it is below 2^24 (K up to
-/// 32 768 per warp stripe: 1024 products a lane); the warp sums it in f64, then y = (f32)Σ·(s_x·s_w): the CPU
-/// kernel's int32 dot and scales, to the bit, for such K.
+/// c·q is an integer below 2^14 and a lane's f32 sum stays an exact integer below 2^24 while the lane sums at
+/// most 1024 products (K ≤ 32 768 × the GEMV's split); the warp sums in f64, then y = (f32)Σ·(s_x·s_w): the
+/// CPU kernel's int32 dot and scales, to the bit, for such K (larger K rounds like an f32 dot).
 /// </summary>
 public readonly struct Int8DynamicCodes : IByteValues
 {

@@ -12,18 +12,18 @@ namespace Lowbit.Cuda.Kernels;
 /// </summary>
 public sealed class RandomBits
 {
-    private const int Groups = 1024, GroupSize = 256;
+    private const int MaxGroups = 1024, GroupSize = 256;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, uint, uint, uint> _kernel;
 
     public RandomBits(Accelerator accelerator) =>
         _kernel = accelerator.LoadKernel<ArrayView<uint>, uint, uint, uint>(Kernel);
 
     public void Launch(AcceleratorStream stream, ArrayView<uint> words, uint seed, uint keep, uint set) =>
-        _kernel(stream, new KernelConfig(Groups, GroupSize), words, seed, keep, set);
+        _kernel(stream, new KernelConfig((int)Math.Min(MaxGroups, (words.Length + GroupSize - 1) / GroupSize), GroupSize), words, seed, keep, set);
 
     private static void Kernel(ArrayView<uint> words, uint seed, uint keep, uint set)
     {
-        long stride = (long)Groups * GroupSize;
+        long stride = (long)Grid.DimX * GroupSize;
         for (long i = Grid.IdxX * GroupSize + Group.IdxX; i < words.Length; i += stride)
             words[i] = (Hash((uint)i ^ Hash((uint)(i >> 32) + seed)) & keep) | set;
     }

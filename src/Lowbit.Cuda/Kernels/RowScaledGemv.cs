@@ -35,6 +35,9 @@ public sealed class RowScaledGemv<TValues>
     public RowScaledGemv(Accelerator accelerator) =>
         _kernel = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernel);
 
+    /// <summary>The compiled kernel (for its register and occupancy figures).</summary>
+    public Kernel Compiled => _kernel.GetKernel();
+
     /// <summary>Bytes a row takes in the device layout.</summary>
     public static int RowBytes(int k) => (k + 15) & ~15;
 
