@@ -49,8 +49,8 @@ public struct Double4
 /// How the quantized GEMVs (m = 1) share out the rows of W [N, K]: a warp owns <see cref="RowsPerWarp"/>
 /// consecutive rows (a row set), so each x load serves four weight loads; a group of 128 threads holds four
 /// warps. When N is small (the down projection's 4096 rows make 1024 row sets, 8 warps an SM on an H100),
-/// <see cref="SplitK"/> warps share a row set, each taking every S-th 512-byte stripe of the row, and their
-/// sums meet in shared memory. Lanes accumulate in f32; the warp and split reductions run in f64, so
+/// S = 2^<see cref="SplitShift"/> warps share a row set, each taking every S-th 512-byte stripe of the row, and
+/// their sums meet in shared memory (S a power of two: the kernels shift and mask, no division). Lanes accumulate in f32; the warp and split reductions run in f64, so
 /// int8dq's integer sums stay exact (each lane's f32 sum is an exact integer below 2^24).
 /// Rows past N are read as row N − 1 (so every thread reaches the barrier) and not stored.
 /// </summary>
@@ -67,30 +67,30 @@ public static class GemvRows
     /// <summary>Doubles of shared memory a GEMV group needs for the split-K sums.</summary>
     public const int SharedDoubles = WarpsPerGroup * RowsPerWarp;
 
-    /// <summary>Warps a row set is split over (1, 2 or 4): doubled while the grid has fewer than
-    /// <see cref="TargetWarps"/> warps and each warp keeps at least two 512-byte stripes of the row.</summary>
+    /// <summary>log2 of the warps a row set is split over (S = 1, 2 or 4): S doubles while the grid has fewer
+    /// than <see cref="TargetWarps"/> warps and each warp keeps at least two 512-byte stripes of the row.</summary>
     /// <param name="vectors">16-byte vectors in a row.</param>
-    public static int SplitK(int n, int vectors)
+    public static int SplitShift(int n, int vectors)
     {
-        int rowSets = (n + RowsPerWarp - 1) / RowsPerWarp, split = 1;
-        while (split < WarpsPerGroup && (long)rowSets * split < TargetWarps && vectors >= 2 * 32 * 2 * split)
-            split *= 2;
-        return split;
+        int rowSets = (n + RowsPerWarp - 1) / RowsPerWarp, shift = 0;
+        while ((1 << shift) < WarpsPerGroup && (long)rowSets << shift < TargetWarps && vectors >= 2 * 32 * (2 << shift))
+            shift++;
+        return shift;
     }
 
-    /// <summary>The launch for <paramref name="n"/> rows split <paramref name="splitK"/> ways.</summary>
-    public static KernelConfig Config(int n, int splitK)
+    /// <summary>The launch for <paramref name="n"/> rows, each row set split 2^<paramref name="splitShift"/> ways.</summary>
+    public static KernelConfig Config(int n, int splitShift)
     {
-        int rowSets = (n + RowsPerWarp - 1) / RowsPerWarp, setsPerGroup = WarpsPerGroup / splitK;
+        int rowSets = (n + RowsPerWarp - 1) / RowsPerWarp, setsPerGroup = WarpsPerGroup >> splitShift;
         return new KernelConfig((rowSets + setsPerGroup - 1) / setsPerGroup, GroupSize);
     }
 
-    /// <summary>This warp's first row and its stripe (0 .. splitK − 1).</summary>
-    public static (int Row, int Slice) Map(int splitK)
+    /// <summary>This warp's first row and its stripe (0 .. 2^splitShift − 1).</summary>
+    public static (int Row, int Slice) Map(int splitShift)
     {
         int warp = Warp.WarpIdx;
-        int set = Grid.IdxX * (WarpsPerGroup / splitK) + warp / splitK;
-        return (set * RowsPerWarp, warp % splitK);
+        int set = Grid.IdxX * (WarpsPerGroup >> splitShift) + (warp >> splitShift);
+        return (set * RowsPerWarp, warp & ((1 << splitShift) - 1));
     }
 
     /// <summary>Row <paramref name="row"/> clamped to the last one.</summary>
@@ -98,7 +98,7 @@ public static class GemvRows
 
     /// <summary>The four rows' totals over the warp and its split: valid in lane 0 of slice 0's warp.
     /// Every thread of the group must call it.</summary>
-    public static Double4 Reduce(float a0, float a1, float a2, float a3, int splitK, ArrayView<double> shared)
+    public static Double4 Reduce(float a0, float a1, float a2, float a3, int splitShift, ArrayView<double> shared)
     {
         var t = new Double4
         {
@@ -107,7 +107,7 @@ public static class GemvRows
             Z = BlockReduce.WarpSum((double)a2),
             W = BlockReduce.WarpSum((double)a3),
         };
-        if (splitK == 1)
+        if (splitShift == 0)
             return t;
         int warp = Warp.WarpIdx;
         if (Warp.LaneIdx == 0)
@@ -118,7 +118,7 @@ public static class GemvRows
             shared[RowsPerWarp * warp + 3] = t.W;
         }
         Group.Barrier();
-        for (int s = 1; s < splitK; s++)
+        for (int s = 1; s < 1 << splitShift; s++)
         {
             // Slice 0's warp adds its neighbours'; the other warps' sums are not used.
             int other = Math.Min(warp + s, WarpsPerGroup - 1);

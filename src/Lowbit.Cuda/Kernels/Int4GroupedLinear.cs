@@ -36,23 +36,23 @@ public sealed class Int4GroupedGemv
     /// <param name="y">[N].</param>
     public void Launch(AcceleratorStream stream, ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupSize)
     {
-        int split = GemvRows.SplitK(n, k / 32);
+        int split = GemvRows.SplitShift(n, k / 32);
         // Chunk v is in group v >> shift (G / 32 is a power of two).
         int shift = System.Numerics.BitOperations.Log2((uint)groupSize / 32);
         _kernel(stream, GemvRows.Config(n, split), w, scaleZero, x, y, n, k, shift, split);
     }
 
-    private static void Kernel(ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupShift, int splitK)
+    private static void Kernel(ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupShift, int splitShift)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
-        var (row, slice) = GemvRows.Map(splitK);
+        var (row, slice) = GemvRows.Map(splitShift);
         int chunks = k / 32, groups = chunks >> groupShift;
         int r0 = GemvRows.Clamp(row, n), r1 = GemvRows.Clamp(row + 1, n), r2 = GemvRows.Clamp(row + 2, n), r3 = GemvRows.Clamp(row + 3, n);
         long w0 = (long)r0 * chunks, w1 = (long)r1 * chunks, w2 = (long)r2 * chunks, w3 = (long)r3 * chunks;
         long g0 = (long)r0 * groups, g1 = (long)r1 * groups, g2 = (long)r2 * groups, g3 = (long)r3 * groups;
         var x4 = x.Cast<Float4>();
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
-        for (int v = slice * Warp.WarpSize + Warp.LaneIdx; v < chunks; v += splitK * Warp.WarpSize)
+        for (int v = slice * Warp.WarpSize + Warp.LaneIdx; v < chunks; v += Warp.WarpSize << splitShift)
         {
             Uint4 q0 = w[w0 + v], q1 = w[w1 + v], q2 = w[w2 + v], q3 = w[w3 + v];
             int g = v >> groupShift;
@@ -64,7 +64,7 @@ public sealed class Int4GroupedGemv
             a2 += Chunk(q2, p2, lo, hi, sum);
             a3 += Chunk(q3, p3, lo, hi, sum);
         }
-        var t = GemvRows.Reduce(a0, a1, a2, a3, splitK, shared);
+        var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
         GemvRows.Store(y, row, n, slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f });
     }
 

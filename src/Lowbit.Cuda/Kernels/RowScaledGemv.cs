@@ -48,20 +48,20 @@ public sealed class RowScaledGemv<TValues>
     /// <param name="y">[N].</param>
     public void Launch(AcceleratorStream stream, ArrayView<Uint4> w, ArrayView<float> scales, ArrayView<float> x, ArrayView<float> xScale, ArrayView<float> y, int n, int k)
     {
-        int split = GemvRows.SplitK(n, RowBytes(k) / 16);
+        int split = GemvRows.SplitShift(n, RowBytes(k) / 16);
         _kernel(stream, GemvRows.Config(n, split), w, scales, x, xScale, y, n, k, split);
     }
 
-    private static void Kernel(ArrayView<Uint4> w, ArrayView<float> scales, ArrayView<float> x, ArrayView<float> xScale, ArrayView<float> y, int n, int k, int splitK)
+    private static void Kernel(ArrayView<Uint4> w, ArrayView<float> scales, ArrayView<float> x, ArrayView<float> xScale, ArrayView<float> y, int n, int k, int splitShift)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
-        var (row, slice) = GemvRows.Map(splitK);
+        var (row, slice) = GemvRows.Map(splitShift);
         int vectors = RowBytes(k) / 16, full = k / 16;
         long w0 = (long)GemvRows.Clamp(row, n) * vectors, w1 = (long)GemvRows.Clamp(row + 1, n) * vectors;
         long w2 = (long)GemvRows.Clamp(row + 2, n) * vectors, w3 = (long)GemvRows.Clamp(row + 3, n) * vectors;
         var x4 = x.Cast<Float4>();
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
-        for (int v = slice * Warp.WarpSize + Warp.LaneIdx; v < vectors; v += splitK * Warp.WarpSize)
+        for (int v = slice * Warp.WarpSize + Warp.LaneIdx; v < vectors; v += Warp.WarpSize << splitShift)
         {
             Uint4 q0 = w[w0 + v], q1 = w[w1 + v], q2 = w[w2 + v], q3 = w[w3 + v];
             X16 xv = v < full ? X16.Load(x4, v) : X16.LoadTail(x, v, k);
@@ -70,7 +70,7 @@ public sealed class RowScaledGemv<TValues>
             a2 = Dot(q2, xv, a2);
             a3 = Dot(q3, xv, a3);
         }
-        var t = GemvRows.Reduce(a0, a1, a2, a3, splitK, shared);
+        var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
         float sx = default(TValues).Codes ? xScale[0] : 1f;
         var scale = new Float4
         {
