@@ -49,9 +49,11 @@ public struct Double4
 /// How the quantized GEMVs (m = 1) share out the rows of W [N, K]: a warp owns <see cref="RowsPerWarp"/>
 /// consecutive rows (a row set), so each x load serves four weight loads; a group of 128 threads holds four
 /// warps. When N is small (the down projection's 4096 rows make 1024 row sets, 8 warps an SM on an H100),
-/// S = 2^<see cref="SplitShift"/> warps share a row set, each taking every S-th 512-byte stripe of the row, and
-/// their sums meet in shared memory (S a power of two: the kernels shift and mask, no division). Lanes accumulate in f32; the warp and split reductions run in f64, so
-/// int8dq's integer sums stay exact (each lane's f32 sum is an exact integer below 2^24).
+/// S = 2^<see cref="SplitShift"/> warps share a row set, as many as still fit one wave of resident warps
+/// (the kernel's occupancy), each taking every S-th 512-byte stripe of the row; their sums meet in shared
+/// memory (S a power of two: the kernels shift and mask, no division). Lanes accumulate in f32; the warp and
+/// split reductions run in f64, so int8dq's integer sums stay exact (each lane's f32 sum is an exact integer
+/// below 2^24).
 /// Rows past N are read as row N − 1 (so every thread reaches the barrier) and not stored.
 /// </summary>
 public static class GemvRows
@@ -60,20 +62,28 @@ public static class GemvRows
     public const int GroupSize = 128;
     public const int WarpsPerGroup = GroupSize / 32;
 
-    /// <summary>Enough warps to keep an H100's HBM busy (about 16 an SM on 132 SMs): below it, a row set is
-    /// split along K.</summary>
-    private const int TargetWarps = 2048;
+    /// <summary>The fewest warps a split aims for (16 an SM on an H100's 132 SMs), also where the occupancy
+    /// estimate is small (ILGPU's CPU accelerator: the tests still reach every split).</summary>
+    private const int MinTargetWarps = 2048;
 
     /// <summary>Doubles of shared memory a GEMV group needs for the split-K sums.</summary>
     public const int SharedDoubles = WarpsPerGroup * RowsPerWarp;
 
-    /// <summary>log2 of the warps a row set is split over (S = 1, 2 or 4): S doubles while the grid has fewer
-    /// than <see cref="TargetWarps"/> warps and each warp keeps at least two 512-byte stripes of the row.</summary>
+    /// <summary>Warps of a loaded GEMV kernel the device holds at once (its occupancy estimate, which counts the
+    /// kernel's registers), at least <see cref="MinTargetWarps"/>: what a split may fill.</summary>
+    public static int TargetWarps(Accelerator accelerator, Delegate launcher) =>
+        launcher.TryGetKernel(out var kernel)
+            ? Math.Max(MinTargetWarps, accelerator.EstimateMaxActiveGroupsPerMultiprocessor(kernel, GroupSize, 0) * accelerator.NumMultiprocessors * WarpsPerGroup)
+            : MinTargetWarps;
+
+    /// <summary>log2 of the warps a row set is split over (S = 1, 2 or 4): S doubles while the doubled grid still
+    /// fits <paramref name="targetWarps"/> (one wave: a second, partial wave would leave SMs idle) and each warp
+    /// keeps at least two 512-byte stripes of the row.</summary>
     /// <param name="vectors">16-byte vectors in a row.</param>
-    public static int SplitShift(int n, int vectors)
+    public static int SplitShift(int n, int vectors, int targetWarps)
     {
         int rowSets = (n + RowsPerWarp - 1) / RowsPerWarp, shift = 0;
-        while ((1 << shift) < WarpsPerGroup && (long)rowSets << shift < TargetWarps && vectors >= 2 * 32 * (2 << shift))
+        while ((1 << shift) < WarpsPerGroup && (long)rowSets << (shift + 1) <= targetWarps && vectors >= 2 * 32 * (2 << shift))
             shift++;
         return shift;
     }

@@ -23,12 +23,16 @@ namespace Lowbit.Cuda.Kernels;
 public sealed class Int4GroupedGemv
 {
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kernel;
+    private readonly int _targetWarps;
 
-    public Int4GroupedGemv(Accelerator accelerator) =>
+    public Int4GroupedGemv(Accelerator accelerator)
+    {
         _kernel = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernel);
+        _targetWarps = GemvRows.TargetWarps(accelerator, _kernel);
+    }
 
-    /// <summary>The compiled kernel (for its register and occupancy figures).</summary>
-    public Kernel Compiled => _kernel.GetKernel();
+    /// <summary>The compiled kernel (for its register and occupancy figures), when ILGPU exposes it.</summary>
+    public Kernel? Compiled => _kernel.TryGetKernel(out var kernel) ? kernel : null;
 
     /// <param name="w">Data [N, K/32] chunks of 16 bytes.</param>
     /// <param name="scaleZero">[N, K/G].</param>
@@ -36,7 +40,7 @@ public sealed class Int4GroupedGemv
     /// <param name="y">[N].</param>
     public void Launch(AcceleratorStream stream, ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupSize)
     {
-        int split = GemvRows.SplitShift(n, k / 32);
+        int split = GemvRows.SplitShift(n, k / 32, _targetWarps);
         // Chunk v is in group v >> shift (G / 32 is a power of two).
         int shift = System.Numerics.BitOperations.Log2((uint)groupSize / 32);
         _kernel(stream, GemvRows.Config(n, split), w, scaleZero, x, y, n, k, shift, split);

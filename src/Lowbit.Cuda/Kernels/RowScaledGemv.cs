@@ -31,12 +31,16 @@ public sealed class RowScaledGemv<TValues>
     where TValues : struct, IByteValues
 {
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _kernel;
+    private readonly int _targetWarps;
 
-    public RowScaledGemv(Accelerator accelerator) =>
+    public RowScaledGemv(Accelerator accelerator)
+    {
         _kernel = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernel);
+        _targetWarps = GemvRows.TargetWarps(accelerator, _kernel);
+    }
 
-    /// <summary>The compiled kernel (for its register and occupancy figures).</summary>
-    public Kernel Compiled => _kernel.GetKernel();
+    /// <summary>The compiled kernel (for its register and occupancy figures), when ILGPU exposes it.</summary>
+    public Kernel? Compiled => _kernel.TryGetKernel(out var kernel) ? kernel : null;
 
     /// <summary>Bytes a row takes in the device layout.</summary>
     public static int RowBytes(int k) => (k + 15) & ~15;
@@ -48,7 +52,7 @@ public sealed class RowScaledGemv<TValues>
     /// <param name="y">[N].</param>
     public void Launch(AcceleratorStream stream, ArrayView<Uint4> w, ArrayView<float> scales, ArrayView<float> x, ArrayView<float> xScale, ArrayView<float> y, int n, int k)
     {
-        int split = GemvRows.SplitShift(n, RowBytes(k) / 16);
+        int split = GemvRows.SplitShift(n, RowBytes(k) / 16, _targetWarps);
         _kernel(stream, GemvRows.Config(n, split), w, scales, x, xScale, y, n, k, split);
     }
 
