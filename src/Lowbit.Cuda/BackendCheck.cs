@@ -1,6 +1,8 @@
 using Lowbit.Backends;
 using Lowbit.Generation;
 using Lowbit.Models;
+using Lowbit.Quantization;
+using Lowbit.Quantization.Configs;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
@@ -28,6 +30,7 @@ public static class BackendCheck
     {
         var rng = new Random(seed);
         var host = new List<Tensor>();
+        var weights = new List<IWeight>();
         var results = new List<CheckResult>();
         try
         {
@@ -95,6 +98,16 @@ public static class BackendCheck
             if (cuda is not null)
                 cuda.GemvSplitRowsBelow = split;
 
+            foreach (var (format, m, n, k, skip) in QuantizedLinearShapes(large))
+            {
+                var dense = HostTensor(host, DType.BF16, n, k, Values(rng, n * k));
+                var w = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+                weights.Add(w);
+                var x = Values(rng, (skip + m) * k);
+                Check($"linear {format} m={m} n={n} k={k}{(skip > 0 ? $", x after {skip} row" : "")}", 2e-5 * Math.Sqrt(k),
+                    b => Run(b, m, n, (b, y) => b.Linear(Put(b, host, x, skip + m, k).Slice(skip, m), w, y)));
+            }
+
             {
                 var x = Values(rng, 3 * 301);
                 var weight = HostTensor(host, DType.F32, 1, 301, Values(rng, 301));
@@ -161,6 +174,8 @@ public static class BackendCheck
         {
             foreach (var t in host)
                 t.Dispose();
+            foreach (var w in weights)
+                w.Dispose();
         }
         return results;
     }
@@ -190,6 +205,43 @@ public static class BackendCheck
             yield return (1, 4096, 4096);
             yield return (1, 1000, 14336);
             yield return (64, 512, 4096);
+        }
+    }
+
+    /// <summary>The quantized formats with CUDA kernels at shapes that reach every path: N not a multiple of the
+    /// GEMV's 4 rows a warp, K the format's smallest (int4wo: one group) and a few groups, byte formats' K not a
+    /// multiple of 16 (the padded last vector), K long enough to split rows over 2 and 4 warps, m = 1 (GEMV)
+    /// and m &gt; 1 (GEMM, partial 64×64 tiles on both sides), and one x row that is not 16-byte aligned (it
+    /// starts after <c>Skip</c> rows of 67 floats: the GEMM serves it).</summary>
+    private static IEnumerable<(string Format, int M, int N, int K, int Skip)> QuantizedLinearShapes(bool large)
+    {
+        foreach (string format in new[] { "int8wo", "fp8wo", "int8dq" })
+        {
+            yield return (format, 1, 37, 67, 0);
+            yield return (format, 1, 37, 67, 1);
+            yield return (format, 1, 77, 256, 0);
+            yield return (format, 1, 37, 4096, 0); // split over 4 warps
+            yield return (format, 5, 45, 72, 0);
+            yield return (format, 70, 67, 100, 0);
+        }
+        foreach (int g in new[] { 32, 64, 128, 256 })
+        {
+            string format = $"int4wo-{g}";
+            yield return (format, 1, 37, g, 0);
+            yield return (format, 1, 45, 3 * g, 0);
+            yield return (format, 5, 45, 2 * g, 0);
+            yield return (format, 70, 67, g, 0);
+        }
+        yield return ("int4wo-64", 1, 37, 4096, 0); // split over 2 warps
+        yield return ("int4wo-128", 1, 21, 8192, 0); // over 4
+        if (large)
+        {
+            foreach (string format in new[] { "int8wo", "fp8wo", "int8dq", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-256" })
+            {
+                yield return (format, 1, 4096, 4096, 0);
+                yield return (format, 1, 1000, 14336, 0);
+                yield return (format, 64, 512, 4096, 0);
+            }
         }
     }
 

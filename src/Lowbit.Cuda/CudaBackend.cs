@@ -72,7 +72,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         Accelerator accelerator;
         try
         {
-            context = Context.Create(b => b.Cuda());
+            // O2 adds ILGPU's address-space inference: weight loads become ld.global.v4 instead of generic ld.v4.
+            context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2));
             var devices = context.GetCudaDevices();
             if (devices.Count == 0)
                 throw new NotSupportedException("--device cuda: no CUDA GPU found (needs an NVIDIA GPU and its driver's libcuda.so.1; no CUDA toolkit).");
@@ -138,8 +139,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         ArgumentNullException.ThrowIfNull(weights);
         foreach (var (name, weight) in weights.Linears())
         {
-            if (weight is not DenseWeight)
-                throw new NotSupportedException($"\"{name}\" is {weight.FormatName}, which the CUDA backend has no linear kernel for yet (dense bf16, f16 and f32 only).");
+            if (!HasLinearKernel(weight))
+                throw new NotSupportedException($"\"{name}\" is {weight.FormatName}, which the CUDA backend has no linear kernel for (dense, int8wo, int8dq, fp8wo, int4wo-G).");
         }
         Words(weights.Embedding);
         Words(weights.FinalNorm);
@@ -154,7 +155,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             }
         }
         foreach (var (_, weight) in weights.Linears())
-            Words(((DenseWeight)weight).Tensor);
+            UploadLinear(weight);
         _accelerator.Synchronize();
     }
 
@@ -211,7 +212,10 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Linear(TensorView x, IWeight weight, TensorView destination)
     {
         if (weight is not DenseWeight dense)
-            throw new NotSupportedException($"The CUDA backend has no linear kernel for {weight.FormatName} yet.");
+        {
+            PackedLinear(x, weight, destination);
+            return;
+        }
         var w = dense.Tensor;
         int dtype = DenseElements.Code(w.DType);
         var xs = F32(x);
@@ -315,6 +319,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         foreach (var buffer in _uploads.Values)
             buffer.Dispose();
         _uploads.Clear();
+        DisposePacked();
         foreach (var buffer in _allocations)
             buffer.Dispose();
         _allocations.Clear();

@@ -3,7 +3,7 @@ using Lowbit.Backends.Cpu;
 using Lowbit.Cuda;
 using Lowbit.Generation;
 using Lowbit.Models;
-using Lowbit.Tensors;
+using Lowbit.Quantization.Configs;
 
 namespace Lowbit.Cli.Commands;
 
@@ -16,8 +16,8 @@ internal static class SelfTestCommand
         var device = new Option<string>("--device") { Description = "The backend to check: cuda.", DefaultValueFactory = _ => "cuda" };
         var model = CommonOptions.Model();
         var tokens = new Option<int>("--tokens") { Description = "Tokens to decode greedily on both backends.", DefaultValueFactory = _ => 80 };
-        var bench = new Option<bool>("--bench") { Description = "Also time the decode GEMVs (bf16 14336x4096, 4096x14336) and the model's decode." };
-        var command = new Command("selftest", "Check a device backend against the CPU: each kernel, then greedy decoding.") { device, model, tokens, bench };
+        var bench = new Option<bool>("--bench") { Description = "Also time the decode GEMVs of every format with a CUDA kernel (14336x4096, 4096x14336) and the model's decode." };
+        var command = new Command("selftest", "Check a device backend against the CPU: each kernel, then greedy decoding (dense and each quantized format with device kernels).") { device, model, tokens, bench };
         command.SetAction(r => CommonOptions.Run(() =>
         {
             string modelDir = r.GetValue(model) ?? CommonOptions.BundledModel;
@@ -33,33 +33,34 @@ internal static class SelfTestCommand
                 }
                 if (r.GetValue(bench) && gpu is CudaBackend cuda)
                 {
-                    int split = cuda.GemvSplitRowsBelow;
                     foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336), (4096, 4096), (1024, 4096) })
                     {
-                        foreach (bool rowsSplit in new[] { false, true })
+                        foreach (string format in CudaBackend.BenchFormats)
                         {
-                            cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
-                            var (us, bytes) = cuda.TimeGemv(n, k, DType.BF16);
-                            Console.WriteLine($"bench gemv bf16 {n}x{k} {(rowsSplit ? "4 warps a row" : "1 warp a row ")}: {us:F1} us, {bytes / us / 1e3:F0} GB/s ({bytes / us / 1e3 / 2970:P0} of 2.97 TB/s)");
+                            var (us, bytes, resources) = cuda.TimeGemv(format, n, k);
+                            Console.WriteLine($"bench gemv {format,-10} {n}x{k}: {us,6:F1} us, {bytes / us / 1e3,5:F0} GB/s ({bytes / us / 1e3 / 2970,4:P0} of 2.97 TB/s) {resources}");
                         }
                     }
-                    cuda.GemvSplitRowsBelow = split;
                 }
             }
 
-            using (var reference = LanguageModel.Load(modelDir, new ModelLoadOptions { Threads = Environment.ProcessorCount }))
-            using (var onDevice = LanguageModel.Load(modelDir, new ModelLoadOptions { Device = CommonOptions.OpenDevice(r.GetValue(device)) }))
+            // The checkpoint as it is, then quantized with each format that has CUDA kernels.
+            int steps = r.GetValue(tokens);
+            foreach (string? quant in new[] { null, "int8wo", "int8dq", "fp8wo", "int4wo-32" })
             {
-                int steps = r.GetValue(tokens);
+                var config = quant is null ? null : QuantConfigs.Parse(quant);
+                using var reference = LanguageModel.Load(modelDir, new ModelLoadOptions { Threads = Environment.ProcessorCount, Quantization = config });
+                using var onDevice = LanguageModel.Load(modelDir, new ModelLoadOptions { Device = CommonOptions.OpenDevice(r.GetValue(device)), Quantization = config });
+                string label = quant is null ? "" : $" ({quant})";
                 var (expected, actual) = BackendCheck.GreedyDecode(reference, onDevice, "Once upon a time", steps);
                 int diverge = Enumerable.Range(0, steps).FirstOrDefault(i => expected[i] != actual[i], -1);
                 Console.WriteLine(diverge < 0
-                    ? $"ok   greedy decode {steps} tokens after the prompt: identical ids"
-                    : $"FAIL greedy decode: first difference at token {diverge} (cpu {expected[diverge]}, device {actual[diverge]})");
+                    ? $"ok   greedy decode{label} {steps} tokens after the prompt: identical ids"
+                    : $"FAIL greedy decode{label}: first difference at token {diverge} (cpu {expected[diverge]}, device {actual[diverge]})");
                 failures += diverge < 0 ? 0 : 1;
                 Console.WriteLine($"     {onDevice.Tokenizer.Decode(actual).ReplaceLineEndings(" ")}");
 
-                if (r.GetValue(bench))
+                if (r.GetValue(bench) && quant is null)
                 {
                     foreach (var lm in new[] { reference, onDevice })
                     {

@@ -93,10 +93,8 @@ internal static class ShapeBench
         Console.Error.WriteLine($"| total | {rows.Sum(r => r.Calls) / steps} | {total / steps:F1} | | |");
     }
 
-    /// <summary>How a format's random linear layers are made on the device; null: dense BF16.</summary>
-    private static Func<int, int, uint, IWeight>? Linear(CudaBackend cuda, string format) => format switch
-    {
-        "bf16" => null,
-        _ => throw new ArgumentException($"--shape: format \"{format}\" has no random device weights yet (bf16 only)."),
-    };
+    /// <summary>How a format's random linear layers are made on the device (<see cref="CudaBackend.RandomWeight"/>);
+    /// null: dense BF16 tensors, which take the fused q/k/v and gate·up kernels.</summary>
+    private static Func<int, int, uint, IWeight>? Linear(CudaBackend cuda, string format) =>
+        format == "bf16" ? null : (n, k, seed) => cuda.RandomWeight(format, n, k, (int)seed);
 }

@@ -18,6 +18,12 @@ public static unsafe partial class CudaDriver
     /// <summary>CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.</summary>
     public const int FunctionAttributeMaxDynamicSharedBytes = 8;
 
+    /// <summary>CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: local memory a thread (register spills show here).</summary>
+    public const int FunctionAttributeLocalBytes = 3;
+
+    /// <summary>CU_FUNC_ATTRIBUTE_NUM_REGS: registers a thread.</summary>
+    public const int FunctionAttributeRegisters = 4;
+
     /// <summary>The driver is libcuda.so.1 on Linux (the unversioned name ships only with the toolkit) and
     /// nvcuda.dll on Windows.</summary>
     static CudaDriver() =>
@@ -89,6 +95,9 @@ public static unsafe partial class CudaDriver
 
     [LibraryImport(Library)]
     public static partial int cuFuncSetAttribute(nint function, int attribute, int value);
+
+    [LibraryImport(Library)]
+    public static partial int cuFuncGetAttribute(out int value, int attribute, nint function);
 
     /// <summary><paramref name="parameters"/>: one pointer per kernel parameter, to its value.</summary>
     [LibraryImport(Library)]

@@ -14,6 +14,13 @@ public static class BlockReduce
         return v;
     }
 
+    public static double WarpSum(double v)
+    {
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
+            v += Warp.ShuffleDown(v, offset);
+        return v;
+    }
+
     public static float WarpMax(float v)
     {
         for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)

@@ -24,16 +24,16 @@ public sealed class DenseLinear
     public int SplitRowsBelow { get; set; } = 8192;
     private const int Tile = 16;
     private readonly int _rowsPerGroup;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvRows, SpecializedValue<int>> _gemv;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvRows, SpecializedValue<int>> _gated;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvLaunch, SpecializedValue<int>> _gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvLaunch, SpecializedValue<int>> _gated;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>> _gemvScalar;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>> _gemm;
 
     public DenseLinear(Accelerator accelerator)
     {
         _rowsPerGroup = GemvGroupSize / accelerator.WarpSize;
-        _gemv = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvRows, SpecializedValue<int>>(Gemv);
-        _gated = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvRows, SpecializedValue<int>>(GatedGemv);
+        _gemv = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvLaunch, SpecializedValue<int>>(Gemv);
+        _gated = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvLaunch, SpecializedValue<int>>(GatedGemv);
         _gemvScalar = accelerator.LoadKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>>(GemvScalar);
         _gemm = accelerator.LoadKernel<ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>>(Gemm);
     }
@@ -84,20 +84,20 @@ public sealed class DenseLinear
 
     /// <summary>Fewer rows than ~8k (q, k, v, o at dim 4096) leave too few warps to cover HBM latency with one warp
     /// a row: the group's warps then share one row's K and add their sums through shared memory.</summary>
-    private GemvRows Rows(int n0, int n1, int n2, int k)
+    private GemvLaunch Rows(int n0, int n1, int n2, int k)
     {
         int n = n0 + n1 + n2;
-        return new GemvRows { N0 = n0, N1 = n1, N2 = n2, K = k, WarpsPerRow = n < SplitRowsBelow ? _rowsPerGroup : 1 };
+        return new GemvLaunch { N0 = n0, N1 = n1, N2 = n2, K = k, WarpsPerRow = n < SplitRowsBelow ? _rowsPerGroup : 1 };
     }
 
-    private KernelConfig Config(GemvRows rows)
+    private KernelConfig Config(GemvLaunch rows)
     {
         int perGroup = _rowsPerGroup / rows.WarpsPerRow, n = rows.N0 + rows.N1 + rows.N2;
         return new KernelConfig((n + perGroup - 1) / perGroup, GemvGroupSize);
     }
 
     private static void Gemv(ArrayView<Float4> x, ArrayView<Uint4> w0, ArrayView<Uint4> w1, ArrayView<Uint4> w2,
-        ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2, GemvRows rows, SpecializedValue<int> dtype)
+        ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2, GemvLaunch rows, SpecializedValue<int> dtype)
     {
         var partial = SharedMemory.Allocate<float>(32);
         var (row, part) = rows.Locate();
@@ -124,7 +124,7 @@ public sealed class DenseLinear
             y[r] = acc;
     }
 
-    private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvRows rows, SpecializedValue<int> dtype)
+    private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype)
     {
         var partial = SharedMemory.Allocate<float>(32);
         var (row, part) = rows.Locate();
@@ -139,7 +139,7 @@ public sealed class DenseLinear
 
     /// <summary>This warp's share of row r's dot product: vectors part·32 + lane, then every 32·warpsPerRow,
     /// four independent 16-byte loads in flight a lane.</summary>
-    private static float RowDot(ArrayView<Uint4> w, int r, int part, GemvRows rows, ArrayView<Float4> x, int code)
+    private static float RowDot(ArrayView<Uint4> w, int r, int part, GemvLaunch rows, ArrayView<Float4> x, int code)
     {
         int vectors = rows.K / DenseElements.PerVector(code);
         long start = (long)r * vectors;
@@ -212,7 +212,7 @@ public sealed class DenseLinear
 
 /// <summary>The rows of a GEMV launch: up to three weights' rows one after another (N0, N1, N2), K, and how
 /// many warps of a 128-thread group share a row.</summary>
-public struct GemvRows
+public struct GemvLaunch
 {
     public int N0, N1, N2, K, WarpsPerRow;
 

@@ -4,6 +4,7 @@ using Lowbit.Backends;
 using Lowbit.Backends.Cpu;
 using Lowbit.Cuda;
 using Lowbit.Models;
+using Lowbit.Tensors;
 
 namespace Lowbit.Tests.Backends.Cuda;
 
@@ -30,6 +31,32 @@ public abstract class CudaBackendTests
         using var cpu = new CpuBackend(2);
         var results = BackendCheck.Kernels(device, cpu, large: false);
         Assert.All(results, r => Assert.True(r.Passed, r.ToString()));
+    }
+
+    [Fact]
+    public void Random_device_weights_of_every_bench_format_give_finite_outputs()
+    {
+        using var device = Open();
+        if (device is null)
+            return;
+        const int n = 37, k = 256;
+        foreach (int m in new[] { 1, 3 })
+        {
+            using var x = device.Allocate(DType.F32, m, k);
+            device.CopyFromHost(Enumerable.Range(0, m * k).Select(i => MathF.Sin(i)).ToArray(), x.View());
+            foreach (string format in CudaBackend.BenchFormats)
+            {
+                using var w = device.RandomWeight(format, n, k, seed: 5);
+                using var y = device.Allocate(DType.F32, m, n);
+                device.Linear(x.View(), w, y.View());
+                var result = new float[m * n];
+                device.CopyToHost(y.View(), result);
+                Assert.All(result, v => Assert.True(float.IsFinite(v), $"{format} m={m}: {v}"));
+                Assert.Contains(result, v => v != 0);
+            }
+        }
+        Assert.Throws<ArgumentException>(() => device.RandomWeight("int4wo-64", n, 96, seed: 1));
+        Assert.Throws<ArgumentException>(() => device.RandomWeight("int3", n, k, seed: 1));
     }
 
     [Fact]

@@ -1,0 +1,293 @@
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+using Lowbit.Cuda.Kernels;
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+
+namespace Lowbit.Cuda;
+
+/// <summary>
+/// The quantized linear layers: each host weight is converted once (at <see cref="PrepareWeights"/> or first use)
+/// into its <see cref="CudaWeight"/> layout and kept, keyed by the host weight; <see cref="Linear"/> then runs the
+/// format's GEMV (m = 1) or tiled GEMM (m &gt; 1). Kernels are loaded on first use, so a model compiles only its
+/// formats' kernels. <see cref="RandomWeight"/> builds a device weight with no host copy, for benchmarks.
+/// </summary>
+public sealed unsafe partial class CudaBackend
+{
+    /// <summary>Host bytes converted and copied at a time when uploading a weight.</summary>
+    private const int StagingBytes = 64 << 20;
+
+    private readonly Dictionary<IWeight, CudaWeight> _packed = new(ReferenceEqualityComparer.Instance);
+    private RowScaledGemv<Int8PerRowValues>? _int8Gemv;
+    private RowScaledGemv<Float8PerRowValues>? _float8Gemv;
+    private RowScaledGemv<Int8DynamicCodes>? _int8DynamicGemv;
+    private Int4GroupedGemv? _int4Gemv;
+    private QuantizedGemm<RowScaledTile<Int8PerRowValues>>? _int8Gemm;
+    private QuantizedGemm<RowScaledTile<Float8PerRowValues>>? _float8Gemm;
+    private QuantizedGemm<Int4GroupedTile>? _int4Gemm;
+    private ActivationQuantizer? _activationQuantizer;
+    private RandomBits? _randomBits;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _codes, _tokenScales;
+
+    private delegate void RowWriter(int row, Span<byte> destination);
+
+    /// <summary>True when <see cref="Linear"/> runs this weight: dense, int8wo, int8dq, fp8wo, int4wo-G, or a
+    /// <see cref="CudaWeight"/>.</summary>
+    public static bool HasLinearKernel(IWeight weight) =>
+        weight is DenseWeight or CudaWeight or Int8PerRowWeight or Int8DynamicWeight or Float8PerRowWeight or Int4GroupedWeight;
+
+    /// <summary>
+    /// A device weight [n, k] of <paramref name="format"/> ("bf16", "f16", "f32", "int8wo", "int8dq", "fp8wo",
+    /// "int4wo-32/64/128/256") whose packed data is random bits in each field's valid range, made on the GPU
+    /// (no host copy): codes of every value (E4M3 exponents kept below the NaN codes), dense values and scales
+    /// of magnitude 2^−7 and 2^−10 with random mantissas, zero points ±2^−10. Deterministic for a seed. The
+    /// caller owns (disposes) it; <see cref="Linear"/> runs it like an uploaded weight.
+    /// </summary>
+    public CudaWeight RandomWeight(string format, int n, int k, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(format);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(n);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        var (kind, dtype, group) = ParseFormat(format, k);
+        var weight = new CudaWeight(_accelerator, kind, dtype, n, k, group, format);
+        // (keep, set) masks of a data word and of a scale word: see Kernels/RandomBits.
+        var (data, scale) = kind switch
+        {
+            CudaFormat.Dense => (dtype switch
+            {
+                DType.BF16 => (0x807F807Fu, 0x3C003C00u),
+                DType.F16 => (0x83FF83FFu, 0x20002000u),
+                _ => (0x807FFFFFu, 0x3C000000u),
+            }, (0u, 0u)),
+            CudaFormat.Float8PerRow => ((0xBFBFBFBFu, 0u), (0x007FFFFFu, 0x3A800000u)),
+            CudaFormat.Int4Grouped => ((~0u, 0u), (0x807F007Fu, 0x3A803A80u)),
+            _ => ((~0u, 0u), (0x007FFFFFu, 0x3A800000u)),
+        };
+        var bits = _randomBits ??= new RandomBits(_accelerator);
+        bits.Launch(_stream, ((ArrayView<Uint4>)weight.Data.View).Cast<uint>(), (uint)seed, data.Item1, data.Item2);
+        bits.Launch(_stream, weight.Scales.View, (uint)seed ^ 0x9E3779B9u, scale.Item1, scale.Item2);
+        return weight;
+    }
+
+    /// <summary>Readies a linear weight at load: dense tensors are uploaded as they are, quantized ones packed.</summary>
+    private void UploadLinear(IWeight weight)
+    {
+        if (weight is DenseWeight dense)
+            Words(dense.Tensor);
+        else if (weight is not CudaWeight)
+            Packed(weight);
+    }
+
+    /// <summary>Every weight but a host <see cref="DenseWeight"/>: quantized formats and <see cref="CudaWeight"/>s.</summary>
+    private void PackedLinear(TensorView x, IWeight weight, TensorView destination)
+    {
+        var w = weight as CudaWeight ?? Packed(weight);
+        int m = x.Rows, n = w.OutFeatures, k = w.InFeatures;
+        if (x.Columns != k || destination.Rows != m || destination.Columns != n)
+            throw new ArgumentException($"{w.FormatName} linear [{n}, {k}]: x is {x}, destination {destination}.", nameof(x));
+        var xs = F32(x);
+        var y = F32(destination);
+        long xOffset = x.Data - AllocationOf(x.Data).NativePtr;
+        // The GEMVs read x in 16-byte vectors; an unaligned single row takes the GEMM.
+        bool gemv = m == 1 && xOffset % 16 == 0;
+        ArrayView<Uint4> data = w.Data.View;
+        ArrayView<uint> scales = w.Scales.View;
+        var rowScaled = new RowScaledTile<Int8PerRowValues> { Data = data, Scales = scales.Cast<float>() };
+        switch (w.Format)
+        {
+            case CudaFormat.Dense:
+                int code = DenseElements.Code(w.DenseType);
+                _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset));
+                break;
+            case CudaFormat.Int8PerRow when gemv:
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, data, scales.Cast<float>(), xs, xs, y, n, k);
+                break;
+            case CudaFormat.Int8PerRow:
+                (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
+                break;
+            case CudaFormat.Float8PerRow when gemv:
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, data, scales.Cast<float>(), xs, xs, y, n, k);
+                break;
+            case CudaFormat.Float8PerRow:
+                (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
+                break;
+            case CudaFormat.Int4Grouped when gemv:
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, data, scales, xs, y, n, k, w.GroupSize);
+                break;
+            case CudaFormat.Int4Grouped:
+                (_int4Gemm ??= new(_accelerator)).Launch(_stream, new Int4GroupedTile { Data = data, ScaleZero = scales, GroupSize = w.GroupSize }, xs, y, m, n, k);
+                break;
+            case CudaFormat.Int8Dynamic:
+                // Codes for the integer GEMV; for prefill c·s, as the CPU, through int8wo's GEMM.
+                var (codes, tokenScales) = ActivationScratch(m, k);
+                (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
+                if (m == 1)
+                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, data, scales.Cast<float>(), codes, tokenScales, y, n, k);
+                else
+                    (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, codes, y, m, n, k);
+                break;
+        }
+    }
+
+    /// <summary>The GEMV kernel <see cref="Linear"/> runs for a format once it has run (null before, and for dense).</summary>
+    private Kernel? GemvKernel(CudaFormat format) => format switch
+    {
+        CudaFormat.Int8PerRow => _int8Gemv?.Compiled,
+        CudaFormat.Int8Dynamic => _int8DynamicGemv?.Compiled,
+        CudaFormat.Float8PerRow => _float8Gemv?.Compiled,
+        CudaFormat.Int4Grouped => _int4Gemv?.Compiled,
+        _ => null,
+    };
+
+    private CudaWeight Packed(IWeight weight)
+    {
+        if (!_packed.TryGetValue(weight, out var packed))
+        {
+            packed = Pack(weight);
+            _packed.Add(weight, packed);
+        }
+        return packed;
+    }
+
+    private CudaWeight Pack(IWeight weight) => weight switch
+    {
+        Int8PerRowWeight w => PackInt8(w, CudaFormat.Int8PerRow, w.FormatName),
+        Int8DynamicWeight d => PackInt8(d.Weight, CudaFormat.Int8Dynamic, d.FormatName),
+        Float8PerRowWeight f => PackFloat8(f),
+        Int4GroupedWeight g => PackInt4(g),
+        _ => throw new NotSupportedException($"The CUDA backend has no linear kernel for {weight.FormatName} ({weight.GetType().Name}); it runs dense, int8wo, int8dq, fp8wo and int4wo-G."),
+    };
+
+    /// <summary>int8wo/int8dq: q + 128 (offset binary), rows padded with 128 (q = 0) to 16 bytes.</summary>
+    private CudaWeight PackInt8(Int8PerRowWeight host, CudaFormat format, string name)
+    {
+        int n = host.OutFeatures, k = host.InFeatures;
+        var weight = new CudaWeight(_accelerator, format, DType.F32, n, k, k, name);
+        WriteRows(Bytes(weight.Data), n, weight.RowBytes, (row, destination) =>
+        {
+            ReadOnlySpan<byte> q = host.Data.Row<byte>(row);
+            for (int i = 0; i < q.Length; i++)
+                destination[i] = (byte)(q[i] ^ 0x80);
+            destination[k..].Fill(0x80);
+        });
+        WriteRowScales(weight, host.Scale);
+        return weight;
+    }
+
+    /// <summary>fp8wo: the E4M3 codes as they are, rows padded with 0 (+0.0) to 16 bytes.</summary>
+    private CudaWeight PackFloat8(Float8PerRowWeight host)
+    {
+        int n = host.OutFeatures, k = host.InFeatures;
+        var weight = new CudaWeight(_accelerator, CudaFormat.Float8PerRow, DType.F32, n, k, k, host.FormatName);
+        WriteRows(Bytes(weight.Data), n, weight.RowBytes, (row, destination) =>
+        {
+            host.Codes.Row<byte>(row).CopyTo(destination);
+            destination[k..].Clear();
+        });
+        WriteRowScales(weight, row => host.Scales.Row<float>(row)[0]);
+        return weight;
+    }
+
+    /// <summary>int4wo-G: the host's chunks (byte j holds elements j and 16 + j) reordered into a nibble stream
+    /// (byte i holds elements 2i and 2i + 1); scale and zero paired in one word.</summary>
+    private CudaWeight PackInt4(Int4GroupedWeight host)
+    {
+        int n = host.OutFeatures, k = host.InFeatures, groups = host.Groups;
+        var weight = new CudaWeight(_accelerator, CudaFormat.Int4Grouped, DType.F32, n, k, host.GroupSize, host.FormatName);
+        WriteRows(Bytes(weight.Data), n, weight.RowBytes, (row, destination) =>
+        {
+            ReadOnlySpan<byte> source = host.Packed.Row<byte>(row);
+            for (int c = 0; c < source.Length; c += 16)
+            {
+                for (int i = 0; i < 8; i++)
+                {
+                    byte a = source[c + 2 * i], b = source[c + 2 * i + 1];
+                    destination[c + i] = (byte)((a & 0xF) | (b & 0xF) << 4);
+                    destination[c + 8 + i] = (byte)(a >> 4 | (b >> 4) << 4);
+                }
+            }
+        });
+        WriteRows(((ArrayView<uint>)weight.Scales.View).Cast<byte>(), n, 4 * groups, (row, destination) =>
+        {
+            ReadOnlySpan<ushort> s = host.Scales.Row<ushort>(row), z = host.Zeros.Row<ushort>(row);
+            var words = MemoryMarshal.Cast<byte, uint>(destination);
+            for (int g = 0; g < groups; g++)
+                words[g] = s[g] | (uint)z[g] << 16;
+        });
+        return weight;
+    }
+
+    private static ArrayView<byte> Bytes(MemoryBuffer1D<Uint4, Stride1D.Dense> buffer) => ((ArrayView<Uint4>)buffer.View).Cast<byte>();
+
+    /// <summary>Fills rows [0, n) of <paramref name="destination"/> (rowBytes each) by converting them on the host
+    /// in parallel, <see cref="StagingBytes"/> at a time, and copying each batch up.</summary>
+    private void WriteRows(ArrayView<byte> destination, int n, int rowBytes, RowWriter write)
+    {
+        int batch = (int)Math.Clamp(StagingBytes / Math.Max(rowBytes, 1), 1, n);
+        var staging = GC.AllocateUninitializedArray<byte>(batch * rowBytes, pinned: true);
+        for (int first = 0; first < n; first += batch)
+        {
+            int rows = Math.Min(batch, n - first);
+            Parallel.For(0, rows, r => write(first + r, staging.AsSpan(r * rowBytes, rowBytes)));
+            destination.SubView((long)first * rowBytes, (long)rows * rowBytes).CopyFromCPU(ref staging[0], (long)rows * rowBytes);
+            // The next batch reuses the staging array.
+            _accelerator.Synchronize();
+        }
+    }
+
+    private void WriteRowScales(CudaWeight weight, Func<int, float> scale)
+    {
+        var scales = new float[weight.OutFeatures];
+        for (int i = 0; i < scales.Length; i++)
+            scales[i] = scale(i);
+        ((ArrayView<uint>)weight.Scales.View).Cast<float>().CopyFromCPU(ref scales[0], scales.Length);
+    }
+
+    /// <summary>int8dq's activation codes [m, k] and token scales [m], grown on demand.</summary>
+    private (ArrayView<float> Codes, ArrayView<float> Scales) ActivationScratch(int m, int k)
+    {
+        long length = (long)m * k;
+        if (_codes is null || _codes.Length < length)
+        {
+            _codes?.Dispose();
+            _codes = _accelerator.Allocate1D<float>(length);
+        }
+        if (_tokenScales is null || _tokenScales.Length < m)
+        {
+            _tokenScales?.Dispose();
+            _tokenScales = _accelerator.Allocate1D<float>(Math.Max(m, 64));
+        }
+        return (_codes.View.SubView(0, length), _tokenScales.View.SubView(0, m));
+    }
+
+    /// <summary>The format a <see cref="RandomWeight"/> name asks for, checked against K.</summary>
+    private static (CudaFormat Format, DType Dense, int Group) ParseFormat(string format, int k)
+    {
+        switch (format)
+        {
+            case "bf16": return (CudaFormat.Dense, DType.BF16, k);
+            case "f16": return (CudaFormat.Dense, DType.F16, k);
+            case "f32": return (CudaFormat.Dense, DType.F32, k);
+            case Int8PerRowWeight.Name: return (CudaFormat.Int8PerRow, DType.F32, k);
+            case Int8DynamicWeight.Name: return (CudaFormat.Int8Dynamic, DType.F32, k);
+            case Float8PerRowWeight.Name: return (CudaFormat.Float8PerRow, DType.F32, k);
+        }
+        if (format.StartsWith("int4wo-", StringComparison.Ordinal) && int.TryParse(format.AsSpan(7), out int group) && group is 32 or 64 or 128 or 256)
+        {
+            return Int4GroupedWeight.Incompatibility(k, group) is { } reason
+                ? throw new ArgumentException($"{format}: {reason}.", nameof(format))
+                : (CudaFormat.Int4Grouped, DType.F32, group);
+        }
+        throw new ArgumentException($"RandomWeight: unknown format \"{format}\" (bf16, f16, f32, int8wo, int8dq, fp8wo, int4wo-32/64/128/256).", nameof(format));
+    }
+
+    private void DisposePacked()
+    {
+        foreach (var weight in _packed.Values)
+            weight.Dispose();
+        _packed.Clear();
+        _codes?.Dispose();
+        _tokenScales?.Dispose();
+    }
+}
