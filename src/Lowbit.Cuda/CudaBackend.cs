@@ -172,6 +172,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (weight is not DenseWeight dense)
             throw new NotSupportedException($"The CUDA backend has no linear kernel for {weight.FormatName} yet.");
+        if (TensorCoreLinear(x, dense, destination))
+            return;
         var w = dense.Tensor;
         int dtype = DenseElements.Code(w.DType);
         var xs = F32(x);
@@ -225,6 +227,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Dispose()
     {
         _accelerator.Synchronize();
+        DisposeTensorCores();
         foreach (var buffer in _uploads.Values)
             buffer.Dispose();
         _uploads.Clear();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Lowbit.Backends.Cpu;
 using Lowbit.Cuda;
+using Lowbit.Cuda.Ptx;
 using Lowbit.Generation;
 using Lowbit.Models;
 using Lowbit.Tensors;
@@ -26,18 +27,29 @@ internal static class SelfTestCommand
             using (var cpu = new CpuBackend(Environment.ProcessorCount))
             {
                 Console.WriteLine($"{gpu.Name} against {cpu.Name}");
-                foreach (var result in BackendCheck.Kernels(gpu, cpu, large: true))
+                var cuda = gpu as CudaBackend;
+                var checks = BackendCheck.Kernels(gpu, cpu, large: true);
+                if (cuda is { HasTensorCores: true })
+                    checks.AddRange(BackendCheck.TensorCores(cuda, cpu));
+                foreach (var result in checks)
                 {
                     Console.WriteLine(result);
                     failures += result.Passed ? 0 : 1;
                 }
-                if (r.GetValue(bench) && gpu is CudaBackend cuda)
+                if (cuda?.TensorCoreError is string error)
+                {
+                    Console.WriteLine($"FAIL prefill linear fell back to the ILGPU GEMM: {error}");
+                    failures++;
+                }
+                if (r.GetValue(bench) && cuda is not null)
                 {
                     foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336) })
                     {
                         var (us, bytes) = cuda.TimeGemv(n, k, DType.BF16);
                         Console.WriteLine($"bench gemv bf16 {n}x{k}: {us:F1} us, {bytes / us / 1e3:F0} GB/s ({bytes / us / 1e3 / 2970:P0} of 2.97 TB/s)");
                     }
+                    if (cuda.HasTensorCores)
+                        BenchGemm(cuda);
                 }
             }
 
@@ -71,5 +83,38 @@ internal static class SelfTestCommand
             return failures == 0 ? 0 : 1;
         }));
         return command;
+    }
+
+    /// <summary>TFLOP/s of the prefill GEMM (bf16 w) on tensor cores with every candidate tiling, at Llama-3-8B
+    /// shapes, and of the ILGPU GEMM at one shape (cuBLAS on an H100: 791 TFLOP/s, ILGPU-NOTES.md).</summary>
+    private static void BenchGemm(CudaBackend cuda)
+    {
+        foreach (var tile in GemmTile.Candidates)
+        {
+            try
+            {
+                Console.WriteLine($"bench tensor cores {tile.Name}: {cuda.TensorCoreGemmFor(tile).Describe()}");
+            }
+            catch (InvalidOperationException e)
+            {
+                Console.WriteLine($"bench tensor cores {tile.Name}: did not load: {e.Message}");
+            }
+        }
+        foreach (var (n, k) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
+        {
+            foreach (int m in new[] { 512, 2048 })
+            {
+                var tiles = new List<GemmTile?>(GemmTile.Candidates);
+                if (m == 512 && n == 4096 && k == 4096)
+                    tiles.Add(null);
+                foreach (var (tile, us, error) in cuda.TimeGemm(m, n, k, tiles))
+                {
+                    string name = tile is null ? "ilgpu 16x16 tiles (no tensor cores)" : $"tensor cores {tile.Name}";
+                    Console.WriteLine(error is not null
+                        ? $"bench gemm m={m} n={n} k={k} {name}: did not load"
+                        : $"bench gemm m={m} n={n} k={k} {name,-40} {us,9:F1} us {2.0 * m * n * k / us / 1e6,6:F1} TFLOP/s");
+                }
+            }
+        }
     }
 }

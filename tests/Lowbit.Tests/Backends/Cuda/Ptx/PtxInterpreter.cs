@@ -436,36 +436,36 @@ internal sealed class PtxInterpreter
                 case Op.AndPred: Write(t, o[0], Value(t, o[1], ins) & Value(t, o[2], ins)); break;
                 case Op.Selp: Write(t, o[0], Value(t, o[3], ins) != 0 ? Value(t, o[1], ins) : Value(t, o[2], ins)); break;
                 case Op.LdGlobal:
-                {
-                    int count = o[0].Vector!.Length;
-                    var (bytes, at) = _owner.Global(Address(t, o[1], ins), 4 * count, 4 * count);
-                    for (int i = 0; i < count; i++)
-                        Write(t, o[0].Vector![i], BitConverter.ToUInt32(bytes, at + 4 * i));
-                    break;
-                }
+                    {
+                        int count = o[0].Vector!.Length;
+                        var (bytes, at) = _owner.Global(Address(t, o[1], ins), 4 * count, 4 * count);
+                        for (int i = 0; i < count; i++)
+                            Write(t, o[0].Vector![i], BitConverter.ToUInt32(bytes, at + 4 * i));
+                        break;
+                    }
                 case Op.StGlobal:
-                {
-                    int[] registers = o[1].Vector ?? [o[1].Register];
-                    var (bytes, at) = _owner.Global(Address(t, o[0], ins), 4 * registers.Length, 4 * registers.Length);
-                    for (int i = 0; i < registers.Length; i++)
-                        BitConverter.TryWriteBytes(bytes.AsSpan(at + 4 * i), (uint)Read(t, registers[i], ins));
-                    break;
-                }
+                    {
+                        int[] registers = o[1].Vector ?? [o[1].Register];
+                        var (bytes, at) = _owner.Global(Address(t, o[0], ins), 4 * registers.Length, 4 * registers.Length);
+                        for (int i = 0; i < registers.Length; i++)
+                            BitConverter.TryWriteBytes(bytes.AsSpan(at + 4 * i), (uint)Read(t, registers[i], ins));
+                        break;
+                    }
                 case Op.CpAsync:
-                {
-                    ulong to = Address(t, o[0], ins), from = Address(t, o[1], ins);
-                    int size = (int)Value(t, o[3], ins);
-                    if (o[2].Immediate != 16 || size is not (0 or 16))
-                        throw new InvalidOperationException($"\"{ins.Text}\": expected 16-byte copies of 16 or 0 source bytes.");
-                    SharedSpan(to, 16);
-                    if (from % 16 != 0)
-                        throw new InvalidOperationException($"\"{ins.Text}\": source 0x{from:x} is not 16-byte aligned.");
-                    if (_owner.LateCopies)
-                        _uncommitted[t].Add((to, from, size));
-                    else
-                        Copy(to, from, size);
-                    break;
-                }
+                    {
+                        ulong to = Address(t, o[0], ins), from = Address(t, o[1], ins);
+                        int size = (int)Value(t, o[3], ins);
+                        if (o[2].Immediate != 16 || size is not (0 or 16))
+                            throw new InvalidOperationException($"\"{ins.Text}\": expected 16-byte copies of 16 or 0 source bytes.");
+                        SharedSpan(to, 16);
+                        if (from % 16 != 0)
+                            throw new InvalidOperationException($"\"{ins.Text}\": source 0x{from:x} is not 16-byte aligned.");
+                        if (_owner.LateCopies)
+                            _uncommitted[t].Add((to, from, size));
+                        else
+                            Copy(to, from, size);
+                        break;
+                    }
                 case Op.Commit:
                     _groups[t].Enqueue(_uncommitted[t]);
                     _uncommitted[t] = [];
