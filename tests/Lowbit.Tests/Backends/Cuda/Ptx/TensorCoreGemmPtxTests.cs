@@ -22,6 +22,7 @@ public sealed partial class TensorCoreGemmPtxTests
         string gemm = ptx[ptx.IndexOf(TensorCoreGemmPtx.GemmEntry(tile), StringComparison.Ordinal)..];
         int steps = tile.BlockK / 16;
         Assert.StartsWith("// Lowbit", ptx);
+        Assert.All(ptx, c => Assert.True(c < 128, "the module goes to the driver as ASCII"));
         Assert.Contains(".version 7.8\n.target sm_80\n.address_size 64", ptx);
         Assert.Equal(tile.FragmentsM * tile.FragmentsN * steps, Count(gemm, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "));
         Assert.Equal((tile.FragmentsM + tile.FragmentsN / 2) * steps, Count(gemm, "ldmatrix.sync.aligned.m8n8.x4.shared.b16 "));
