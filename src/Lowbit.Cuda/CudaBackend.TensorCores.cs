@@ -21,7 +21,7 @@ public sealed partial class CudaBackend
     private MemoryBuffer1D<byte, Stride1D.Dense>? _activationsBf16; // [m, k] bf16 scratch, grown on demand
 
     /// <summary>The tiling Linear uses (the bench times every one of <see cref="GemmTile.Candidates"/>).</summary>
-    public GemmTile TensorCoreTile { get; set; } = GemmTile.Fast;
+    public GemmTile TensorCoreTile { get; set; } = GemmTile.Default;
 
     /// <summary>True on a CUDA GPU, where PTX kernels run.</summary>
     public bool HasTensorCores => _accelerator is CudaAccelerator;

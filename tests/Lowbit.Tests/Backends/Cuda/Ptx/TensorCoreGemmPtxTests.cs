@@ -142,6 +142,8 @@ public sealed partial class TensorCoreGemmPtxTests
         { 2, 70, 33, 136, true },
         { 3, 129, 257, 48, true },
         { 4, 257, 129, 48, true },
+        { 5, 131, 130, 104, true },
+        { 6, 127, 140, 200, false },
     };
 
     [Theory]
