@@ -11,8 +11,9 @@ namespace Lowbit.Cuda;
 public sealed partial class CudaBackend
 {
     /// <summary>Microseconds one GEMM takes with each tiling (null: the ILGPU GEMM), the mean over launches queued
-    /// back to back for about 50 ms; a tiling whose PTX does not load reports the driver's error instead.</summary>
-    public List<(GemmTile? Tile, double Microseconds, string? Error)> TimeGemm(int m, int n, int k, IReadOnlyList<GemmTile?> tiles)
+    /// back to back for about 50 ms, with the bf16 conversion of x and without it (the GEMM kernel alone; the same
+    /// for the ILGPU GEMM); a tiling whose PTX does not load reports the driver's error instead.</summary>
+    public List<(GemmTile? Tile, double Microseconds, double GemmMicroseconds, string? Error)> TimeGemm(int m, int n, int k, IReadOnlyList<GemmTile?> tiles)
     {
         ArgumentNullException.ThrowIfNull(tiles);
         var rng = new Random(11);
@@ -30,38 +31,45 @@ public sealed partial class CudaBackend
         using var w = _accelerator.Allocate1D(ws);
         using var y = _accelerator.Allocate1D<float>((long)m * n);
         using var scratch = _accelerator.Allocate1D<byte>((long)m * k * 2);
-        var results = new List<(GemmTile?, double, string?)>();
+        var results = new List<(GemmTile?, double, double, string?)>();
         foreach (var tile in tiles)
         {
-            Action launch;
             if (tile is null)
-                launch = () => _linear.Launch(x.View, ((ArrayView<byte>)w.View).Cast<uint>(), y.View, m, n, k, DenseElements.BF16, vectorLoads: false);
-            else
             {
-                TensorCoreGemm gemm;
-                try
-                {
-                    gemm = TensorCoreGemmFor(tile);
-                }
-                catch (InvalidOperationException e)
-                {
-                    results.Add((tile, double.NaN, e.Message));
-                    continue;
-                }
-                launch = () => gemm.Launch(_accelerator.DefaultStream, x.NativePtr, scratch.NativePtr, w.NativePtr, y.NativePtr, m, n, k);
+                double us = Time(() => _linear.Launch(x.View, ((ArrayView<byte>)w.View).Cast<uint>(), y.View, m, n, k, DenseElements.BF16, vectorLoads: false));
+                results.Add((tile, us, us, null));
+                continue;
             }
-            launch();
-            _accelerator.Synchronize();
-            var clock = Stopwatch.StartNew();
-            launch();
-            _accelerator.Synchronize();
-            int iterations = (int)Math.Clamp(50e3 / clock.Elapsed.TotalMicroseconds, 3, 500);
-            clock.Restart();
-            for (int i = 0; i < iterations; i++)
-                launch();
-            _accelerator.Synchronize();
-            results.Add((tile, clock.Elapsed.TotalMicroseconds / iterations, null));
+            TensorCoreGemm gemm;
+            try
+            {
+                gemm = TensorCoreGemmFor(tile);
+            }
+            catch (InvalidOperationException e)
+            {
+                results.Add((tile, double.NaN, double.NaN, e.Message));
+                continue;
+            }
+            var stream = _accelerator.DefaultStream;
+            results.Add((tile, Time(() => gemm.Launch(stream, x.NativePtr, scratch.NativePtr, w.NativePtr, y.NativePtr, m, n, k)),
+                Time(() => gemm.Multiply(stream, scratch.NativePtr, w.NativePtr, y.NativePtr, m, n, k)), null));
         }
         return results;
+    }
+
+    /// <summary>Mean microseconds of <paramref name="launch"/> over about 50 ms of launches queued back to back.</summary>
+    private double Time(Action launch)
+    {
+        launch();
+        _accelerator.Synchronize();
+        var clock = Stopwatch.StartNew();
+        launch();
+        _accelerator.Synchronize();
+        int iterations = (int)Math.Clamp(50e3 / clock.Elapsed.TotalMicroseconds, 3, 500);
+        clock.Restart();
+        for (int i = 0; i < iterations; i++)
+            launch();
+        _accelerator.Synchronize();
+        return clock.Elapsed.TotalMicroseconds / iterations;
     }
 }

@@ -36,25 +36,42 @@ public sealed unsafe class TensorCoreGemm : IDisposable
     public static bool Supports(int m, int n, int k) =>
         m > 0 && n > 0 && k > 0 && k % 8 == 0 && (long)m * k <= int.MaxValue && (long)n * k <= int.MaxValue && (long)m * n <= int.MaxValue;
 
+    /// <summary>Rounds x to bf16, then <see cref="Multiply"/>.</summary>
     /// <param name="x">f32 [m, k], 16-byte aligned.</param>
     /// <param name="xBf16">Scratch of m·k bf16, 16-byte aligned.</param>
-    /// <param name="w">bf16 [n, k], 16-byte aligned.</param>
-    /// <param name="y">f32 [m, n].</param>
     public void Launch(AcceleratorStream stream, nint x, nint xBf16, nint w, nint y, int m, int n, int k)
     {
-        if (!Supports(m, n, k))
-            throw new ArgumentException($"tensor-core GEMM: m={m} n={n} k={k} needs k a multiple of 8 and operands under 2^31 elements.");
-        if ((x | xBf16 | w) % 16 != 0)
-            throw new ArgumentException("tensor-core GEMM: x, its bf16 scratch and w must be 16-byte aligned.");
-        var (gridX, gridY) = Tile.Grid(m, n);
-        if (gridY > 65535)
-            throw new ArgumentException($"tensor-core GEMM {Tile.Name}: n={n} needs {gridY} column blocks, past the grid's 65535.");
-        ulong source = (ulong)x, converted = (ulong)xBf16, weight = (ulong)w, output = (ulong)y;
+        Check(xBf16, w, m, n, k);
+        if (x % 16 != 0)
+            throw new ArgumentException("tensor-core GEMM: x must be 16-byte aligned.", nameof(x));
+        ulong source = (ulong)x, converted = (ulong)xBf16;
         int groups = m * k / 8;
         void** convert = stackalloc void*[] { &source, &converted, &groups };
         _convert.Launch(stream, (groups + TensorCoreGemmPtx.ConvertThreads - 1) / TensorCoreGemmPtx.ConvertThreads, 1, TensorCoreGemmPtx.ConvertThreads, convert);
+        Multiply(stream, xBf16, w, y, m, n, k);
+    }
+
+    /// <summary>y = xBf16 · wᵀ, the GEMM kernel alone.</summary>
+    /// <param name="xBf16">bf16 [m, k], 16-byte aligned.</param>
+    /// <param name="w">bf16 [n, k], 16-byte aligned.</param>
+    /// <param name="y">f32 [m, n].</param>
+    public void Multiply(AcceleratorStream stream, nint xBf16, nint w, nint y, int m, int n, int k)
+    {
+        Check(xBf16, w, m, n, k);
+        var (gridX, gridY) = Tile.Grid(m, n);
+        ulong converted = (ulong)xBf16, weight = (ulong)w, output = (ulong)y;
         void** gemm = stackalloc void*[] { &converted, &weight, &output, &m, &n, &k };
         _gemm.Launch(stream, gridX, gridY, Tile.Threads, gemm);
+    }
+
+    private void Check(nint xBf16, nint w, int m, int n, int k)
+    {
+        if (!Supports(m, n, k))
+            throw new ArgumentException($"tensor-core GEMM: m={m} n={n} k={k} needs k a multiple of 8 and operands under 2^31 elements.");
+        if ((xBf16 | w) % 16 != 0)
+            throw new ArgumentException("tensor-core GEMM: the bf16 operands must be 16-byte aligned.");
+        if (Tile.Grid(m, n).Y > 65535)
+            throw new ArgumentException($"tensor-core GEMM {Tile.Name}: n={n} needs {Tile.Grid(m, n).Y} column blocks, past the grid's 65535.");
     }
 
     public void Dispose() => _module.Dispose();
