@@ -18,11 +18,19 @@ public sealed unsafe class TensorCoreGemm : IDisposable
         ArgumentNullException.ThrowIfNull(tile);
         Tile = tile;
         _module = new PtxModule(accelerator, TensorCoreGemmPtx.Module(tile), "tensor-core GEMM " + tile.Name);
-        _convert = _module.Function(TensorCoreGemmPtx.ConvertEntry, 0);
-        _gemm = _module.Function(TensorCoreGemmPtx.GemmEntry(tile), tile.SharedBytes);
-        BlocksPerMultiprocessor = _gemm.BlocksPerMultiprocessor(tile.Threads);
-        if (BlocksPerMultiprocessor == 0)
-            throw new InvalidOperationException($"tensor-core GEMM {tile.Name}: no block fits a multiprocessor ({_gemm.Registers} registers × {tile.Threads} threads, {tile.SharedBytes} B shared).");
+        try
+        {
+            _convert = _module.Function(TensorCoreGemmPtx.ConvertEntry, 0);
+            _gemm = _module.Function(TensorCoreGemmPtx.GemmEntry(tile), tile.SharedBytes);
+            BlocksPerMultiprocessor = _gemm.BlocksPerMultiprocessor(tile.Threads);
+            if (BlocksPerMultiprocessor == 0)
+                throw new InvalidOperationException($"tensor-core GEMM {tile.Name}: no block fits a multiprocessor ({_gemm.Registers} registers × {tile.Threads} threads, {tile.SharedBytes} B shared).");
+        }
+        catch
+        {
+            _module.Dispose();
+            throw;
+        }
     }
 
     public GemmTile Tile { get; }

@@ -14,8 +14,9 @@ namespace Lowbit.Cuda.Ptx;
 /// Per k-step of BlockK: cp.async (16 bytes, .cg) copies the next tile Stages−1 steps ahead into a
 /// swizzled shared buffer (<see cref="GemmTile.SharedOffset"/>), one bar.sync, then each warp loads its
 /// fragments with ldmatrix.x4 and issues FragmentsM·FragmentsN mma per 16 of k.
-/// Work at m=2048, n=k=4096: 68.7 GFLOP, 50 MB moved (compute-bound). H100 dense bf16 mma.sync peak is
-/// about 660 TFLOP/s (cuBLAS 791 with wgmma): floor about 0.1 ms. Measured: docs/gpu.md (lowbit selftest --bench).
+/// Work at m=2048, n=k=4096: 68.7 GFLOP, about 90 MB moved (compute-bound). mma.sync on an H100 ran 600 TFLOP/s
+/// from registers (ILGPU-NOTES.md; cuBLAS 791 with wgmma): floor about 0.11 ms. Measured: docs/gpu.md
+/// (lowbit selftest --device cuda --bench).
 /// </summary>
 public static class TensorCoreGemmPtx
 {

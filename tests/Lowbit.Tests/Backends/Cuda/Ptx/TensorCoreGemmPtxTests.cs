@@ -148,9 +148,14 @@ public sealed partial class TensorCoreGemmPtxTests
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void The_gemm_matches_a_float64_gemm_of_the_same_bf16_values(int index, int m, int n, int k, bool lateCopies)
+    public void The_gemm_matches_a_float64_gemm_of_the_same_bf16_values(int index, int m, int n, int k, bool lateCopies) =>
+        CheckGemm(GemmTile.Candidates[index], m, n, k, lateCopies);
+
+    [Fact]
+    public void A_k_step_of_16_with_two_chunks_a_row_works_too() => CheckGemm(new GemmTile(64, 64, 16, 2, 2, 3), 65, 70, 56, lateCopies: true);
+
+    private static void CheckGemm(GemmTile tile, int m, int n, int k, bool lateCopies)
     {
-        var tile = GemmTile.Candidates[index];
         var rng = new Random(m * 7919 + n * 31 + k);
         var x = new float[m * k];
         for (int i = 0; i < x.Length; i++)
