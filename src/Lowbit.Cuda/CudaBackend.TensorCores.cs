@@ -23,6 +23,9 @@ public sealed partial class CudaBackend
     /// <summary>The tiling Linear uses (the bench times every one of <see cref="GemmTile.Candidates"/>).</summary>
     public GemmTile TensorCoreTile { get; set; } = GemmTile.Default;
 
+    /// <summary>The stream the ILGPU kernels run on: the PTX launches join it, so they stay in order with them.</summary>
+    private AcceleratorStream TensorCoreStream => _accelerator.DefaultStream;
+
     /// <summary>True on a CUDA GPU, where PTX kernels run.</summary>
     public bool HasTensorCores => _accelerator is CudaAccelerator;
 
@@ -48,7 +51,7 @@ public sealed partial class CudaBackend
             _activationsBf16?.Dispose();
             _activationsBf16 = _accelerator.Allocate1D<byte>(bytes);
         }
-        gemm.Launch(_accelerator.DefaultStream, x.Data, _activationsBf16.NativePtr, Upload(w).NativePtr, destination.Data, m, n, k);
+        gemm.Launch(TensorCoreStream, x.Data, _activationsBf16.NativePtr, Upload(w).NativePtr, destination.Data, m, n, k);
     }
 
     /// <summary>The loaded kernels of <paramref name="tile"/>, for the bench's report.</summary>

@@ -50,7 +50,7 @@ public sealed partial class CudaBackend
                 results.Add((tile, double.NaN, double.NaN, e.Message));
                 continue;
             }
-            var stream = _accelerator.DefaultStream;
+            var stream = TensorCoreStream;
             results.Add((tile, Time(() => gemm.Launch(stream, x.NativePtr, scratch.NativePtr, w.NativePtr, y.NativePtr, m, n, k)),
                 Time(() => gemm.Multiply(stream, scratch.NativePtr, w.NativePtr, y.NativePtr, m, n, k)), null));
         }
