@@ -103,25 +103,30 @@ public static class BackendCheck
     /// The tensor-core GEMM with every tiling of <see cref="GemmTile.Candidates"/> against the reference's linear at
     /// odd shapes (m, n not multiples of any tile, k a multiple of 8 but not of the k-step). x holds bf16 values,
     /// so the only difference left is the order of f32 sums: the bound is the f32 GEMM's. A tiling whose PTX the
-    /// driver rejects gives one failed result holding the JIT log, and the others still run.
+    /// driver rejects gives one failed result holding the JIT log, and the others still run. Results come one by
+    /// one (print them as they come: a kernel that faults takes the context down with it).
     /// </summary>
-    public static List<CheckResult> TensorCores(CudaBackend device, IBackend reference, int seed = 2)
+    public static IEnumerable<CheckResult> TensorCores(CudaBackend device, IBackend reference, int seed = 2)
     {
         ArgumentNullException.ThrowIfNull(device);
         var rng = new Random(seed);
         var host = new List<Tensor>();
-        var results = new List<CheckResult>();
         try
         {
             foreach (var tile in GemmTile.Candidates)
             {
+                string? error = null;
                 try
                 {
                     device.TensorCoreGemmFor(tile);
                 }
                 catch (InvalidOperationException e)
                 {
-                    results.Add(new CheckResult($"tensor-core {tile.Name} did not load: {e.Message}", double.NaN, 0));
+                    error = e.Message;
+                }
+                if (error is not null)
+                {
+                    yield return new CheckResult($"tensor-core {tile.Name} did not load: {error}", double.NaN, 0);
                     continue;
                 }
                 foreach (var (m, n, k) in new[] { (2, 37, 64), (17, 129, 72), (100, 257, 264), (300, 77, 4096), (129, 1001, 1000) })
@@ -132,7 +137,7 @@ public static class BackendCheck
                         x[i] = DTypeConversion.BFloat16ToSingle(DTypeConversion.SingleToBFloat16(x[i]));
                     var expected = Run(reference, m, n, (b, y) => b.Linear(Put(b, host, x, m, k), new DenseWeight(w), y));
                     var actual = Run(device, m, n, (b, y) => device.LinearOnTensorCores(Put(b, host, x, m, k), w, y, tile));
-                    results.Add(new CheckResult($"tensor-core {tile.Name} m={m} n={n} k={k}", RelativeError(actual, expected), 2e-5 * Math.Sqrt(k)));
+                    yield return new CheckResult($"tensor-core {tile.Name} m={m} n={n} k={k}", RelativeError(actual, expected), 2e-5 * Math.Sqrt(k));
                 }
             }
         }
@@ -141,7 +146,6 @@ public static class BackendCheck
             foreach (var t in host)
                 t.Dispose();
         }
-        return results;
     }
 
     /// <summary>Greedy decoding of <paramref name="steps"/> tokens after a prefill of the prompt, on both

@@ -27,15 +27,19 @@ internal static class SelfTestCommand
             using (var cpu = new CpuBackend(Environment.ProcessorCount))
             {
                 Console.WriteLine($"{gpu.Name} against {cpu.Name}");
-                var cuda = gpu as CudaBackend;
-                var checks = BackendCheck.Kernels(gpu, cpu, large: true);
-                if (cuda is { HasTensorCores: true })
-                    checks.AddRange(BackendCheck.TensorCores(cuda, cpu));
-                foreach (var result in checks)
+                void Report(IEnumerable<CheckResult> results)
                 {
-                    Console.WriteLine(result);
-                    failures += result.Passed ? 0 : 1;
+                    foreach (var result in results)
+                    {
+                        Console.WriteLine(result);
+                        failures += result.Passed ? 0 : 1;
+                    }
                 }
+                var cuda = gpu as CudaBackend;
+                // Tensor-core tilings first, simplest first, each printed as it comes: PTX of ours is the likeliest to fault.
+                if (cuda is { HasTensorCores: true })
+                    Report(BackendCheck.TensorCores(cuda, cpu));
+                Report(BackendCheck.Kernels(gpu, cpu, large: true));
                 if (cuda?.TensorCoreError is string error)
                 {
                     Console.WriteLine($"FAIL prefill linear fell back to the ILGPU GEMM: {error}");
