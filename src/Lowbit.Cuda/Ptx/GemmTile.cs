@@ -56,6 +56,8 @@ public sealed record GemmTile
         new(256, 128, 32, 4, 2, 3),
         Default,
         new(128, 128, 64, 2, 2, 3),
+        new(128, 256, 64, 2, 4, 3), // 144 KB: half the barriers of 128x256x32
+        new(256, 128, 64, 4, 2, 3),
     ];
 
     public int Threads => 32 * WarpsM * WarpsN;

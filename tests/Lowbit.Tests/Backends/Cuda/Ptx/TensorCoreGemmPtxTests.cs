@@ -144,6 +144,8 @@ public sealed partial class TensorCoreGemmPtxTests
         { 4, 257, 129, 48, true },
         { 5, 131, 130, 104, true },
         { 6, 127, 140, 200, false },
+        { 7, 130, 300, 136, true },
+        { 8, 260, 100, 72, true },
     };
 
     [Theory]
