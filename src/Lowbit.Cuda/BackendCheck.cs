@@ -1,4 +1,5 @@
 using Lowbit.Backends;
+using Lowbit.Cuda.Ptx;
 using Lowbit.Generation;
 using Lowbit.Models;
 using Lowbit.Quantization;
@@ -57,7 +58,9 @@ public static class BackendCheck
                     {
                         if (cuda is not null)
                             cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
-                        Check($"linear {dtype} m={m} n={n} k={k}{(rowsSplit ? ", rows split" : "")}", 2e-5 * Math.Sqrt(k),
+                        // bf16 weights with m > 1 run on tensor cores on a GPU, which round x to bf16 first.
+                        Check($"linear {dtype} m={m} n={n} k={k}{(rowsSplit ? ", rows split" : "")}",
+                            dtype == DType.BF16 && m > 1 ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k),
                             b => Run(b, m, n, (b, y) => b.Linear(Put(b, host, x, m, k), w, y)));
                     }
                 }
@@ -180,6 +183,63 @@ public static class BackendCheck
         return results;
     }
 
+    /// <summary>
+    /// Bound on the largest error relative to the largest output when x is rounded to bf16 (tensor cores): each
+    /// product gets a relative error δ, |δ| ≤ u = 2^-9, so for random data the error of a sum of k terms has about
+    /// u/√3 of the output's spread (1.1e-3, whatever k), and the largest error against the largest output stays
+    /// near that. 5u leaves a margin of about 8 while a wrong fragment or edge gives errors near 1.
+    /// </summary>
+    public const double Bf16ActivationTolerance = 5.0 / 512;
+
+    /// <summary>
+    /// The tensor-core GEMM with every tiling of <see cref="GemmTile.Candidates"/> against the reference's linear at
+    /// odd shapes (m, n not multiples of any tile, k a multiple of 8 but not of the k-step). x holds bf16 values,
+    /// so the only difference left is the order of f32 sums: the bound is the f32 GEMM's. A tiling whose PTX the
+    /// driver rejects gives one failed result holding the JIT log, and the others still run. Results come one by
+    /// one (print them as they come: a kernel that faults takes the context down with it).
+    /// </summary>
+    public static IEnumerable<CheckResult> TensorCores(CudaBackend device, IBackend reference, int seed = 2)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        var rng = new Random(seed);
+        var host = new List<Tensor>();
+        try
+        {
+            foreach (var tile in GemmTile.Candidates)
+            {
+                string? error = null;
+                try
+                {
+                    device.TensorCoreGemmFor(tile);
+                }
+                catch (InvalidOperationException e)
+                {
+                    error = e.Message;
+                }
+                if (error is not null)
+                {
+                    yield return new CheckResult($"tensor-core {tile.Name} did not load: {error}", double.NaN, 0);
+                    continue;
+                }
+                foreach (var (m, n, k) in new[] { (2, 37, 64), (17, 129, 72), (100, 257, 264), (300, 77, 4096), (129, 1001, 1000) })
+                {
+                    var w = HostTensor(host, DType.BF16, n, k, Values(rng, n * k));
+                    var x = Values(rng, m * k);
+                    for (int i = 0; i < x.Length; i++)
+                        x[i] = DTypeConversion.BFloat16ToSingle(DTypeConversion.SingleToBFloat16(x[i]));
+                    var expected = Run(reference, m, n, (b, y) => b.Linear(Put(b, host, x, m, k), new DenseWeight(w), y));
+                    var actual = Run(device, m, n, (b, y) => device.LinearOnTensorCores(Put(b, host, x, m, k), w, y, tile));
+                    yield return new CheckResult($"tensor-core {tile.Name} m={m} n={n} k={k}", RelativeError(actual, expected), 2e-5 * Math.Sqrt(k));
+                }
+            }
+        }
+        finally
+        {
+            foreach (var t in host)
+                t.Dispose();
+        }
+    }
+
     /// <summary>Greedy decoding of <paramref name="steps"/> tokens after a prefill of the prompt, on both
     /// models: the token ids each produced (compare them; the first difference is the divergence).</summary>
     public static (int[] Reference, int[] Device) GreedyDecode(LanguageModel reference, LanguageModel device, string prompt, int steps) =>
@@ -205,6 +265,8 @@ public static class BackendCheck
             yield return (1, 4096, 4096);
             yield return (1, 1000, 14336);
             yield return (64, 512, 4096);
+            yield return (300, 1001, 1024); // prefill on tensor cores (bf16): no dimension a multiple of a tile
+            yield return (37, 4097, 4096);
         }
     }
 

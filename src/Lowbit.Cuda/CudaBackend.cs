@@ -216,6 +216,8 @@ public sealed unsafe partial class CudaBackend : IBackend
             PackedLinear(x, weight, destination);
             return;
         }
+        if (TensorCoreLinear(x, dense, destination))
+            return;
         var w = dense.Tensor;
         int dtype = DenseElements.Code(w.DType);
         var xs = F32(x);
@@ -316,6 +318,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Dispose()
     {
         _accelerator.Synchronize();
+        DisposeTensorCores();
         foreach (var buffer in _uploads.Values)
             buffer.Dispose();
         _uploads.Clear();

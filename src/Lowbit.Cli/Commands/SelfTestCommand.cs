@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Lowbit.Backends.Cpu;
 using Lowbit.Cuda;
+using Lowbit.Cuda.Ptx;
 using Lowbit.Generation;
 using Lowbit.Models;
 using Lowbit.Quantization.Configs;
@@ -26,12 +27,25 @@ internal static class SelfTestCommand
             using (var cpu = new CpuBackend(Environment.ProcessorCount))
             {
                 Console.WriteLine($"{gpu.Name} against {cpu.Name}");
-                foreach (var result in BackendCheck.Kernels(gpu, cpu, large: true))
+                void Report(IEnumerable<CheckResult> results)
                 {
-                    Console.WriteLine(result);
-                    failures += result.Passed ? 0 : 1;
+                    foreach (var result in results)
+                    {
+                        Console.WriteLine(result);
+                        failures += result.Passed ? 0 : 1;
+                    }
                 }
-                if (r.GetValue(bench) && gpu is CudaBackend cuda)
+                var cuda = gpu as CudaBackend;
+                // Tensor-core tilings first, simplest first, each printed as it comes: PTX of ours is the likeliest to fault.
+                if (cuda is { HasTensorCores: true })
+                    Report(BackendCheck.TensorCores(cuda, cpu));
+                Report(BackendCheck.Kernels(gpu, cpu, large: true));
+                if (cuda?.TensorCoreError is string error)
+                {
+                    Console.WriteLine($"FAIL prefill linear fell back to the ILGPU GEMM: {error}");
+                    failures++;
+                }
+                if (r.GetValue(bench) && cuda is not null)
                 {
                     foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336), (4096, 4096), (1024, 4096) })
                     {
@@ -41,6 +55,8 @@ internal static class SelfTestCommand
                             Console.WriteLine($"bench gemv {format,-10} {n}x{k}: {us,6:F1} us, {bytes / us / 1e3,5:F0} GB/s ({bytes / us / 1e3 / 2970,4:P0} of 2.97 TB/s) {resources}");
                         }
                     }
+                    if (cuda.HasTensorCores)
+                        BenchGemm(cuda);
                 }
             }
 
@@ -78,5 +94,39 @@ internal static class SelfTestCommand
             return failures == 0 ? 0 : 1;
         }));
         return command;
+    }
+
+    /// <summary>TFLOP/s of the prefill GEMM (bf16 w) on tensor cores with every candidate tiling, at Llama-3-8B
+    /// shapes, and of the ILGPU GEMM at one shape (cuBLAS on an H100: 791 TFLOP/s, ILGPU-NOTES.md).</summary>
+    private static void BenchGemm(CudaBackend cuda)
+    {
+        foreach (var tile in GemmTile.Candidates)
+        {
+            try
+            {
+                Console.WriteLine($"bench tensor cores {tile.Name}: {cuda.TensorCoreGemmFor(tile).Describe()}");
+            }
+            catch (InvalidOperationException e)
+            {
+                Console.WriteLine($"bench tensor cores {tile.Name}: did not load: {e.Message}");
+            }
+        }
+        foreach (var (n, k) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
+        {
+            foreach (int m in new[] { 512, 2048 })
+            {
+                var tiles = new List<GemmTile?>(GemmTile.Candidates);
+                if (m == 512 && n == 4096 && k == 4096)
+                    tiles.Add(null);
+                foreach (var (tile, us, gemmUs, error) in cuda.TimeGemm(m, n, k, tiles))
+                {
+                    string name = tile is null ? "ilgpu 16x16 tiles (no tensor cores)" : $"tensor cores {tile.Name}";
+                    Console.WriteLine(error is not null
+                        ? $"bench gemm m={m} n={n} k={k} {name}: did not load"
+                        : $"bench gemm m={m} n={n} k={k} {name,-40} {us,9:F1} us {2.0 * m * n * k / us / 1e6,6:F1} TFLOP/s"
+                          + $" (GEMM kernel alone {gemmUs:F1} us, {2.0 * m * n * k / gemmUs / 1e6:F1} TFLOP/s)");
+                }
+            }
+        }
     }
 }

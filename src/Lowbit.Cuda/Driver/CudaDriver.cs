@@ -18,11 +18,15 @@ public static unsafe partial class CudaDriver
     /// <summary>CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.</summary>
     public const int FunctionAttributeMaxDynamicSharedBytes = 8;
 
-    /// <summary>CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES: local memory a thread (register spills show here).</summary>
-    public const int FunctionAttributeLocalBytes = 3;
+    /// <summary>CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT: percent of L1 to give to shared memory.</summary>
+    public const int FunctionAttributePreferredSharedCarveout = 9;
 
-    /// <summary>CU_FUNC_ATTRIBUTE_NUM_REGS: registers a thread.</summary>
-    public const int FunctionAttributeRegisters = 4;
+    /// <summary>CU_FUNC_ATTRIBUTE_NUM_REGS and CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES (spills show as local bytes).</summary>
+    public const int FunctionAttributeRegisters = 4, FunctionAttributeLocalBytes = 3;
+
+    /// <summary>CUjit_option values for <see cref="cuModuleLoadDataEx"/>: log buffers (the size options are in and out:
+    /// buffer size in, bytes written out) and verbose logging (ptxas prints registers and spills).</summary>
+    public const int JitInfoLogBuffer = 3, JitInfoLogBufferBytes = 4, JitErrorLogBuffer = 5, JitErrorLogBufferBytes = 6, JitLogVerbose = 12;
 
     /// <summary>The driver is libcuda.so.1 on Linux (the unversioned name ships only with the toolkit) and
     /// nvcuda.dll on Windows.</summary>
@@ -43,13 +47,13 @@ public static unsafe partial class CudaDriver
     /// when <paramref name="result"/> is not CUDA_SUCCESS.</summary>
     public static void Check(int result, string call)
     {
-        if (result == 0)
-            return;
-        string message = "unknown error";
-        if (cuGetErrorString(result, out nint text) == 0 && text != 0)
-            message = Marshal.PtrToStringAnsi(text) ?? message;
-        throw new InvalidOperationException($"CUDA driver: {call} failed with error {result} ({message}).");
+        if (result != 0)
+            throw new InvalidOperationException($"CUDA driver: {call} failed with error {result} ({ErrorText(result)}).");
     }
+
+    /// <summary>The driver's description of an error code.</summary>
+    public static string ErrorText(int result) =>
+        cuGetErrorString(result, out nint text) == 0 && text != 0 ? Marshal.PtrToStringAnsi(text) ?? "unknown error" : "unknown error";
 
     [LibraryImport(Library)]
     private static partial int cuGetErrorString(int error, out nint text);
@@ -98,6 +102,9 @@ public static unsafe partial class CudaDriver
 
     [LibraryImport(Library)]
     public static partial int cuFuncGetAttribute(out int value, int attribute, nint function);
+
+    [LibraryImport(Library)]
+    public static partial int cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, nint function, int blockSize, nuint dynamicSharedBytes);
 
     /// <summary><paramref name="parameters"/>: one pointer per kernel parameter, to its value.</summary>
     [LibraryImport(Library)]

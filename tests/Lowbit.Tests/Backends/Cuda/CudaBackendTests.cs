@@ -3,7 +3,9 @@ using ILGPU.Runtime.CPU;
 using Lowbit.Backends;
 using Lowbit.Backends.Cpu;
 using Lowbit.Cuda;
+using Lowbit.Cuda.Ptx;
 using Lowbit.Models;
+using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
 namespace Lowbit.Tests.Backends.Cuda;
@@ -79,6 +81,19 @@ public abstract class CudaBackendTests
 public sealed class CudaBackendOnIlgpuCpuTests : CudaBackendTests
 {
     protected override int DecodeSteps => 0;
+
+    [Fact]
+    public void Tensor_core_kernels_are_refused_off_a_gpu_and_linear_keeps_the_ilgpu_gemm()
+    {
+        using var backend = Open();
+        Assert.False(backend.HasTensorCores);
+        using var w = Tensor.Allocate(DType.BF16, 3, 8);
+        using var x = backend.Allocate(DType.F32, 2, 8);
+        using var y = backend.Allocate(DType.F32, 2, 3);
+        Assert.Throws<NotSupportedException>(() => backend.LinearOnTensorCores(x.View(), w, y.View(), GemmTile.Simple));
+        backend.Linear(x.View(), new DenseWeight(w), y.View());
+        Assert.Null(backend.TensorCoreError);
+    }
 
     protected override CudaBackend Open()
     {

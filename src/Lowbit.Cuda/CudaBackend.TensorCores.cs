@@ -1,0 +1,95 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using Lowbit.Cuda.Ptx;
+using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
+
+namespace Lowbit.Cuda;
+
+/// <summary>
+/// Prefill linear layers (m &gt; 1) with dense bf16 weights on tensor cores: PTX of ours
+/// (<see cref="TensorCoreGemmPtx"/>) JIT-compiled by the driver on first use. Only on a CUDA GPU (ILGPU's CPU
+/// accelerator cannot run PTX and keeps the ILGPU GEMM) and for k a multiple of 8. Activations are rounded to
+/// bf16 on the way in (relative error up to 2^-9 an element; the f32 GEMV of decode is unchanged). If the driver
+/// rejects the PTX, Linear keeps the ILGPU GEMM and <see cref="TensorCoreError"/> holds the JIT log
+/// (<c>lowbit selftest --device cuda</c> prints it).
+/// </summary>
+public sealed partial class CudaBackend
+{
+    private readonly Dictionary<GemmTile, TensorCoreGemm> _tensorCoreGemms = [];
+    private MemoryBuffer1D<byte, Stride1D.Dense>? _activationsBf16; // [m, k] bf16 scratch, grown on demand
+
+    /// <summary>The tiling Linear uses (the bench times every one of <see cref="GemmTile.Candidates"/>).</summary>
+    public GemmTile TensorCoreTile { get; set; } = GemmTile.Default;
+
+    /// <summary>True on a CUDA GPU, where PTX kernels run.</summary>
+    public bool HasTensorCores => _accelerator is CudaAccelerator;
+
+    /// <summary>Why Linear went back to the ILGPU GEMM for good (the driver's JIT error), or null.</summary>
+    public string? TensorCoreError { get; private set; }
+
+    /// <summary>destination[m, n] = bf16(x[m, k]) · w[n, k]ᵀ on tensor cores with <paramref name="tile"/>, loaded on first use.</summary>
+    /// <exception cref="InvalidOperationException">The driver rejected the PTX (the message holds the JIT log).</exception>
+    public void LinearOnTensorCores(TensorView x, Tensor w, TensorView destination, GemmTile tile)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        int m = x.Rows, n = w.Shape[0], k = x.Columns;
+        if (w.DType != DType.BF16 || w.Columns != k || destination.Rows != m || destination.Columns != n)
+            throw new ArgumentException($"tensor-core linear: x {x}, w {w} (BF16 [n, k] expected), destination {destination} do not match.", nameof(w));
+        if (!TensorCoreGemm.Supports(m, n, k) || x.Data % 16 != 0)
+            throw new ArgumentException($"tensor-core linear: m={m} n={n} k={k} needs k a multiple of 8 and x 16-byte aligned.", nameof(x));
+        var gemm = TensorCoreGemmFor(tile);
+        _ = F32(x); // bounds checks
+        _ = F32(destination);
+        long bytes = (long)m * k * 2;
+        if (_activationsBf16 is null || _activationsBf16.Length < bytes)
+        {
+            _activationsBf16?.Dispose();
+            _activationsBf16 = _accelerator.Allocate1D<byte>(bytes);
+        }
+        // On the backend's stream, so the PTX launches stay in order with the ILGPU kernels.
+        gemm.Launch(_stream, x.Data, _activationsBf16.NativePtr, Words(w).LoadEffectiveAddressAsPtr(), destination.Data, m, n, k);
+    }
+
+    /// <summary>The loaded kernels of <paramref name="tile"/>, for the bench's report.</summary>
+    public TensorCoreGemm TensorCoreGemmFor(GemmTile tile)
+    {
+        ArgumentNullException.ThrowIfNull(tile);
+        if (!HasTensorCores)
+            throw new NotSupportedException($"Tensor-core kernels are PTX and need a CUDA GPU; this backend runs on {_accelerator.AcceleratorType}.");
+        if (!_tensorCoreGemms.TryGetValue(tile, out var gemm))
+        {
+            gemm = new TensorCoreGemm(_accelerator, tile);
+            _tensorCoreGemms.Add(tile, gemm);
+        }
+        return gemm;
+    }
+
+    /// <summary>Linear's tensor-core path; false when it does not apply, so the ILGPU kernels run.</summary>
+    private bool TensorCoreLinear(TensorView x, DenseWeight weight, TensorView destination)
+    {
+        if (x.Rows < 2 || weight.Tensor.DType != DType.BF16 || !HasTensorCores || TensorCoreError is not null
+            || !TensorCoreGemm.Supports(x.Rows, weight.OutFeatures, x.Columns) || x.Data % 16 != 0)
+            return false;
+        try
+        {
+            TensorCoreGemmFor(TensorCoreTile);
+        }
+        catch (InvalidOperationException e)
+        {
+            TensorCoreError = e.Message;
+            return false;
+        }
+        LinearOnTensorCores(x, weight.Tensor, destination, TensorCoreTile);
+        return true;
+    }
+
+    private void DisposeTensorCores()
+    {
+        foreach (var gemm in _tensorCoreGemms.Values)
+            gemm.Dispose();
+        _tensorCoreGemms.Clear();
+        _activationsBf16?.Dispose();
+    }
+}

@@ -1,0 +1,86 @@
+using ILGPU.Runtime;
+
+namespace Lowbit.Cuda.Ptx;
+
+/// <summary>
+/// The tensor-core GEMM of <see cref="TensorCoreGemmPtx"/> for one <see cref="GemmTile"/>, loaded on a CUDA
+/// accelerator: y[m, n] (f32) = bf16(x[m, k]) · w[n, k]ᵀ, two launches on the given stream (x rounded to a bf16
+/// scratch buffer, then the GEMM). Pointers are device addresses (ILGPU buffers' NativePtr or tensor data).
+/// </summary>
+public sealed unsafe class TensorCoreGemm : IDisposable
+{
+    private readonly PtxModule _module;
+    private readonly PtxFunction _convert, _gemm;
+
+    /// <exception cref="InvalidOperationException">The driver rejected the PTX; the message holds the JIT log.</exception>
+    public TensorCoreGemm(Accelerator accelerator, GemmTile tile)
+    {
+        ArgumentNullException.ThrowIfNull(tile);
+        Tile = tile;
+        _module = new PtxModule(accelerator, TensorCoreGemmPtx.Module(tile), "tensor-core GEMM " + tile.Name);
+        try
+        {
+            _convert = _module.Function(TensorCoreGemmPtx.ConvertEntry, 0);
+            _gemm = _module.Function(TensorCoreGemmPtx.GemmEntry(tile), tile.SharedBytes);
+            BlocksPerMultiprocessor = _gemm.BlocksPerMultiprocessor(tile.Threads);
+            if (BlocksPerMultiprocessor == 0)
+                throw new InvalidOperationException($"tensor-core GEMM {tile.Name}: no block fits a multiprocessor ({_gemm.Registers} registers × {tile.Threads} threads, {tile.SharedBytes} B shared).");
+        }
+        catch
+        {
+            _module.Dispose();
+            throw;
+        }
+    }
+
+    public GemmTile Tile { get; }
+
+    public int BlocksPerMultiprocessor { get; }
+
+    /// <summary>Registers, spills and occupancy, for the bench.</summary>
+    public string Describe() => $"{_gemm.Registers} registers, {_gemm.LocalBytes} B local, {BlocksPerMultiprocessor} blocks/SM, {Tile.SharedBytes / 1024} KB shared";
+
+    /// <summary>True for the shapes the kernels handle: k a multiple of 8 (16-byte rows), each operand under 2^31 elements.</summary>
+    public static bool Supports(int m, int n, int k) =>
+        m > 0 && n > 0 && k > 0 && k % 8 == 0 && (long)m * k <= int.MaxValue && (long)n * k <= int.MaxValue && (long)m * n <= int.MaxValue;
+
+    /// <summary>Rounds x to bf16, then <see cref="Multiply"/>.</summary>
+    /// <param name="x">f32 [m, k], 16-byte aligned.</param>
+    /// <param name="xBf16">Scratch of m·k bf16, 16-byte aligned.</param>
+    public void Launch(AcceleratorStream stream, nint x, nint xBf16, nint w, nint y, int m, int n, int k)
+    {
+        Check(xBf16, w, m, n, k);
+        if (x % 16 != 0)
+            throw new ArgumentException("tensor-core GEMM: x must be 16-byte aligned.", nameof(x));
+        ulong source = (ulong)x, converted = (ulong)xBf16;
+        int groups = m * k / 8;
+        void** convert = stackalloc void*[] { &source, &converted, &groups };
+        _convert.Launch(stream, (groups + TensorCoreGemmPtx.ConvertThreads - 1) / TensorCoreGemmPtx.ConvertThreads, 1, TensorCoreGemmPtx.ConvertThreads, convert);
+        Multiply(stream, xBf16, w, y, m, n, k);
+    }
+
+    /// <summary>y = xBf16 · wᵀ, the GEMM kernel alone.</summary>
+    /// <param name="xBf16">bf16 [m, k], 16-byte aligned.</param>
+    /// <param name="w">bf16 [n, k], 16-byte aligned.</param>
+    /// <param name="y">f32 [m, n].</param>
+    public void Multiply(AcceleratorStream stream, nint xBf16, nint w, nint y, int m, int n, int k)
+    {
+        Check(xBf16, w, m, n, k);
+        var (gridX, gridY) = Tile.Grid(m, n);
+        ulong converted = (ulong)xBf16, weight = (ulong)w, output = (ulong)y;
+        void** gemm = stackalloc void*[] { &converted, &weight, &output, &m, &n, &k };
+        _gemm.Launch(stream, gridX, gridY, Tile.Threads, gemm);
+    }
+
+    private void Check(nint xBf16, nint w, int m, int n, int k)
+    {
+        if (!Supports(m, n, k))
+            throw new ArgumentException($"tensor-core GEMM: m={m} n={n} k={k} needs k a multiple of 8 and operands under 2^31 elements.");
+        if ((xBf16 | w) % 16 != 0)
+            throw new ArgumentException("tensor-core GEMM: the bf16 operands must be 16-byte aligned.");
+        if (Tile.Grid(m, n).Y > 65535)
+            throw new ArgumentException($"tensor-core GEMM {Tile.Name}: n={n} needs {Tile.Grid(m, n).Y} column blocks, past the grid's 65535.");
+    }
+
+    public void Dispose() => _module.Dispose();
+}

@@ -1,0 +1,319 @@
+using System.Numerics;
+using System.Text;
+
+namespace Lowbit.Cuda.Ptx;
+
+/// <summary>
+/// Emits the PTX text of the prefill GEMM on tensor cores, Y[m, n] (f32) = X[m, k] · W[n, k]ᵀ, with X and W
+/// bf16 row-major (W is the "col" operand of <c>mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32</c> as
+/// stored), plus the kernel that rounds the f32 activations to bf16 first (<c>cvt.rn.bf16x2.f32</c>).
+/// Needs k a multiple of 8 (rows in whole 16-byte chunks); m and n are masked at the edges (rows of X or W
+/// past the end are copied as zeros, stores past the end are skipped) and k is masked chunk by chunk.
+/// Block (bx, by) computes rows bx·BlockM.., columns by·BlockN..: blocks that share a W tile run together,
+/// so W is read from HBM about once while X (m·k·2 bytes) stays in the 50 MB L2.
+/// Per k-step of BlockK: cp.async (16 bytes, .cg) copies the next tile Stages−1 steps ahead into a
+/// swizzled shared buffer (<see cref="GemmTile.SharedOffset"/>), one bar.sync, then each warp loads its
+/// fragments with ldmatrix.x4 and issues FragmentsM·FragmentsN mma per 16 of k.
+/// Work at m=2048, n=k=4096: 68.7 GFLOP, about 90 MB moved (compute-bound). mma.sync on an H100 ran 600 TFLOP/s
+/// from registers (ILGPU-NOTES.md; cuBLAS 791 with wgmma): floor about 0.11 ms. Measured: docs/gpu.md
+/// (lowbit selftest --device cuda --bench).
+/// </summary>
+public static class TensorCoreGemmPtx
+{
+    public const string ConvertEntry = "lowbit_f32_to_bf16";
+
+    /// <summary>Threads a block of the conversion kernel; each thread converts 8 floats.</summary>
+    public const int ConvertThreads = 256;
+
+    public static string GemmEntry(GemmTile tile) => "lowbit_gemm_bf16_" + tile.Name;
+
+    /// <summary>One module: the conversion kernel and the GEMM for <paramref name="tile"/>.</summary>
+    public static string Module(GemmTile tile)
+    {
+        ArgumentNullException.ThrowIfNull(tile);
+        return new StringBuilder()
+            .Append("// Lowbit tensor-core GEMM ").Append(tile.Name).Append(", emitted by Lowbit.Cuda.Ptx.TensorCoreGemmPtx\n")
+            .Append(".version 7.8\n.target sm_80\n.address_size 64\n\n")
+            .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
+            .Append(Convert()).Append('\n')
+            .Append(Gemm(tile))
+            .ToString();
+    }
+
+    /// <summary>dst[i] = bf16(src[i]) rounded to nearest even, 8 elements a thread (two 16-byte loads, one
+    /// 16-byte store): params (src f32*, dst bf16*, count8 = elements / 8).</summary>
+    private static string Convert()
+    {
+        var w = new PtxWriter();
+        string src = w.Reg(".b64", "src"), dst = w.Reg(".b64", "dst"), count = w.Reg(".b32", "count8");
+        string t = w.Reg(".b32", "t"), block = w.Reg(".b32", "block"), i = w.Reg(".b32", "i"), done = w.Reg(".pred", "done");
+        string offset = w.Reg(".b64", "offset");
+        string[] v = w.Regs(".f32", "v", 8), h = w.Regs(".b32", "h", 4);
+        w.Op($"ld.param.u64 {src}, [p_src]");
+        w.Op($"ld.param.u64 {dst}, [p_dst]");
+        w.Op($"ld.param.u32 {count}, [p_count8]");
+        w.Op($"mov.u32 {t}, %tid.x");
+        w.Op($"mov.u32 {block}, %ctaid.x");
+        w.Op($"mad.lo.s32 {i}, {block}, {ConvertThreads}, {t}");
+        w.Op($"setp.ge.u32 {done}, {i}, {count}");
+        w.Op($"@{done} exit");
+        w.Op($"cvta.to.global.u64 {src}, {src}");
+        w.Op($"cvta.to.global.u64 {dst}, {dst}");
+        w.Op($"mul.wide.u32 {offset}, {i}, 32");
+        w.Op($"add.s64 {src}, {src}, {offset}");
+        w.Op($"ld.global.v4.f32 {{{v[0]}, {v[1]}, {v[2]}, {v[3]}}}, [{src}]");
+        w.Op($"ld.global.v4.f32 {{{v[4]}, {v[5]}, {v[6]}, {v[7]}}}, [{src}+16]");
+        w.Comment("cvt puts its first source in the upper half: element 2j (the lower address) goes second");
+        for (int j = 0; j < 4; j++)
+            w.Op($"cvt.rn.bf16x2.f32 {h[j]}, {v[2 * j + 1]}, {v[2 * j]}");
+        w.Op($"mul.wide.u32 {offset}, {i}, 16");
+        w.Op($"add.s64 {dst}, {dst}, {offset}");
+        w.Op($"st.global.v4.b32 [{dst}], {{{h[0]}, {h[1]}, {h[2]}, {h[3]}}}");
+        w.Op("ret");
+        return w.Entry(ConvertEntry, [".param .u64 p_src", ".param .u64 p_dst", ".param .u32 p_count8"], $".maxntid {ConvertThreads}, 1, 1");
+    }
+
+    private static string Gemm(GemmTile g)
+    {
+        var w = new PtxWriter();
+        int chunks = g.ChunksPerRow, rowBytes = g.RowBytes, steps = g.BlockK / 16;
+        int fm = g.FragmentsM, fn = g.FragmentsN;
+        int swizzleShift = BitOperations.Log2((uint)(8 / chunks));
+        string x = w.Reg(".b64", "x"), wt = w.Reg(".b64", "w"), y = w.Reg(".b64", "y");
+        string m = w.Reg(".b32", "m"), n = w.Reg(".b32", "n"), k = w.Reg(".b32", "k");
+        string t = w.Reg(".b32", "t"), lane = w.Reg(".b32", "lane"), warp = w.Reg(".b32", "warp");
+        string wm = w.Reg(".b32", "warp_m"), wn = w.Reg(".b32", "warp_n"), m0 = w.Reg(".b32", "m0"), n0 = w.Reg(".b32", "n0");
+        string smem = w.Reg(".b32", "smem"), tmp = w.Reg(".b32", "tmp"), tmp2 = w.Reg(".b32", "tmp2");
+
+        w.Op($"ld.param.u64 {x}, [p_x]");
+        w.Op($"ld.param.u64 {wt}, [p_w]");
+        w.Op($"ld.param.u64 {y}, [p_y]");
+        w.Op($"ld.param.u32 {m}, [p_m]");
+        w.Op($"ld.param.u32 {n}, [p_n]");
+        w.Op($"ld.param.u32 {k}, [p_k]");
+        w.Op($"cvta.to.global.u64 {x}, {x}");
+        w.Op($"cvta.to.global.u64 {wt}, {wt}");
+        w.Op($"cvta.to.global.u64 {y}, {y}");
+        w.Op($"mov.u32 {t}, %tid.x");
+        w.Op($"mov.u32 {tmp}, %ctaid.x");
+        w.Op($"mul.lo.s32 {m0}, {tmp}, {g.BlockM}");
+        w.Op($"mov.u32 {tmp}, %ctaid.y");
+        w.Op($"mul.lo.s32 {n0}, {tmp}, {g.BlockN}");
+        w.Op($"and.b32 {lane}, {t}, 31");
+        w.Op($"shr.u32 {warp}, {t}, 5");
+        w.Op($"rem.u32 {wm}, {warp}, {g.WarpsM}");
+        w.Op($"div.u32 {wn}, {warp}, {g.WarpsM}");
+        w.Op($"mov.u32 {smem}, lowbit_smem");
+
+        // Copies: thread t moves chunk column t % chunks of rows t / chunks + i·threads/chunks, for X and W alike.
+        w.Comment("cp.async sources and destinations");
+        string column = w.Reg(".b32", "copy_col"), firstRow = w.Reg(".b32", "copy_row"), kChunk = w.Reg(".b32", "copy_k");
+        string slot = w.Reg(".b32", "copy_slot"), rowStride = w.Reg(".b32", "k_bytes"), chunkBytes = w.Reg(".b64", "copy_col_bytes");
+        w.Op($"and.b32 {column}, {t}, {chunks - 1}");
+        w.Op($"shr.u32 {firstRow}, {t}, {BitOperations.Log2((uint)chunks)}");
+        w.Op($"shl.b32 {kChunk}, {column}, 3");
+        EmitSwizzledOffset(w, slot, firstRow, column, tmp, swizzleShift, chunks, rowBytes);
+        w.Op($"add.s32 {slot}, {slot}, {smem}");
+        w.Op($"shl.b32 {rowStride}, {k}, 1");
+        w.Op($"shl.b32 {tmp}, {column}, 4");
+        w.Op($"cvt.u64.u32 {chunkBytes}, {tmp}");
+        var copies = new List<(string Source, string Valid, string Base, int Offset)>();
+        foreach (var (name, origin, limit, count, basePointer, region) in new[]
+                 {
+                     ("x", m0, m, g.CopiesM, x, 0),
+                     ("w", n0, n, g.CopiesN, wt, g.BlockM * rowBytes),
+                 })
+        {
+            string[] source = w.Regs(".b64", $"src_{name}", count), valid = w.Regs(".pred", $"in_{name}", count);
+            w.Op($"add.s32 {tmp2}, {origin}, {firstRow}");
+            for (int i = 0; i < count; i++)
+            {
+                w.Op($"add.s32 {tmp}, {tmp2}, {i * g.Threads / chunks}");
+                w.Op($"setp.lt.s32 {valid[i]}, {tmp}, {limit}");
+                w.Op($"mul.wide.s32 {source[i]}, {tmp}, {rowStride}");
+                w.Op($"add.s64 {source[i]}, {source[i]}, {chunkBytes}");
+                w.Op($"add.s64 {source[i]}, {source[i]}, {basePointer}");
+                copies.Add((source[i], valid[i], basePointer, region + i * g.Threads * 16));
+            }
+        }
+
+        string kLeft = w.Reg(".b32", "k_left"), writeStage = w.Reg(".b32", "write_stage"), readStage = w.Reg(".b32", "read_stage");
+        string inK = w.Reg(".pred", "in_k"), copyValid = w.Reg(".pred", "copy_valid"), copySize = w.Reg(".b32", "copy_size");
+        string copyFrom = w.Reg(".b64", "copy_from"), copyTo = w.Reg(".b32", "copy_to"), wrap = w.Reg(".pred", "wrap");
+        void CopyTile()
+        {
+            w.Op($"setp.lt.s32 {inK}, {kChunk}, {kLeft}");
+            w.Op($"add.s32 {copyTo}, {slot}, {writeStage}");
+            foreach (var (source, valid, basePointer, offset) in copies)
+            {
+                w.Op($"and.pred {copyValid}, {inK}, {valid}");
+                w.Op($"selp.b32 {copySize}, 16, 0, {copyValid}");
+                // A masked chunk reads nothing (size 0, zero fill) from an address that is still valid.
+                w.Op($"selp.b64 {copyFrom}, {source}, {basePointer}, {copyValid}");
+                w.Op($"cp.async.cg.shared.global [{Address(copyTo, offset)}], [{copyFrom}], 16, {copySize}");
+                w.Op($"add.s64 {source}, {source}, {rowBytes}");
+            }
+            w.Op($"sub.s32 {kLeft}, {kLeft}, {g.BlockK}");
+            w.Op("cp.async.commit_group");
+            AdvanceStage(writeStage);
+        }
+        void AdvanceStage(string stage)
+        {
+            w.Op($"add.s32 {stage}, {stage}, {g.StageBytes}");
+            w.Op($"setp.eq.s32 {wrap}, {stage}, {g.SharedBytes}");
+            w.Op($"selp.b32 {stage}, 0, {stage}, {wrap}");
+        }
+
+        // ldmatrix.x4 row addresses. X fragment (16×16): lane l gives row l & 15, chunk 2s + (l >> 4), so its
+        // four 8×8 matrices are a0..a3 of mma's A. W (two 8-column fragments): lane l gives row
+        // (l & 7) + 8·((l >> 4) & 1), chunk 2s + ((l >> 3) & 1): matrices b0, b1 of fragment 2j, then of 2j+1.
+        w.Comment("ldmatrix addresses");
+        string[] fragmentX = w.Regs(".b32", "ldm_x", steps), fragmentW = w.Regs(".b32", "ldm_w", steps);
+        string row = w.Reg(".b32", "ldm_row"), half = w.Reg(".b32", "ldm_half"), rowBase = w.Reg(".b32", "ldm_base");
+        foreach (var (addresses, isX) in new[] { (fragmentX, true), (fragmentW, false) })
+        {
+            if (isX)
+            {
+                w.Op($"and.b32 {row}, {lane}, 15");
+                w.Op($"shr.u32 {half}, {lane}, 4");
+                w.Op($"mul.lo.s32 {rowBase}, {wm}, {g.WarpTileM * rowBytes}");
+            }
+            else
+            {
+                w.Op($"and.b32 {row}, {lane}, 7");
+                w.Op($"and.b32 {tmp}, {lane}, 16");
+                w.Op($"shr.u32 {tmp}, {tmp}, 1");
+                w.Op($"add.s32 {row}, {row}, {tmp}");
+                w.Op($"shr.u32 {half}, {lane}, 3");
+                w.Op($"and.b32 {half}, {half}, 1");
+                w.Op($"mul.lo.s32 {rowBase}, {wn}, {g.WarpTileN * rowBytes}");
+                w.Op($"add.s32 {rowBase}, {rowBase}, {g.BlockM * rowBytes}");
+            }
+            w.Op($"mad.lo.s32 {rowBase}, {row}, {rowBytes}, {rowBase}");
+            w.Op($"add.s32 {rowBase}, {rowBase}, {smem}");
+            w.Op($"shr.u32 {tmp2}, {row}, {swizzleShift}");
+            w.Op($"and.b32 {tmp2}, {tmp2}, {chunks - 1}");
+            for (int s = 0; s < steps; s++)
+            {
+                w.Op($"add.s32 {tmp}, {half}, {2 * s}");
+                w.Op($"xor.b32 {tmp}, {tmp}, {tmp2}");
+                w.Op($"shl.b32 {tmp}, {tmp}, 4");
+                w.Op($"add.s32 {addresses[s]}, {rowBase}, {tmp}");
+            }
+        }
+
+        string[] acc = w.Regs(".f32", "acc", fm * fn * 4), a = w.Regs(".b32", "fa", fm * 4), b = w.Regs(".b32", "fb", fn * 2);
+        foreach (string r in acc)
+            w.Op($"mov.f32 {r}, 0f00000000");
+
+        w.Comment($"prologue: tiles 0..{g.Stages - 2} in flight");
+        string kTiles = w.Reg(".b32", "k_tiles"), kTile = w.Reg(".b32", "k_tile"), more = w.Reg(".pred", "more");
+        w.Op($"mov.b32 {kLeft}, {k}");
+        w.Op($"mov.b32 {writeStage}, 0");
+        w.Op($"mov.b32 {readStage}, 0");
+        for (int s = 0; s < g.Stages - 1; s++)
+            CopyTile();
+        w.Op($"add.s32 {kTiles}, {k}, {g.BlockK - 1}");
+        w.Op($"shr.u32 {kTiles}, {kTiles}, {BitOperations.Log2((uint)g.BlockK)}");
+        w.Op($"mov.b32 {kTile}, 0");
+
+        // One barrier a step: after it tile kt has landed for every thread, and every warp is done reading
+        // the stage of tile kt-1, which the copy of tile kt+Stages-1 then overwrites.
+        w.Label("K_LOOP");
+        w.Op($"cp.async.wait_group {g.Stages - 2}");
+        w.Op("bar.sync 0");
+        CopyTile();
+        string addrX = w.Reg(".b32", "addr_x"), addrW = w.Reg(".b32", "addr_w");
+        for (int s = 0; s < steps; s++)
+        {
+            w.Op($"add.s32 {addrX}, {fragmentX[s]}, {readStage}");
+            for (int i = 0; i < fm; i++)
+                w.Op($"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, [{Address(addrX, i * 16 * rowBytes)}]");
+            w.Op($"add.s32 {addrW}, {fragmentW[s]}, {readStage}");
+            for (int j = 0; j < fn / 2; j++)
+                w.Op($"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{b[4 * j]}, {b[4 * j + 1]}, {b[4 * j + 2]}, {b[4 * j + 3]}}}, [{Address(addrW, j * 16 * rowBytes)}]");
+            for (int i = 0; i < fm; i++)
+            {
+                for (int j = 0; j < fn; j++)
+                {
+                    string d = string.Join(", ", acc.AsSpan((i * fn + j) * 4, 4).ToArray());
+                    w.Op($"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {{{d}}}, {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, {{{b[2 * j]}, {b[2 * j + 1]}}}, {{{d}}}");
+                }
+            }
+        }
+        AdvanceStage(readStage);
+        w.Op($"add.s32 {kTile}, {kTile}, 1");
+        w.Op($"setp.lt.s32 {more}, {kTile}, {kTiles}");
+        w.Op($"@{more} bra K_LOOP");
+        w.Op("cp.async.wait_all");
+
+        // Accumulator j of fragment (i, jn) holds row g + 8·(j >> 1), column 2q + (j & 1), g = lane >> 2, q = lane & 3.
+        w.Comment("epilogue: masked f32 stores");
+        string row0 = w.Reg(".b32", "row0"), col0 = w.Reg(".b32", "col0"), inRow = w.Reg(".pred", "in_row"), store = w.Reg(".pred", "store");
+        string[] inColumn = w.Regs(".pred", "in_col", 2 * fn);
+        string yRow = w.Reg(".b64", "y_row"), yHalf = w.Reg(".b64", "y_half"), yEight = w.Reg(".b64", "y_8rows"), wide = w.Reg(".b64", "wide");
+        w.Op($"shr.u32 {tmp}, {lane}, 2");
+        w.Op($"mad.lo.s32 {row0}, {wm}, {g.WarpTileM}, {m0}");
+        w.Op($"add.s32 {row0}, {row0}, {tmp}");
+        w.Op($"and.b32 {tmp}, {lane}, 3");
+        w.Op($"shl.b32 {tmp}, {tmp}, 1");
+        w.Op($"mad.lo.s32 {col0}, {wn}, {g.WarpTileN}, {n0}");
+        w.Op($"add.s32 {col0}, {col0}, {tmp}");
+        for (int j = 0; j < fn; j++)
+        {
+            w.Op($"add.s32 {tmp}, {col0}, {8 * j}");
+            w.Op($"setp.lt.s32 {inColumn[2 * j]}, {tmp}, {n}");
+            w.Op($"add.s32 {tmp}, {tmp}, 1");
+            w.Op($"setp.lt.s32 {inColumn[2 * j + 1]}, {tmp}, {n}");
+        }
+        w.Op($"mul.wide.s32 {yRow}, {row0}, {n}");
+        w.Op($"cvt.s64.s32 {wide}, {col0}");
+        w.Op($"add.s64 {yRow}, {yRow}, {wide}");
+        w.Op($"shl.b64 {yRow}, {yRow}, 2");
+        w.Op($"add.s64 {yRow}, {yRow}, {y}");
+        w.Op($"mul.wide.s32 {yEight}, {n}, 32");
+        for (int i = 0; i < fm; i++)
+        {
+            for (int h = 0; h < 2; h++)
+            {
+                w.Op($"add.s32 {tmp}, {row0}, {16 * i + 8 * h}");
+                w.Op($"setp.lt.s32 {inRow}, {tmp}, {m}");
+                string pointer = yRow;
+                if (h == 1)
+                {
+                    w.Op($"add.s64 {yHalf}, {yRow}, {yEight}");
+                    pointer = yHalf;
+                }
+                for (int j = 0; j < fn; j++)
+                {
+                    for (int e = 0; e < 2; e++)
+                    {
+                        w.Op($"and.pred {store}, {inRow}, {inColumn[2 * j + e]}");
+                        w.Op($"@{store} st.global.f32 [{Address(pointer, 32 * j + 4 * e)}], {acc[(i * fn + j) * 4 + 2 * h + e]}");
+                    }
+                }
+            }
+            if (i + 1 < fm)
+            {
+                w.Op($"add.s64 {yRow}, {yRow}, {yEight}");
+                w.Op($"add.s64 {yRow}, {yRow}, {yEight}");
+            }
+        }
+        w.Op("ret");
+        return w.Entry(GemmEntry(g),
+            [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"],
+            $".maxntid {g.Threads}, 1, 1");
+    }
+
+    /// <summary>offset = row·RowBytes + ((column ^ Swizzle(row)) &lt;&lt; 4), as <see cref="GemmTile.SharedOffset"/>.</summary>
+    private static void EmitSwizzledOffset(PtxWriter w, string offset, string row, string column, string tmp, int swizzleShift, int chunks, int rowBytes)
+    {
+        w.Op($"shr.u32 {tmp}, {row}, {swizzleShift}");
+        w.Op($"and.b32 {tmp}, {tmp}, {chunks - 1}");
+        w.Op($"xor.b32 {tmp}, {tmp}, {column}");
+        w.Op($"shl.b32 {tmp}, {tmp}, 4");
+        w.Op($"mad.lo.s32 {offset}, {row}, {rowBytes}, {tmp}");
+    }
+
+    private static string Address(string register, int offset) => offset == 0 ? register : $"{register}+{offset}";
+}

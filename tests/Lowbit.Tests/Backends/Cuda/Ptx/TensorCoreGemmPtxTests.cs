@@ -1,0 +1,204 @@
+using System.Text.RegularExpressions;
+using Lowbit.Cuda.Ptx;
+using Lowbit.Tensors;
+
+namespace Lowbit.Tests.Backends.Cuda.Ptx;
+
+/// <summary>
+/// The tensor-core GEMM's PTX text (instructions, declarations, tiling rules) and its results when
+/// <see cref="PtxInterpreter"/> runs it here against a float64 GEMM of the same bf16 values, at shapes
+/// that cut every tile edge (m, n, k not multiples of the block tile).
+/// </summary>
+public sealed partial class TensorCoreGemmPtxTests
+{
+    public static TheoryData<int> Tiles() => new(Enumerable.Range(0, GemmTile.Candidates.Length));
+
+    [Theory]
+    [MemberData(nameof(Tiles))]
+    public void Module_has_the_expected_instructions_per_k_step(int index)
+    {
+        var tile = GemmTile.Candidates[index];
+        string ptx = TensorCoreGemmPtx.Module(tile);
+        string gemm = ptx[ptx.IndexOf(TensorCoreGemmPtx.GemmEntry(tile), StringComparison.Ordinal)..];
+        int steps = tile.BlockK / 16;
+        Assert.StartsWith("// Lowbit", ptx);
+        Assert.All(ptx, c => Assert.True(c < 128, "the module goes to the driver as ASCII"));
+        Assert.Contains(".version 7.8\n.target sm_80\n.address_size 64", ptx);
+        Assert.Equal(tile.FragmentsM * tile.FragmentsN * steps, Count(gemm, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "));
+        Assert.Equal((tile.FragmentsM + tile.FragmentsN / 2) * steps, Count(gemm, "ldmatrix.sync.aligned.m8n8.x4.shared.b16 "));
+        Assert.Equal((tile.CopiesM + tile.CopiesN) * tile.Stages, Count(gemm, "cp.async.cg.shared.global "));
+        Assert.Equal(tile.Stages, Count(gemm, "cp.async.commit_group;"));
+        Assert.Equal(1, Count(gemm, $"cp.async.wait_group {tile.Stages - 2};"));
+        Assert.Equal(1, Count(gemm, "bar.sync 0;"));
+        Assert.Equal(tile.FragmentsM * tile.FragmentsN * 4, Count(gemm, "st.global.f32 "));
+        Assert.Contains($".maxntid {tile.Threads}, 1, 1", gemm);
+        Assert.Equal(4, Count(ptx, "cvt.rn.bf16x2.f32 "));
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiles))]
+    public void Every_register_is_declared_once_before_use_and_none_is_named_like_a_special_register(int index)
+    {
+        string ptx = TensorCoreGemmPtx.Module(GemmTile.Candidates[index]);
+        foreach (Match entry in EntryBody().Matches(ptx))
+        {
+            string body = entry.Groups[1].Value;
+            var declared = new HashSet<string>(StringComparer.Ordinal);
+            foreach (Match d in Declaration().Matches(body))
+            {
+                string stem = d.Groups[1].Value;
+                Assert.DoesNotContain(stem, PtxWriter.Reserved);
+                var names = d.Groups[2].Success ? Enumerable.Range(0, int.Parse(d.Groups[2].Value)).Select(i => stem + i) : [stem];
+                foreach (string name in names)
+                    Assert.True(declared.Add(name), $"%{name} declared twice");
+            }
+            int firstInstruction = body.IndexOf("\tld.param", StringComparison.Ordinal);
+            Assert.DoesNotContain(".reg", body[firstInstruction..]);
+            foreach (Match use in RegisterUse().Matches(body[firstInstruction..]))
+            {
+                string name = use.Groups[1].Value;
+                Assert.True(declared.Contains(name) || name is "tid.x" or "ctaid.x" or "ctaid.y", $"%{name} is used but not declared");
+            }
+        }
+    }
+
+    [Fact]
+    public void The_writer_refuses_special_register_names()
+    {
+        var w = new PtxWriter();
+        Assert.Throws<ArgumentException>(() => w.Reg(".b32", "tid"));
+        Assert.Throws<ArgumentException>(() => w.Regs(".b32", "ctaid", 2));
+        Assert.Throws<ArgumentException>(() => w.Reg(".b32", "pm3"));
+        w.Reg(".b32", "lane");
+        Assert.Throws<ArgumentException>(() => w.Reg(".b64", "lane"));
+    }
+
+    [Theory]
+    [InlineData(64, 64, 48, 2, 2, 2)]   // BlockK not 16/32/64
+    [InlineData(40, 64, 32, 2, 2, 2)]   // BlockM not a multiple of 16·WarpsM
+    [InlineData(64, 48, 32, 2, 2, 2)]   // BlockN not a multiple of 16·WarpsN
+    [InlineData(64, 64, 32, 2, 2, 1)]   // one stage: nothing to overlap
+    [InlineData(32, 64, 16, 2, 2, 2)]   // 128 threads, 32 rows of 2 chunks: not one copy each
+    [InlineData(16, 16, 64, 1, 1, 2)]   // one warp: rows of 8 chunks change swizzle between a thread's copies
+    [InlineData(256, 256, 64, 4, 4, 4)] // 256 KB of shared memory
+    public void Invalid_tilings_are_refused(int bm, int bn, int bk, int wm, int wn, int stages)
+    {
+        var e = Record.Exception(() => new GemmTile(bm, bn, bk, wm, wn, stages));
+        Assert.True(e is ArgumentException, $"{bm}x{bn}x{bk} w{wm}x{wn} s{stages}: {e}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Tiles))]
+    public void The_swizzle_puts_every_ldmatrix_phase_in_eight_bank_groups_and_is_a_bijection(int index)
+    {
+        var tile = GemmTile.Candidates[index];
+        for (int row0 = 0; row0 < tile.BlockN; row0 += 8)
+        {
+            for (int k = 0; k < tile.BlockK; k += 8)
+            {
+                var groups = Enumerable.Range(row0, 8).Select(r => tile.SharedOffset(r, k) / 16 % 8).ToHashSet();
+                Assert.Equal(8, groups.Count);
+            }
+        }
+        int rows = Math.Max(tile.BlockM, tile.BlockN);
+        var offsets = new HashSet<int>();
+        for (int r = 0; r < rows; r++)
+        {
+            for (int k = 0; k < tile.BlockK; k++)
+                Assert.True(offsets.Add(tile.SharedOffset(r, k)));
+        }
+        Assert.Equal(rows * tile.RowBytes - 2, offsets.Max());
+    }
+
+    [Fact]
+    public void The_conversion_kernel_rounds_to_nearest_even_as_the_cpu_does()
+    {
+        var rng = new Random(3);
+        int count = 8 * 300; // two blocks, the second partly idle
+        var x = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            // Every fourth value sits exactly halfway between two bf16 values (ties go to even).
+            uint bits = BitConverter.SingleToUInt32Bits((float)(rng.NextDouble() * 4 - 2));
+            x[i] = i % 4 == 0 ? BitConverter.UInt32BitsToSingle(bits & 0xFFFF0000 | 0x8000) : BitConverter.UInt32BitsToSingle(bits);
+        }
+        var sim = new PtxInterpreter(TensorCoreGemmPtx.Module(GemmTile.Simple));
+        var output = new byte[count * 2];
+        ulong source = sim.Allocate(Bytes(x)), destination = sim.Allocate(output);
+        sim.Launch(TensorCoreGemmPtx.ConvertEntry, (count / 8 + 255) / 256, 1, TensorCoreGemmPtx.ConvertThreads, 0, source, destination, (ulong)(count / 8));
+        var expected = new ushort[count];
+        DTypeConversion.FromSingle(x, DType.BF16, expected);
+        Assert.Equal(expected, Enumerable.Range(0, count).Select(i => BitConverter.ToUInt16(output, 2 * i)).ToArray());
+    }
+
+    public static TheoryData<int, int, int, int, bool> Shapes() => new()
+    {
+        { 0, 37, 72, 40, false },   // simple: partial m and n tiles, k = one full and one partial step
+        { 0, 37, 72, 40, true },
+        { 0, 1, 17, 8, true },      // one row, one k chunk
+        { 1, 130, 136, 72, false }, // fast: 2×2 blocks, each edge cut
+        { 1, 130, 136, 72, true },
+        { 1, 5, 9, 200, true },     // more k steps than stages
+        { 2, 70, 33, 136, true },
+        { 3, 129, 257, 48, true },
+        { 4, 257, 129, 48, true },
+        { 5, 131, 130, 104, true },
+        { 6, 127, 140, 200, false },
+        { 7, 130, 300, 136, true },
+        { 8, 260, 100, 72, true },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void The_gemm_matches_a_float64_gemm_of_the_same_bf16_values(int index, int m, int n, int k, bool lateCopies) =>
+        CheckGemm(GemmTile.Candidates[index], m, n, k, lateCopies);
+
+    [Fact]
+    public void A_k_step_of_16_with_two_chunks_a_row_works_too() => CheckGemm(new GemmTile(64, 64, 16, 2, 2, 3), 65, 70, 56, lateCopies: true);
+
+    private static void CheckGemm(GemmTile tile, int m, int n, int k, bool lateCopies)
+    {
+        var rng = new Random(m * 7919 + n * 31 + k);
+        var x = new float[m * k];
+        for (int i = 0; i < x.Length; i++)
+            x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var w = new ushort[n * k];
+        for (int i = 0; i < w.Length; i++)
+            w[i] = DTypeConversion.SingleToBFloat16((float)(rng.NextDouble() * 2 - 1));
+
+        var sim = new PtxInterpreter(TensorCoreGemmPtx.Module(tile)) { LateCopies = lateCopies, Seed = m + n };
+        var y = new byte[m * n * 4];
+        ulong xAddress = sim.Allocate(Bytes(x)), xBf16 = sim.Allocate(new byte[m * k * 2]);
+        ulong wAddress = sim.Allocate(w.SelectMany(BitConverter.GetBytes).ToArray()), yAddress = sim.Allocate(y);
+        sim.Launch(TensorCoreGemmPtx.ConvertEntry, (m * k / 8 + 255) / 256, 1, TensorCoreGemmPtx.ConvertThreads, 0, xAddress, xBf16, (ulong)(m * k / 8));
+        var (gx, gy) = tile.Grid(m, n);
+        sim.Launch(TensorCoreGemmPtx.GemmEntry(tile), gx, gy, tile.Threads, tile.SharedBytes, xBf16, wAddress, yAddress, (ulong)m, (ulong)n, (ulong)k);
+
+        var xr = new ushort[x.Length];
+        DTypeConversion.FromSingle(x, DType.BF16, xr);
+        for (int r = 0; r < m; r++)
+        {
+            for (int c = 0; c < n; c++)
+            {
+                double expected = 0;
+                for (int i = 0; i < k; i++)
+                    expected += (double)DTypeConversion.BFloat16ToSingle(xr[r * k + i]) * DTypeConversion.BFloat16ToSingle(w[c * k + i]);
+                float actual = BitConverter.ToSingle(y, 4 * (r * n + c));
+                Assert.True(Math.Abs(actual - expected) <= 1e-5 * Math.Sqrt(k), $"y[{r}, {c}] = {actual}, expected {expected}");
+            }
+        }
+    }
+
+    private static byte[] Bytes(float[] values) => values.SelectMany(BitConverter.GetBytes).ToArray();
+
+    private static int Count(string text, string what) => Regex.Count(text, Regex.Escape(what));
+
+    [GeneratedRegex(@"\.entry [^(]+\([^)]*\)[^{]*\{(.*?)\n\}", RegexOptions.Singleline)]
+    private static partial Regex EntryBody();
+
+    [GeneratedRegex(@"\.reg \.\w+ %(\w+)(?:<(\d+)>)?;")]
+    private static partial Regex Declaration();
+
+    [GeneratedRegex(@"%([A-Za-z_][\w.]*)")]
+    private static partial Regex RegisterUse();
+}
