@@ -78,10 +78,11 @@ public static class BackendCheck
                         if (cuda is not null)
                             cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
                         string how = $"{dtype} m={m} k={k}{(rowsSplit ? ", rows split" : "")}";
+                        double tolerance = dtype == DType.BF16 && m > 1 ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k);
                         for (int i = 0; i < 3; i++)
                         {
                             int output = i;
-                            Check($"linear q/k/v [29, 13, 13] output {i} {how}", 2e-5 * Math.Sqrt(k), b => Run(b, m, ws[output].OutFeatures, (b, y) =>
+                            Check($"linear q/k/v [29, 13, 13] output {i} {how}", tolerance, b => Run(b, m, ws[output].OutFeatures, (b, y) =>
                             {
                                 var buffers = ws.Select(w => b.Allocate(DType.F32, m, w.OutFeatures)).ToArray();
                                 host.AddRange(buffers);
@@ -90,7 +91,7 @@ public static class BackendCheck
                                 b.Linear(Put(b, host, x, m, k), [ws[0], ws[1], ws[2]], outputs);
                             }));
                         }
-                        Check($"gated linear [13] {how}", 2e-5 * Math.Sqrt(k), b => Run(b, m, 13, (b, y) =>
+                        Check($"gated linear [13] {how}", tolerance, b => Run(b, m, 13, (b, y) =>
                         {
                             using var scratch = b.Allocate(DType.F32, m, 13);
                             b.GatedLinear(Put(b, host, x, m, k), ws[1], ws[2], y, scratch.View());

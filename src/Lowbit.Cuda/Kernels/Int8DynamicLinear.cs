@@ -46,7 +46,8 @@ public sealed class ActivationQuantizer
         for (int c = Group.IdxX; c < k; c += Group.DimX)
             amax = MathF.Max(amax, MathF.Abs(x[row + c]));
         amax = BlockReduce.Max(amax, shared);
-        float s = MathF.Max(amax / 127f, 1e-5f), inverse = 1f / s;
+        // f32 quotients through f64 (exactly rounded like the CPU's f32 division, whatever the GPU's f32 divide).
+        float s = MathF.Max((float)((double)amax / 127.0), 1e-5f), inverse = (float)(1.0 / s);
         for (int c = Group.IdxX; c < k; c += Group.DimX)
         {
             float v = (float)((double)x[row + c] * inverse);
