@@ -257,7 +257,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             MaxSequence = keys.Rows,
             Scale = 1f / MathF.Sqrt(headDim),
         };
-        long scratch = Math.Max((long)q.Rows * heads * keys.Rows, Kernels.Attention.DecodeScratch(shape));
+        long scratch = Kernels.Attention.Scratch(shape, q.Rows);
         if (_scores is null || _scores.Length < scratch)
         {
             if (_recording)
