@@ -165,6 +165,21 @@ public static class BackendCheck
                         start, heads, kvHeads, d, y)));
             }
 
+            // Sampling on the device against Generation.ThresholdSampling (its f64 reference) at uniforms away from
+            // the boundaries (the device sums in f32).
+            foreach (int length in new[] { 1000, 128256 })
+            {
+                var logits = Values(rng, length).Select(v => 4 * v).ToArray();
+                foreach (var (temperature, topK, topP) in new[] { (1f, 0, 1f), (0.8f, 40, 1f), (0.7f, 0, 0.9f), (1.2f, 50, 0.8f), (0.5f, 1, 1f) })
+                {
+                    foreach (double u in new[] { 0.013, 0.5, 0.987 })
+                    {
+                        Check($"sample of {length} T={temperature} top-k {topK} top-p {topP} at {u}", 0,
+                            b => [b.Sample(Put(b, host, logits, 1, length), temperature, topK, topP, u)]);
+                    }
+                }
+            }
+
             foreach (int length in new[] { 1, 1000, 128256 })
             {
                 var logits = Values(rng, length);

@@ -36,11 +36,12 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly Elementwise _elementwise;
     private readonly Kernels.ArgMax _argMax;
     private readonly Fill _fill;
+    private readonly Sampling _sampling;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _stepInputs; // [token, position] of a replayed step; [index] of ArgMax
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _argMaxResult;
     private bool _recording;
     private MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
-    private MemoryBuffer1D<float, Stride1D.Dense>? _scores;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _scores, _probabilities;
     private MemoryBuffer1D<float, Stride1D.Dense>? _ropeCos, _ropeSin;
     private RopeTable? _ropeUploaded;
 
@@ -59,6 +60,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         _elementwise = new Elementwise(accelerator);
         _argMax = new Kernels.ArgMax(accelerator);
         _fill = new Fill(accelerator);
+        _sampling = new Sampling(accelerator);
         _stream = accelerator.CreateStream();
         _stepInputs = accelerator.Allocate1D<int>(2);
         _argMaxResult = accelerator.Allocate1D<int>(1);
@@ -268,6 +270,24 @@ public sealed unsafe partial class CudaBackend : IBackend
         _attention.Launch(_stream, F32(q), F32(keys), F32(values), _scores.View, F32(destination), q.Rows, _stepInputs.View, Start(startPos), shape);
     }
 
+    public int Sample(TensorView row, float temperature, int topK, float topP, double uniform)
+    {
+        if (temperature <= 0f)
+            return ArgMax(row);
+        int n = (int)row.ElementCount;
+        if (_probabilities is null || _probabilities.Length < n)
+        {
+            _probabilities?.Dispose();
+            _probabilities = _accelerator.Allocate1D<float>(n);
+        }
+        var args = new SamplingArgs { InverseTemperature = 1f / temperature, TopK = topK, TopP = topP, Uniform = (float)uniform };
+        _sampling.Launch(_stream, F32(row), _probabilities.View, _argMaxResult.View, n, args);
+        int index = 0;
+        _argMaxResult.View.CopyToCPU(_stream, ref index, 1);
+        _stream.Synchronize();
+        return index;
+    }
+
     public int ArgMax(TensorView row)
     {
         _argMax.Launch(_stream, F32(row), _argMaxResult.View, (int)row.ElementCount);
@@ -328,6 +348,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         _allocations.Clear();
         _tokens?.Dispose();
         _scores?.Dispose();
+        _probabilities?.Dispose();
         _ropeCos?.Dispose();
         _ropeSin?.Dispose();
         _stepInputs.Dispose();

@@ -139,6 +139,13 @@ public sealed class KernelProfiler : IBackend
         Mark("attention");
     }
 
+    public int Sample(TensorView row, float temperature, int topK, float topP, double uniform)
+    {
+        int index = _inner.Sample(row, temperature, topK, topP, uniform);
+        Mark("sample");
+        return index;
+    }
+
     public int ArgMax(TensorView row)
     {
         int index = _inner.ArgMax(row);

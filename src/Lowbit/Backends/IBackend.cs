@@ -60,6 +60,11 @@ public interface IBackend : IDisposable
     /// without copying the logits to the host.</summary>
     int ArgMax(TensorView row);
 
+    /// <summary>A token drawn from a one-row tensor of logits at temperature &gt; 0 with top-k (0: off) and top-p
+    /// (1: off), by inverting the kept mass at <paramref name="uniform"/> ∈ [0, 1) in index order
+    /// (Generation.ThresholdSampling): sampling without copying the logits to the host.</summary>
+    int Sample(TensorView row, float temperature, int topK, float topP, double uniform);
+
     /// <summary>
     /// Records the operations <paramref name="step"/> issues, a one-token forward pass written for token 0 at
     /// position 0, so that <see cref="IRecordedStep.Replay"/> can run them again for any token and position

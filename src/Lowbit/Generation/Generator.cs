@@ -83,10 +83,10 @@ public sealed class Generator : IDisposable
         {
             while (generated < maxTokens)
             {
-                // Greedy on a device: the argmax comes back, not the logits.
-                int next = options.Sampling.Temperature == 0f && !_model.Backend.UsesHostMemory
-                    ? _model.Backend.ArgMax(_state.Logits.Slice(0, 1))
-                    : sampler.Sample(_state.LogitsRow(0));
+                // On a device the token is chosen there: one int comes back, not the logits.
+                int next = _model.Backend.UsesHostMemory
+                    ? sampler.Sample(_state.LogitsRow(0))
+                    : sampler.Sample(_model.Backend, _state.Logits.Slice(0, 1));
                 generated++;
                 if (options.StopAtEos && eos.AsSpan().Contains(next))
                     yield break;

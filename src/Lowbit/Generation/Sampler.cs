@@ -1,3 +1,6 @@
+using Lowbit.Backends;
+using Lowbit.Tensors;
+
 namespace Lowbit.Generation;
 
 /// <summary>
@@ -63,6 +66,17 @@ public sealed class Sampler
                 return _indices[i];
         }
         return _indices[n - 1];
+    }
+
+    /// <summary>The next token from a logits row in <paramref name="backend"/>'s memory, chosen there
+    /// (<see cref="IBackend.ArgMax"/>, or <see cref="IBackend.Sample"/> with this sampler's next random number):
+    /// one int comes back, not the row.</summary>
+    public int Sample(IBackend backend, TensorView logits)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        return _options.Temperature == 0f
+            ? backend.ArgMax(logits)
+            : backend.Sample(logits, _options.Temperature, _options.TopK, _options.TopP, NextDouble());
     }
 
     /// <summary>Greedy choice; the lowest index wins a tie, as torch.argmax does.</summary>

@@ -103,6 +103,9 @@ public sealed class CpuBackend : IBackend
 
     public int ArgMax(TensorView row) => Generation.Sampler.ArgMax(row.AsSpan<float>());
 
+    public int Sample(TensorView row, float temperature, int topK, float topP, double uniform) =>
+        Generation.ThresholdSampling.Sample(row.AsSpan<float>(), temperature, topK, topP, uniform);
+
     /// <summary>Operations run as they are issued on the CPU: nothing to record.</summary>
     public IRecordedStep? RecordStep(Action step) => null;
 
