@@ -38,11 +38,13 @@ public sealed class Sampling
     public void Launch(AcceleratorStream stream, ArrayView<float> logits, ArrayView<float> probabilities, ArrayView<int> result, int n, SamplingArgs args) =>
         _kernel(stream, new KernelConfig(1, _groupSize), logits, probabilities, result, n, args);
 
-    /// <summary>Generation/ThresholdSampling.Key: a float's bits in the floats' order.</summary>
-    private static uint Key(float value)
+    /// <summary>A float's bits as a signed key in the floats' order (negatives have their magnitude bits
+    /// flipped). Signed, and the search bounds 64-bit: the unsigned keys of ThresholdSampling hung the kernel on
+    /// the H100 (unsigned arithmetic in ILGPU's PTX is not to be trusted: see ILGPU-NOTES.md's sign bug).</summary>
+    private static int Key(float value)
     {
-        uint bits = Interop.FloatAsInt(value);
-        return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+        int bits = (int)Interop.FloatAsInt(value);
+        return bits >= 0 ? bits : bits ^ 0x7FFFFFFF;
     }
 
     private static void Kernel(ArrayView<float> logits, ArrayView<float> probabilities, ArrayView<int> result, int n, SamplingArgs a)
@@ -55,16 +57,16 @@ public sealed class Sampling
         for (int i = t; i < n; i += threads)
             max = MathF.Max(max, logits[i]);
         max = BlockReduce.Max(max, shared);
-        uint top = Key(max), kept = 0;
+        long top = Key(max), kept = int.MinValue;
 
         // The k-th largest logit: the largest key with at least k logits at or above it. Every thread holds the
         // same lo and hi (the counts are block-reduced), so the loop and its barriers stay uniform.
         if (a.TopK > 0 && a.TopK < n)
         {
-            uint lo = 0, hi = top;
+            long lo = int.MinValue, hi = top;
             while (lo < hi)
             {
-                uint mid = lo + ((hi - lo + 1) / 2);
+                long mid = lo + ((hi - lo + 1) / 2);
                 float count = 0f;
                 for (int i = t; i < n; i += threads)
                     count += Key(logits[i]) >= mid ? 1f : 0f;
@@ -90,10 +92,10 @@ public sealed class Sampling
         if (a.TopP < 1f)
         {
             float target = a.TopP * total;
-            uint lo = kept, hi = top;
+            long lo = kept, hi = top;
             while (lo < hi)
             {
-                uint mid = lo + ((hi - lo + 1) / 2);
+                long mid = lo + ((hi - lo + 1) / 2);
                 float mass = 0f;
                 for (int i = t; i < n; i += threads)
                     mass += Key(logits[i]) >= mid ? probabilities[i] : 0f;
