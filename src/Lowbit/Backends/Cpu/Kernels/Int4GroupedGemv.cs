@@ -24,7 +24,8 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// 22.1 for the mask-and-shift loop, 24.6 for a per-(row, group) table T[q] = (q − 8)·s + z indexed by vpermps
 /// (low nibble, then shifted), 24.8 for whole 64-byte loads indexed 8 times with shifts, and 54.6 for the FMAs alone:
 /// on this core the vector ALU µops, not the loads, set the pace, and an exact f32 dot product needs one FMA per 16
-/// weights plus the decode. `lowbit-bench linear --threads 1 --layers 2 --reps 10` (2 blocks, 49.5 MB int4wo-64, best
+/// weights plus the decode (<see cref="Int4GroupedA8Gemv"/>, int4wo-a8, trades the exactness for integer dot products).
+/// `lowbit-bench linear --threads 1 --layers 2 --reps 10` (2 blocks, 49.5 MB int4wo-64, best
 /// of 10), this and the previous build alternately, twice, load average ~12: 3.79 / 4.04 ms a step against 4.22 /
 /// 4.18 (1.96-2.10x the bf16 kernel against 1.81-1.83x).
 /// </summary>
@@ -176,7 +177,7 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
     /// <summary>Widens row <paramref name="row"/>'s bf16 scales into <paramref name="scales"/> and returns its
     /// zero-point term Σ_g (z[g] − 8·s[g])·X[g], both vectorized over groups.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Prepare<TS, TV>(PackedJob* job, int row, float* scales)
+    internal static float Prepare<TS, TV>(PackedJob* job, int row, float* scales)
         where TS : ISimd<TV>
         where TV : unmanaged
     {
