@@ -63,35 +63,51 @@ internal readonly unsafe struct Int4GroupedA8Gemv : IPackedFormat
     }
 
     /// <summary>One token: x̂ = q_x·s per block of 32 into <paramref name="xhat"/> and, when <paramref name="codes"/>
-    /// is not null, the codes in the decode order and each int32 lane's scale (zero past K, up to a whole block).</summary>
+    /// is not null, the codes in the decode order and each int32 lane's scale (zero past K, up to a whole block).
+    /// The same f32 operations as <see cref="DynamicActivation.QuantizeToken"/>'s Symmetric127 (s = max(max|x| / 127,
+    /// 1e−5), q = clamp(round(x·(1/s)), −127, 127), round half to even), 8 lanes at a time.</summary>
     internal static void Quantize(ReadOnlySpan<float> x, float* xhat, sbyte* codes, float* laneScales)
     {
         const int n = Int4GroupedA8Weight.ActivationBlock;
-        Span<short> q = stackalloc short[n];
         int k = x.Length, padded = (k + Block - 1) / Block * Block;
-        for (int c = 0; c < padded / n; c++)
+        Vector256<float> limit = Vector256.Create(127f);
+        fixed (float* px = x)
         {
-            float s = 0;
-            q.Clear();
-            if (c * n < k)
+            for (int c = 0; c < padded / n; c++)
             {
-                s = DynamicActivation.QuantizeToken(DynamicActivation.Scheme.Symmetric127, x.Slice(c * n, n), q);
-                for (int i = 0; i < n; i++)
-                    xhat[(c * n) + i] = q[i] * s;
-            }
+                float* xc = px + (c * n);
+                Vector256<float> v0 = default, v1 = default, v2 = default, v3 = default;
+                float s = 0;
+                if (c * n < k)
+                {
+                    (v0, v1, v2, v3) = (Vector256.Load(xc), Vector256.Load(xc + 8), Vector256.Load(xc + 16), Vector256.Load(xc + 24));
+                    Vector256<float> m = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+                    float amax = 0;
+                    for (int i = 0; i < 8; i++)
+                        amax = MathF.Max(amax, m[i]);
+                    s = MathF.Max(amax / 127f, 1e-5f);
+                    Vector256<float> inverse = Vector256.Create(1f / s), scale = Vector256.Create(s);
+                    v0 = Vector256.Min(Vector256.Max(Vector256.Round(v0 * inverse), -limit), limit);
+                    v1 = Vector256.Min(Vector256.Max(Vector256.Round(v1 * inverse), -limit), limit);
+                    v2 = Vector256.Min(Vector256.Max(Vector256.Round(v2 * inverse), -limit), limit);
+                    v3 = Vector256.Min(Vector256.Max(Vector256.Round(v3 * inverse), -limit), limit);
+                    (v0 * scale).Store(xhat + (c * n));
+                    (v1 * scale).Store(xhat + (c * n) + 8);
+                    (v2 * scale).Store(xhat + (c * n) + 16);
+                    (v3 * scale).Store(xhat + (c * n) + 24);
+                }
 
-            if (codes is null)
-                continue;
-            // Chunk c is bytes 16·(c mod 4) .. + 16 of its block: low nibbles elements 32c + j, high ones 32c + 16 + j.
-            sbyte* low = codes + (c / 4 * Block) + (16 * (c % 4));
-            for (int j = 0; j < 16; j++)
-            {
-                low[j] = (sbyte)q[j];
-                low[(Block / 2) + j] = (sbyte)q[16 + j];
+                if (codes is null)
+                    continue;
+                // Chunk c is bytes 16·(c mod 4) .. + 16 of its block: low nibbles elements 32c + j, high ones 32c + 16 + j.
+                Vector256<sbyte> q = Vector256.Narrow(
+                    Vector256.Narrow(Vector256.ConvertToInt32(v0), Vector256.ConvertToInt32(v1)),
+                    Vector256.Narrow(Vector256.ConvertToInt32(v2), Vector256.ConvertToInt32(v3)));
+                sbyte* low = codes + (c / 4 * Block) + (16 * (c % 4));
+                q.GetLower().Store(low);
+                q.GetUpper().Store(low + (Block / 2));
+                Vector128.Create(s).Store(laneScales + (4 * c));
             }
-
-            for (int l = 0; l < 4; l++)
-                laneScales[(4 * c) + l] = s;
         }
     }
 
