@@ -113,75 +113,105 @@ internal readonly unsafe struct Int4GroupedA8Gemv : IPackedFormat
 
     public static bool UsesGroupSums => true;
 
+    /// <summary>AVX-512: 4 rows a step, sharing the codes and lane scales (25% faster than a row at a time, from
+    /// L3); narrower levels a row at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dot4<TS, TV, TQ>(PackedJob* job, int row, float* y)
         where TS : ISimd<TV>
         where TV : unmanaged
         where TQ : IPackedLoads<TV>
     {
-        for (int r = 0; r < 4; r++)
-            y[r] = Dot1<TS, TV, TQ>(job, row + r);
+        if (typeof(TV) != typeof(Vector512<float>))
+        {
+            for (int r = 0; r < 4; r++)
+                y[r] = Dot1<TS, TV, TQ>(job, row + r);
+            return;
+        }
+
+        nint rowBytes = job->RowBytes;
+        byte* q0 = job->Q + (row * rowBytes), q1 = q0 + rowBytes, q2 = q1 + rowBytes, q3 = q2 + rowBytes;
+        int stride = (job->K / job->GroupSize) + 16;
+        float* s0 = stackalloc float[4 * stride];
+        float* s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride;
+        byte* t0 = stackalloc byte[4 * (Block / 2)];
+        byte* t1 = t0 + (Block / 2), t2 = t1 + (Block / 2), t3 = t2 + (Block / 2);
+        float b0 = Setup<TS, TV>(job, row, s0, t0), b1 = Setup<TS, TV>(job, row + 1, s1, t1);
+        float b2 = Setup<TS, TV>(job, row + 2, s2, t2), b3 = Setup<TS, TV>(job, row + 3, s3, t3);
+        int blocks = (job->K + Block - 1) / Block, full = job->K / Block, shift = BitOperations.Log2((uint)job->GroupSize);
+        sbyte* codes = job->XCodes;
+        float* laneScales = job->XLaneScales;
+        // Lane l's group, counted from its block's first: (32·(l / 4)) >> log2 G.
+        Vector512<int> lanes = Vector512.ShiftRightLogical(Vector512.Create(0, 0, 0, 0, 32, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 96), shift);
+        Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0; b < blocks; b++)
+        {
+            nint o = b * (Block / 2);
+            bool inRow = b < full;
+            PackedLinear.Prefetch(q0 + o, q1 + o, q2 + o, q3 + o, 4 * rowBytes);
+            Vector512<sbyte> low = Vector512.Load(codes + (b * Block)), high = Vector512.Load(codes + (b * Block) + (Block / 2));
+            Vector512<float> sx = Vector512.Load(laneScales + (16 * b));
+            int g = (b * Block) >> shift;
+            a0 = Vector512.FusedMultiplyAdd(Dot512(inRow ? q0 + o : t0, low, high) * sx, Avx512F.PermuteVar16x32(Vector512.Load(s0 + g), lanes), a0);
+            a1 = Vector512.FusedMultiplyAdd(Dot512(inRow ? q1 + o : t1, low, high) * sx, Avx512F.PermuteVar16x32(Vector512.Load(s1 + g), lanes), a1);
+            a2 = Vector512.FusedMultiplyAdd(Dot512(inRow ? q2 + o : t2, low, high) * sx, Avx512F.PermuteVar16x32(Vector512.Load(s2 + g), lanes), a2);
+            a3 = Vector512.FusedMultiplyAdd(Dot512(inRow ? q3 + o : t3, low, high) * sx, Avx512F.PermuteVar16x32(Vector512.Load(s3 + g), lanes), a3);
+        }
+
+        y[0] = Vector512.Sum(a0) + b0;
+        y[1] = Vector512.Sum(a1) + b1;
+        y[2] = Vector512.Sum(a2) + b2;
+        y[3] = Vector512.Sum(a3) + b3;
     }
 
+    /// <summary>The 16 int32 lane sums of one block (64 bytes at <paramref name="p"/>) times its codes, as f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Dot512(byte* p, Vector512<sbyte> low, Vector512<sbyte> high)
+    {
+        Vector512<byte> v = Vector512.Load(p), nibble = Vector512.Create((byte)15);
+        Vector512<short> pairs = Avx512BW.MultiplyAddAdjacent(v & nibble, low)
+            + Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & nibble, high);
+        return Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, Vector512.Create((short)1)));
+    }
+
+    /// <summary>A row at a time (the rows past the last 4-row block, and the narrower levels): AVX2 on any vector
+    /// level, one chunk at a time in int32 on the scalar one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot1<TS, TV, TQ>(PackedJob* job, int row)
         where TS : ISimd<TV>
         where TV : unmanaged
         where TQ : IPackedLoads<TV>
     {
-        nint rowBytes = job->RowBytes;
-        byte* q = job->Q + (row * rowBytes);
+        byte* q = job->Q + (row * job->RowBytes);
+        float* s = stackalloc float[(job->K / job->GroupSize) + 16];
+        byte* tail = stackalloc byte[Block / 2];
+        float bias = Setup<TS, TV>(job, row, s, tail);
+        int blocks = (job->K + Block - 1) / Block, full = job->K / Block, shift = BitOperations.Log2((uint)job->GroupSize);
+        return bias + (typeof(TV) == typeof(float)
+            ? BlocksScalar(q, tail, job->XCodes, job->XLaneScales, s, blocks, full, shift)
+            : Blocks256(q, tail, job->XCodes, job->XLaneScales, s, blocks, full, shift, 4 * job->RowBytes));
+    }
+
+    /// <summary>Row <paramref name="row"/>'s f32 scales into <paramref name="s"/> (K/G of them, then 16 zeros, so a
+    /// 16-wide window at any group stays inside) and, when K mod 128 ≠ 0, its last partial block into
+    /// <paramref name="tail"/> (64 bytes, zero-padded); returns the zero-point term.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Setup<TS, TV>(PackedJob* job, int row, float* s, byte* tail)
+        where TS : ISimd<TV>
+        where TV : unmanaged
+    {
         int groups = job->K / job->GroupSize;
-        // f32 scales with 16 zeros after them, so a 16-wide window at any group stays inside.
-        float* s = stackalloc float[groups + 16];
         float bias = Int4GroupedGemv.Prepare<TS, TV>(job, row, s);
         new Span<float>(s + groups, 16).Clear();
-        int blocks = (job->K + Block - 1) / Block, full = job->K / Block;
-        byte* tail = stackalloc byte[Block / 2];
-        if (full < blocks)
-        {
-            // By hand: a memcpy call here makes the JIT keep the loop's vectors on the stack (see CodedGemv).
-            nint from = full * (Block / 2);
-            for (nint b = 0; b < Block / 2; b++)
-                tail[b] = from + b < rowBytes ? q[from + b] : (byte)0;
-        }
-
-        int shift = BitOperations.Log2((uint)job->GroupSize);
-        if (typeof(TV) == typeof(Vector512<float>))
-            return Blocks512(q, tail, job->XCodes, job->XLaneScales, s, blocks, full, shift, 4 * rowBytes) + bias;
-        if (typeof(TV) == typeof(Vector256<float>))
-            return Blocks256(q, tail, job->XCodes, job->XLaneScales, s, blocks, full, shift, 4 * rowBytes) + bias;
-        return BlocksScalar(q, tail, job->XCodes, job->XLaneScales, s, blocks, full, shift) + bias;
+        nint rowBytes = job->RowBytes, from = job->K / Block * (Block / 2);
+        byte* q = job->Q + (row * rowBytes);
+        // By hand: a memcpy call here makes the JIT keep the loop's vectors on the stack (see CodedGemv).
+        for (nint b = 0; from < rowBytes && b < Block / 2; b++)
+            tail[b] = from + b < rowBytes ? q[from + b] : (byte)0;
+        return bias;
     }
 
-    /// <summary>Σ over the row's blocks of the lanes' s_x·s_w·(int32 dot), Vector512: one block a step.
-    /// <paramref name="ahead"/>: the prefetch distance (the same place 4 rows on, as <see cref="PackedLinear.Prefetch"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Blocks512(byte* q, byte* tail, sbyte* codes, float* laneScales, float* s, int blocks, int full, int shift, nint ahead)
-    {
-        Vector512<byte> nibble = Vector512.Create((byte)15);
-        Vector512<short> ones = Vector512.Create((short)1);
-        // Lane l's group within its block's first: (32·(l / 4)) >> log2 G.
-        Vector512<int> lanes = Vector512.ShiftRightLogical(Vector512.Create(0, 0, 0, 0, 32, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 96), shift);
-        Vector512<float> acc = Vector512<float>.Zero;
-        for (int b = 0; b < blocks; b++)
-        {
-            byte* p = b < full ? q + (b * (Block / 2)) : tail;
-            if (Sse.IsSupported)
-                Sse.Prefetch1(p + ahead);
-            Vector512<byte> v = Vector512.Load(p);
-            Vector512<sbyte> low = Vector512.Load(codes + (b * Block)), high = Vector512.Load(codes + (b * Block) + (Block / 2));
-            Vector512<short> pairs = Avx512BW.MultiplyAddAdjacent(v & nibble, low)
-                + Avx512BW.MultiplyAddAdjacent(Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & nibble, high);
-            Vector512<float> dot = Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(pairs, ones));
-            Vector512<float> sw = Avx512F.PermuteVar16x32(Vector512.Load(s + ((b * Block) >> shift)), lanes);
-            acc = Vector512.FusedMultiplyAdd(dot * Vector512.Load(laneScales + (16 * b)), sw, acc);
-        }
-
-        return Vector512.Sum(acc);
-    }
-
-    /// <summary>As <see cref="Blocks512"/> with Vector256: each block is two 32-byte halves of 8 lanes.</summary>
+    /// <summary>Σ over one row's blocks of the lanes' s_x·s_w·(int32 dot), Vector256: each block is two 32-byte
+    /// halves of 8 lanes. <paramref name="ahead"/>: the prefetch distance (the same place 4 rows on).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Blocks256(byte* q, byte* tail, sbyte* codes, float* laneScales, float* s, int blocks, int full, int shift, nint ahead)
     {
