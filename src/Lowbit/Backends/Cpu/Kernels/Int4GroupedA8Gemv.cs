@@ -20,8 +20,9 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// missing codes are 0.</para>
 /// <para>Prefill: x is replaced by x̂ (f32, exact) and int4wo's exact unpack + dense tile run on it: the same math.</para>
 /// Decode N=5632, K=2048, G=64: 5.8 MB nibbles + 0.7 MB bf16 scales/zeros + 2 KB codes.
-/// Measured on one Zen 5 core, 4 rows × K = 2048 in L2 (2026-11-24, best of 200): 65 G weights/s against 25 for
-/// int4wo's exact kernel. Whole-layer figures: docs/quantization.md.
+/// Measured on one Zen 5 core, 4 rows × K = 2048 in L2 (2026-11-25, best of 200, loop only): 67 G weights/s against 30
+/// for int4wo's exact kernel; `lowbit-bench linear --threads 1` (2 blocks): 2.6–2.9 ms a step against 3.8–4.4, 82% of
+/// the read bandwidth (docs/quantization.md).
 /// </summary>
 internal readonly unsafe struct Int4GroupedA8Gemv : IPackedFormat
 {

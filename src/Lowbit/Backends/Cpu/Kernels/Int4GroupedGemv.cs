@@ -20,14 +20,14 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// Decode N=5632, K=2048, G=64: 5.8 MB nibbles + 0.7 MB bf16 scales/zeros + 8 KB x; 23 MFLOP
 /// (3.6 FLOP/byte). Floor at the 30 GB/s one core streams here: 0.22 ms.
 /// Cost: 5 vector µops per 32 weights (widen-load, vpermps, convert, 2 FMAs; before: 7, with mask, shift and two
-/// converts). Measured on one Zen 5 core, 4 rows × K = 2048 in L2 (2026-11-24, best of 200): 25.2 G weights/s, against
-/// 22.1 for the mask-and-shift loop, 24.6 for a per-(row, group) table T[q] = (q − 8)·s + z indexed by vpermps
-/// (low nibble, then shifted), 24.8 for whole 64-byte loads indexed 8 times with shifts, and 54.6 for the FMAs alone:
-/// on this core the vector ALU µops, not the loads, set the pace, and an exact f32 dot product needs one FMA per 16
-/// weights plus the decode (<see cref="Int4GroupedA8Gemv"/>, int4wo-a8, trades the exactness for integer dot products).
-/// `lowbit-bench linear --threads 1 --layers 2 --reps 10` (2 blocks, 49.5 MB int4wo-64, best
-/// of 10), this and the previous build alternately, twice, load average ~12: 3.79 / 4.04 ms a step against 4.22 /
-/// 4.18 (1.96-2.10x the bf16 kernel against 1.81-1.83x).
+/// converts). Measured on one Zen 5 core, 4 rows × K = 2048 in L2 (2026-11-25, best of 200, loop only): 30.3 G weights/s,
+/// against 26.1 for the mask-and-shift loop, 24.6 for a per-(row, group) table T[q] = (q − 8)·s + z indexed by
+/// vpermps (low nibble, then shifted), 29.3 for whole 64-byte loads indexed 8 times with shifts, and 54.6 for the
+/// FMAs alone: on this core the vector ALU µops, not the loads, set the pace, and an exact f32 dot product needs one
+/// FMA per 16 weights plus the decode (<see cref="Int4GroupedA8Gemv"/>, int4wo-a8, trades the exactness for integer
+/// dot products). `lowbit-bench linear --threads 1 --layers 2 --reps 10` (2 blocks, 49.5 MB int4wo-64, best of 10),
+/// this and the previous build alternately, 4 times, load average 60-100: 3.76-4.39 ms a step against 4.40-5.03
+/// (2.00-2.21x the bf16 kernel against 1.81-1.93x).
 /// </summary>
 internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
 {
