@@ -58,7 +58,9 @@ public static class CpuCommand
                     {
                         Threads = threads,
                         MaxSequenceLength = Math.Max(prompt, gen) + 1,
-                        Quantization = quant is null ? null : QuantConfigs.Parse(quant),
+                        // "NAME+head" quantizes the output head too (the default filter leaves it dense).
+                        Quantization = quant is null ? null : QuantConfigs.Parse(quant.EndsWith("+head", StringComparison.Ordinal) ? quant[..^5] : quant),
+                        QuantizationFilter = quant?.EndsWith("+head", StringComparison.Ordinal) == true ? static (_, _) => true : null,
                     };
                     var model = LanguageModel.Load(dir, options);
                     string format = string.Join("+", model.Weights.Linears().Select(l => l.Weight.FormatName).Distinct());

@@ -4,6 +4,7 @@ using Lowbit.Models.HuggingFace;
 using Lowbit.Models.Tokenization;
 using Lowbit.Quantization;
 using Lowbit.Quantization.Configs;
+using Lowbit.Quantization.Formats;
 
 namespace Lowbit.Models;
 
@@ -22,6 +23,10 @@ public sealed record ModelLoadOptions
     /// <summary>Quantize the linear layers at load time (<see cref="Quantizer.Quantize"/> with its default
     /// filter); null keeps the checkpoint's weights.</summary>
     public IQuantConfig? Quantization { get; init; }
+
+    /// <summary>Which linear layers <see cref="Quantization"/> applies to, (name, weight) → bool, as torchao's
+    /// filter_fn; null: <see cref="Quantizer.Quantize"/>'s default, every linear layer but the output head.</summary>
+    public Func<string, IWeight, bool>? QuantizationFilter { get; init; }
 
     /// <summary>The device to run on, as a backend (e.g. Lowbit.Cuda's <c>CudaBackend.Open()</c>; this library
     /// cannot name it, since Lowbit.Cuda builds on it); the model takes ownership and disposes it, also when
@@ -71,7 +76,7 @@ public sealed class LanguageModel : IDisposable
         try
         {
             var weights = ModelLoader.LoadWeights(checkpoint, config);
-            var report = options.Quantization is null ? null : Quantizer.Quantize(weights, options.Quantization);
+            var report = options.Quantization is null ? null : Quantizer.Quantize(weights, options.Quantization, options.QuantizationFilter);
             int maxSeq = options.MaxSequenceLength
                 ?? Math.Min(config.MaxPositionEmbeddings, ModelLoadOptions.DefaultMaxSequenceLength);
             var backend = options.Device ?? new CpuBackend(options.Threads ?? Environment.ProcessorCount);

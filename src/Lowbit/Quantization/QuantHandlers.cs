@@ -30,6 +30,13 @@ internal static class QuantHandlers
                 ? LayerQuantization.Skip(reason)
                 : LayerQuantization.Done(Int4GroupedWeight.Quantize(w.Tensor, g));
         },
+        [typeof(Int4WeightInt8ActivationConfig)] = static (config, w) =>
+        {
+            int g = ((Int4WeightInt8ActivationConfig)config).GroupSize;
+            return Int4GroupedWeight.Incompatibility(w.InFeatures, g) is { } reason
+                ? LayerQuantization.Skip(reason)
+                : LayerQuantization.Done(Int4GroupedA8Weight.Quantize(w.Tensor, g));
+        },
         [typeof(Float8WeightOnlyConfig)] = static (_, w) => LayerQuantization.Done(Float8PerRowWeight.Quantize(w.Tensor)),
         [typeof(Int8DynamicActivationInt8WeightConfig)] = static (_, w) => LayerQuantization.Done(Int8DynamicWeight.Quantize(w.Tensor)),
         [typeof(UIntXWeightOnlyConfig)] = static (config, w) =>

@@ -15,6 +15,7 @@ public sealed class DecodeAllocationTests
     [InlineData(null)]
     [InlineData("int8wo")]
     [InlineData("int4wo-32")]
+    [InlineData("int4wo-a8-32")]
     [InlineData("fp8wo")]
     [InlineData("nf4-32")]
     [InlineData("int8dq")]

@@ -28,6 +28,25 @@ public class QuantizerTests
         Assert.Equal("int8wo: 35 layers quantized, 1 left unquantized (output head excluded by default: lm_head ×1)", report.Summary());
     }
 
+    /// <summary>ModelLoadOptions.QuantizationFilter reaches the Quantizer: a filter taking every layer quantizes the
+    /// tied head too, while the embedding keeps its table, and the model still generates.</summary>
+    [Fact]
+    public void A_load_time_filter_can_quantize_the_tied_head()
+    {
+        using var lm = LanguageModel.Load(Bundled, new ModelLoadOptions
+        {
+            Threads = 2,
+            Quantization = new Int4WeightInt8ActivationConfig(32),
+            QuantizationFilter = static (_, _) => true,
+        });
+        Assert.IsType<Int4GroupedA8Weight>(lm.Weights.Classifier);
+        Assert.DoesNotContain(lm.QuantizationReport!.Skipped, s => s.Name == "lm_head");
+        Assert.Equal(Lowbit.Tensors.DType.F32, lm.Weights.Embedding.DType);
+        using var generator = new Generator(lm);
+        int[] prompt = lm.Tokenizer.Encode("Once upon a time", addBos: true);
+        Assert.Equal(8, generator.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 8, StopAtEos = false }).Count());
+    }
+
     [Theory]
     [InlineData(32)]
     [InlineData(64)]

@@ -21,6 +21,8 @@ internal static class CpuLinearKernels
             Int8PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int8PerRowWeight)w, y.AsSpan<float>()),
         [typeof(Int4GroupedWeight)] = static (pool, x, w, y) =>
             Int4GroupedGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int4GroupedWeight)w, y.AsSpan<float>()),
+        [typeof(Int4GroupedA8Weight)] = static (pool, x, w, y) =>
+            Int4GroupedA8Gemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int4GroupedA8Weight)w, y.AsSpan<float>()),
         [typeof(Float8PerRowWeight)] = static (pool, x, w, y) =>
             Float8PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Float8PerRowWeight)w, y.AsSpan<float>()),
         [typeof(Int8DynamicWeight)] = static (pool, x, w, y) =>

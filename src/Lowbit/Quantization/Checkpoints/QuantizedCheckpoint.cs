@@ -38,6 +38,7 @@ public static class QuantizedCheckpoint
     private static readonly Dictionary<string, (string Key, string Version)> s_layouts = new()
     {
         ["int4wo"] = (Int4LayoutKey, Int4Layout),
+        [Int4GroupedA8Weight.Family] = (Int4LayoutKey, Int4Layout),
         ["8da4w"] = (Int8DynamicInt4LayoutKey, Int8DynamicInt4Layout),
     };
 
@@ -50,11 +51,8 @@ public static class QuantizedCheckpoint
             var q = (Int8PerRowWeight)w;
             return [("weight", q.Data), ("weight_scale", q.Scales)];
         },
-        [typeof(Int4GroupedWeight)] = static w =>
-        {
-            var q = (Int4GroupedWeight)w;
-            return [("weight", q.Packed), ("weight_scale", q.Scales), ("weight_zero", q.Zeros)];
-        },
+        [typeof(Int4GroupedWeight)] = static w => Int4Parts((Int4GroupedWeight)w),
+        [typeof(Int4GroupedA8Weight)] = static w => Int4Parts(((Int4GroupedA8Weight)w).Weight),
         [typeof(Int8DynamicWeight)] = static w =>
         {
             var q = ((Int8DynamicWeight)w).Weight;
@@ -72,6 +70,9 @@ public static class QuantizedCheckpoint
         },
     };
 
+    private static (string Suffix, Tensor Tensor)[] Int4Parts(Int4GroupedWeight w) =>
+        [("weight", w.Packed), ("weight_scale", w.Scales), ("weight_zero", w.Zeros)];
+
     /// <summary>The tensors of a <see cref="CodedWeight"/>: codes, F32 scales and (where the format has them) zeros.</summary>
     private static (string Suffix, Tensor Tensor)[] CodedParts(CodedWeight w) =>
         w.Zeros is null ? [("weight", w.Codes), ("weight_scale", w.Scales)] : [("weight", w.Codes), ("weight_scale", w.Scales), ("weight_zero", w.Zeros)];
@@ -83,18 +84,8 @@ public static class QuantizedCheckpoint
         ["int8wo"] = static (c, layer, n, k, _) => new Int8PerRowWeight(
             c.Get($"{layer}.weight", [n, k], "int8wo (I8 [N, K])", DType.I8),
             c.Get($"{layer}.weight_scale", [n], "int8wo (scale [N])")),
-        ["int4wo"] = static (c, layer, n, k, g) =>
-        {
-            int groupSize = g ?? throw new InvalidDataException($"{c.Directory}: \"{layer}\" is int4wo without a group size.");
-            if (Int4GroupedWeight.Incompatibility(k, groupSize) is { } reason)
-                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is int4wo-{groupSize} but {reason}.");
-            string shape = $"int4wo-{groupSize} (U8 [N, K/2], BF16 [N, K/G])";
-            return new Int4GroupedWeight(
-                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
-                c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.BF16),
-                c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.BF16),
-                k, groupSize);
-        },
+        ["int4wo"] = static (c, layer, n, k, g) => ReadInt4(c, layer, n, k, g, "int4wo"),
+        [Int4GroupedA8Weight.Family] = static (c, layer, n, k, g) => new Int4GroupedA8Weight(ReadInt4(c, layer, n, k, g, Int4GroupedA8Weight.Family)),
         ["uintx-1"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 1, g),
         ["uintx-2"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 2, g),
         ["uintx-3"] = static (c, layer, n, k, g) => ReadUIntX(c, layer, n, k, 3, g),
@@ -139,6 +130,19 @@ public static class QuantizedCheckpoint
     };
 
     /// <summary>The E4M3 codes and per-row scales of fp8wo and fp8dq.</summary>
+    private static Int4GroupedWeight ReadInt4(CheckpointTensors c, string layer, int n, int k, int? g, string family)
+    {
+        int groupSize = g ?? throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {family} without a group size.");
+        if (Int4GroupedWeight.Incompatibility(k, groupSize) is { } reason)
+            throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {family}-{groupSize} but {reason}.");
+        string shape = $"{family}-{groupSize} (U8 [N, K/2], BF16 [N, K/G])";
+        return new Int4GroupedWeight(
+            c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+            c.Get($"{layer}.weight_scale", [n, k / groupSize], shape, DType.BF16),
+            c.Get($"{layer}.weight_zero", [n, k / groupSize], shape, DType.BF16),
+            k, groupSize);
+    }
+
     private static Float8PerRowWeight ReadFloat8(CheckpointTensors c, string layer, int n, int k, string format) => new(
         c.Get($"{layer}.weight", [n, k], $"{format} (U8 E4M3 codes [N, K])", DType.U8),
         c.Get($"{layer}.weight_scale", [n, 1], $"{format} (F32 scale [N, 1])", DType.F32), k);
@@ -252,7 +256,7 @@ public static class QuantizedCheckpoint
 
             if (weight is not DenseWeight)
                 metadata[LayerKeyPrefix + layer] = weight.FormatName;
-            if (weight is Int4GroupedWeight)
+            if (weight is Int4GroupedWeight or Int4GroupedA8Weight)
                 metadata[Int4LayoutKey] = Int4Layout;
             if (weight is Int8DynamicInt4Weight)
                 metadata[Int8DynamicInt4LayoutKey] = Int8DynamicInt4Layout;

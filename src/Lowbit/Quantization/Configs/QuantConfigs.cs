@@ -6,7 +6,7 @@ public static class QuantConfigs
     /// <summary>Every name <see cref="Parse"/> accepts.</summary>
     public static IReadOnlyList<string> Names { get; } =
     [
-        "int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-256", "fp8wo", "nf4", "nf4-32", "nf4-128", "nf4-256", "int8dq", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "8da4w-256", "fp8dq-tensor", "fp8dq-row",
+        "int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-256", "int4wo-a8-32", "int4wo-a8-64", "int4wo-a8-128", "int4wo-a8-256", "fp8wo", "nf4", "nf4-32", "nf4-128", "nf4-256", "int8dq", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "8da4w-256", "fp8dq-tensor", "fp8dq-row",
         .. from bits in Enumerable.Range(1, 7) from g in new[] { 32, 64, 128, 256 } select $"uintx-{bits}-{g}",
     ];
 
@@ -18,6 +18,10 @@ public static class QuantConfigs
         "int4wo-64" => new Int4WeightOnlyConfig(64),
         "int4wo-128" => new Int4WeightOnlyConfig(128),
         "int4wo-256" => new Int4WeightOnlyConfig(256),
+        "int4wo-a8-32" => new Int4WeightInt8ActivationConfig(32),
+        "int4wo-a8-64" => new Int4WeightInt8ActivationConfig(64),
+        "int4wo-a8-128" => new Int4WeightInt8ActivationConfig(128),
+        "int4wo-a8-256" => new Int4WeightInt8ActivationConfig(256),
         "fp8wo" => new Float8WeightOnlyConfig(),
         "nf4" => new NF4WeightOnlyConfig(),
         "nf4-32" => new NF4WeightOnlyConfig(32),

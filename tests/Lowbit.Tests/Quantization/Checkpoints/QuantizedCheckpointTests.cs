@@ -17,7 +17,7 @@ public sealed class QuantizedCheckpointTests : IDisposable
 
     private static string Bundled => Path.Combine(AppContext.BaseDirectory, "bundled-model");
 
-    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "fp8wo", "nf4", "int8dq", "uintx-3-32", "fp6", "8da4w-32", "fp8dq-tensor", "fp8dq-row" };
+    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "int4wo-a8-32", "fp8wo", "nf4", "int8dq", "uintx-3-32", "fp6", "8da4w-32", "fp8dq-tensor", "fp8dq-row" };
 
     private static (string Name, IWeight Weight)[] Linears(LanguageModel lm) => [.. lm.Weights.Linears()];
 
@@ -26,6 +26,7 @@ public sealed class QuantizedCheckpointTests : IDisposable
         DenseWeight d => [d.Tensor.AsBytes().ToArray()],
         Int8PerRowWeight q => [q.Data.AsBytes().ToArray(), q.Scales.AsBytes().ToArray()],
         Int4GroupedWeight q => [q.Packed.AsBytes().ToArray(), q.Scales.AsBytes().ToArray(), q.Zeros.AsBytes().ToArray()],
+        Int4GroupedA8Weight { Weight: var q } => [q.Packed.AsBytes().ToArray(), q.Scales.AsBytes().ToArray(), q.Zeros.AsBytes().ToArray()],
         Int8DynamicInt4Weight q => [q.Packed.AsBytes().ToArray(), q.Scales.AsBytes().ToArray()],
         Float8DynamicWeight q => [q.Weight.Codes.AsBytes().ToArray(), q.Weight.Scales.AsBytes().ToArray()],
         Int8DynamicWeight q => [q.Weight.Data.AsBytes().ToArray(), q.Weight.Scales.AsBytes().ToArray()],

@@ -10,6 +10,7 @@ public class QuantConfigsTests
     [InlineData("int4wo-64")]
     [InlineData("int4wo-128")]
     [InlineData("int4wo-256")]
+    [InlineData("int4wo-a8-64")]
     [InlineData("fp8wo")]
     [InlineData("nf4")]
     [InlineData("nf4-32")]
@@ -45,6 +46,8 @@ public class QuantConfigsTests
         Assert.Equal(128, new Int4WeightOnlyConfig().GroupSize);
         Assert.Equal(new Int4WeightOnlyConfig(64), QuantConfigs.Parse("int4wo-64"));
         Assert.Throws<ArgumentOutOfRangeException>(() => new Int4WeightOnlyConfig(48));
+        Assert.Equal(new Int4WeightInt8ActivationConfig(64), QuantConfigs.Parse("int4wo-a8-64"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Int4WeightInt8ActivationConfig(48));
     }
 
     [Fact]

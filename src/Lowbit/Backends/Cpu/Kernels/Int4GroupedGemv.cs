@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Lowbit.Quantization.Formats;
 
 namespace Lowbit.Backends.Cpu.Kernels;
@@ -7,19 +8,26 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// y[m, n] = Σ_k x[m, k]·((q[n, k] − 8)·s[n, g] + z[n, g]), g = k / G, q in the <see cref="Int4GroupedWeight"/>
 /// layout. Decode folds the zero point out of the inner loop:
 /// y[n] = Σ_g s[n, g]·(Σ_{k∈g} x[k]·q[n, k]) + (z[n, g] − 8·s[n, g])·X[g], X[g] = Σ_{k∈g} x[k] computed once
-/// per call. A 16-byte load widened to 16 int32 lanes gives 16 elements by &amp; 15 and the next 16 by &gt;&gt; 4
-/// (the layout's point), each converted and FMA'd once: one FMA per element; 4 rows × (low, high) = 8 chains.
+/// per call. The nibbles are not separated: byte b = 16·h + l of chunk c holds l = q[32c + j] and h = q[32c + 16 + j],
+/// and x_l·l + x_h·h = (x_l − x_h/16)·l + (x_h/16)·b, so x is rewritten once per call (<see cref="PackedJob.XSplit"/>)
+/// and each 16 bytes cost one widen-load (vpmovzxbd), the low nibbles as f32 by one vpermps into a 0..15 table (it
+/// reads only the index's low 4 bits), the whole bytes by one vcvtdq2ps, and two FMAs: no shift, no mask. The terms
+/// can be 16x the products they replace (x_h/16·b ≤ 16·|x_h|), within the error budget of the zero-point fold's own
+/// 16·|s| + |z| terms. 4 rows × (low, whole) = 8 chains.
 /// Prefill: <see cref="PackedLinear"/> unpacks 4 rows to f32 and runs the dense 4×4 tile.
 /// Scales are widened to f32 once per row (a stack buffer) so the per-group step is one FMA with a broadcast, and
 /// the zero-point term is one vector pass over the groups; the next 4-row block is software-prefetched.
 /// Decode N=5632, K=2048, G=64: 5.8 MB nibbles + 0.7 MB bf16 scales/zeros + 8 KB x; 23 MFLOP
 /// (3.6 FLOP/byte). Floor at the 30 GB/s one core streams here: 0.22 ms.
-/// Cost: ~3.5 vector µops per 16 weights (a 16-byte widen-load, mask or shift, convert, FMA).
-/// Measured 2026-11-24, 2-core AMD EPYC Zen 5 VM shared with other jobs (load average ~4), `lowbit-bench linear`
-/// (3 blocks of dim 2048 / hidden 5632, 74 MB int4wo-64, best of 30): 1 thread 11.9 GB/s, 43% of the 27.4 GB/s read
-/// in the same run, 2.8x the bf16 kernel; 2 threads 23.4 GB/s, 2.9-3.1x bf16. Below the 3.3x / 85% target: it is
-/// compute-bound at ~21 G weights/s per core (the same in L3). vpermps instead of mask + convert, or dropping half
-/// the FMAs, did not move it; without hardware counters (none in this VM) the limit is not pinned down.
+/// Cost: 5 vector µops per 32 weights (widen-load, vpermps, convert, 2 FMAs; before: 7, with mask, shift and two
+/// converts). Measured on one Zen 5 core, 4 rows × K = 2048 in L2 (2026-11-25, best of 200, loop only): 30.3 G weights/s,
+/// against 26.1 for the mask-and-shift loop, 24.6 for a per-(row, group) table T[q] = (q − 8)·s + z indexed by
+/// vpermps (low nibble, then shifted), 29.3 for whole 64-byte loads indexed 8 times with shifts, and 54.6 for the
+/// FMAs alone: on this core the vector ALU µops, not the loads, set the pace, and an exact f32 dot product needs one
+/// FMA per 16 weights plus the decode (<see cref="Int4GroupedA8Gemv"/>, int4wo-a8, trades the exactness for integer
+/// dot products). `lowbit-bench linear --threads 1 --layers 2 --reps 10` (2 blocks, 49.5 MB int4wo-64, best of 10),
+/// this and the previous build alternately, 4 times, load average 60-100: 3.76-4.39 ms a step against 4.40-5.03
+/// (2.00-2.21x the bf16 kernel against 1.81-1.93x).
 /// </summary>
 internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
 {
@@ -30,8 +38,17 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int4GroupedWeight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
+        int k = weight.InFeatures;
+        float* split = null;
+        if (m == 1 && x.Length == k)
+        {
+            split = (float*)DynamicActivation.Buffer((nint)k * sizeof(float));
+            Split(x, split);
+        }
+
         PackedLinear.Compute<Int4GroupedGemv>(level, pool, weight.FormatName, x, m, new PackedJob
         {
+            XSplit = split,
             Q = (byte*)weight.Packed.Data,
             RowBytes = weight.InFeatures / 2,
             Scales = (byte*)weight.Scales.Data,
@@ -41,6 +58,26 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
             N = weight.OutFeatures,
             K = weight.InFeatures,
         }, y);
+    }
+
+    /// <summary>destination[32c + j] = x[32c + j] − x[32c + 16 + j]/16 (the low nibble's weight) and
+    /// destination[32c + 16 + j] = x[32c + 16 + j]/16 (the whole byte's), j &lt; 16: the same f32 roundings at every
+    /// SIMD level.</summary>
+    internal static void Split(ReadOnlySpan<float> x, float* destination)
+    {
+        fixed (float* p = x)
+        {
+            Vector128<float> sixteenth = Vector128.Create(1f / 16);
+            for (int c = 0; c < x.Length; c += Int4GroupedWeight.ChunkElements)
+            {
+                for (int j = 0; j < 16; j += Vector128<float>.Count)
+                {
+                    Vector128<float> high = Vector128.Load(p + c + 16 + j) * sixteenth;
+                    (Vector128.Load(p + c + j) - high).Store(destination + c + j);
+                    high.Store(destination + c + 16 + j);
+                }
+            }
+        }
     }
 
     /// <summary>The zero-point term (z − 8s)·Σx needs each group's Σx.</summary>
@@ -60,7 +97,7 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
         float* s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         float b0 = Prepare<TS, TV>(job, row, s0), b1 = Prepare<TS, TV>(job, row + 1, s1);
         float b2 = Prepare<TS, TV>(job, row + 2, s2), b3 = Prepare<TS, TV>(job, row + 3, s3);
-        float* x = job->X;
+        float* x = job->XSplit;
         int chunksPerGroup = job->GroupSize / Int4GroupedWeight.ChunkElements;
         nint c = TS.Count;
         TV y0 = TS.Zero, y1 = TS.Zero, y2 = TS.Zero, y3 = TS.Zero;
@@ -68,7 +105,7 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
         for (int g = 0; g < groups; g++)
         {
             TV l0 = TS.Zero, l1 = TS.Zero, l2 = TS.Zero, l3 = TS.Zero;
-            TV h0 = TS.Zero, h1 = TS.Zero, h2 = TS.Zero, h3 = TS.Zero;
+            TV w0 = TS.Zero, w1 = TS.Zero, w2 = TS.Zero, w3 = TS.Zero;
             for (nint end = chunk + chunksPerGroup; chunk < end; chunk++)
             {
                 float* xc = x + (chunk * 32);
@@ -76,26 +113,26 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
                 PackedLinear.Prefetch(q0 + b, q1 + b, q2 + b, q3 + b, 4 * rowBytes);
                 for (nint j = 0; j < 16; j += c)
                 {
-                    TV xl = TS.Load(xc + j), xh = TS.Load(xc + 16 + j);
-                    TQ.LoadUInt4(q0 + b + j, out TV lo, out TV hi);
+                    TV xl = TS.Load(xc + j), xb = TS.Load(xc + 16 + j);
+                    TQ.LoadUInt4(q0 + b + j, out TV lo, out TV whole);
                     l0 = TS.MultiplyAdd(lo, xl, l0);
-                    h0 = TS.MultiplyAdd(hi, xh, h0);
-                    TQ.LoadUInt4(q1 + b + j, out lo, out hi);
+                    w0 = TS.MultiplyAdd(whole, xb, w0);
+                    TQ.LoadUInt4(q1 + b + j, out lo, out whole);
                     l1 = TS.MultiplyAdd(lo, xl, l1);
-                    h1 = TS.MultiplyAdd(hi, xh, h1);
-                    TQ.LoadUInt4(q2 + b + j, out lo, out hi);
+                    w1 = TS.MultiplyAdd(whole, xb, w1);
+                    TQ.LoadUInt4(q2 + b + j, out lo, out whole);
                     l2 = TS.MultiplyAdd(lo, xl, l2);
-                    h2 = TS.MultiplyAdd(hi, xh, h2);
-                    TQ.LoadUInt4(q3 + b + j, out lo, out hi);
+                    w2 = TS.MultiplyAdd(whole, xb, w2);
+                    TQ.LoadUInt4(q3 + b + j, out lo, out whole);
                     l3 = TS.MultiplyAdd(lo, xl, l3);
-                    h3 = TS.MultiplyAdd(hi, xh, h3);
+                    w3 = TS.MultiplyAdd(whole, xb, w3);
                 }
             }
 
-            y0 = TS.MultiplyAdd(TS.Add(l0, h0), TS.Broadcast(s0[g]), y0);
-            y1 = TS.MultiplyAdd(TS.Add(l1, h1), TS.Broadcast(s1[g]), y1);
-            y2 = TS.MultiplyAdd(TS.Add(l2, h2), TS.Broadcast(s2[g]), y2);
-            y3 = TS.MultiplyAdd(TS.Add(l3, h3), TS.Broadcast(s3[g]), y3);
+            y0 = TS.MultiplyAdd(TS.Add(l0, w0), TS.Broadcast(s0[g]), y0);
+            y1 = TS.MultiplyAdd(TS.Add(l1, w1), TS.Broadcast(s1[g]), y1);
+            y2 = TS.MultiplyAdd(TS.Add(l2, w2), TS.Broadcast(s2[g]), y2);
+            y3 = TS.MultiplyAdd(TS.Add(l3, w3), TS.Broadcast(s3[g]), y3);
         }
 
         y[0] = TS.Sum(y0) + b0;
@@ -119,19 +156,19 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
         nint chunk = 0;
         for (int g = 0; g < groups; g++)
         {
-            TV l = TS.Zero, h = TS.Zero;
+            TV l = TS.Zero, w = TS.Zero;
             for (nint end = chunk + chunksPerGroup; chunk < end; chunk++)
             {
-                float* xc = job->X + (chunk * 32);
+                float* xc = job->XSplit + (chunk * 32);
                 for (nint j = 0; j < 16; j += c)
                 {
-                    TQ.LoadUInt4(q + (chunk * 16) + j, out TV lo, out TV hi);
+                    TQ.LoadUInt4(q + (chunk * 16) + j, out TV lo, out TV whole);
                     l = TS.MultiplyAdd(lo, TS.Load(xc + j), l);
-                    h = TS.MultiplyAdd(hi, TS.Load(xc + 16 + j), h);
+                    w = TS.MultiplyAdd(whole, TS.Load(xc + 16 + j), w);
                 }
             }
 
-            y = TS.MultiplyAdd(TS.Add(l, h), TS.Broadcast(s[g]), y);
+            y = TS.MultiplyAdd(TS.Add(l, w), TS.Broadcast(s[g]), y);
         }
 
         return TS.Sum(y) + bias;
@@ -140,7 +177,7 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
     /// <summary>Widens row <paramref name="row"/>'s bf16 scales into <paramref name="scales"/> and returns its
     /// zero-point term Σ_g (z[g] − 8·s[g])·X[g], both vectorized over groups.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Prepare<TS, TV>(PackedJob* job, int row, float* scales)
+    internal static float Prepare<TS, TV>(PackedJob* job, int row, float* scales)
         where TS : ISimd<TV>
         where TV : unmanaged
     {
@@ -184,13 +221,14 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
         for (int g = 0; g < groups; g++)
         {
             // (q − 8)·s + z as two roundings, like the reference (no FMA): the unpacked row is bit-exact.
-            TV sv = TS.Broadcast(Bf16(s[g])), zv = TS.Broadcast(Bf16(z[g]));
+            TV sv = TS.Broadcast(Bf16(s[g])), zv = TS.Broadcast(Bf16(z[g])), sixteenth = TS.Broadcast(1f / 16);
             for (nint end = chunk + chunksPerGroup; chunk < end; chunk++)
             {
                 float* d = destination + (chunk * 32);
                 for (nint j = 0; j < 16; j += c)
                 {
-                    TQ.LoadUInt4(q + (chunk * 16) + j, out TV lo, out TV hi);
+                    TQ.LoadUInt4(q + (chunk * 16) + j, out TV lo, out TV whole);
+                    TV hi = TS.Multiply(TS.Subtract(whole, lo), sixteenth); // exact: a multiple of 16, times 2^-4
                     TS.Store(d + j, TS.Add(TS.Multiply(TS.Subtract(lo, mid), sv), zv));
                     TS.Store(d + 16 + j, TS.Add(TS.Multiply(TS.Subtract(hi, mid), sv), zv));
                 }

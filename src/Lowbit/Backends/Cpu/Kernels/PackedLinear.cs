@@ -19,6 +19,9 @@ internal unsafe struct PackedJob
     public short* XQ;        // [K]: token 0's int8 activation codes widened to int16 (dynamic-activation formats)
     public float XScale;     // token 0's activation scale (dynamic-activation formats)
     public float* X;         // [M, K]
+    public float* XSplit;    // [K]: token 0's x as the int4 nibble split wants it (Int4GroupedGemv decode), or null
+    public sbyte* XCodes;    // token 0's int8 codes in Int4GroupedA8Gemv's order, or null
+    public float* XLaneScales; // token 0's activation scale per int32 lane of Int4GroupedA8Gemv's blocks, or null
     public float* XSums;     // [K / GroupSize]: Σ x over each group of token 0 (decode only), or null
     public float* Y;         // [M, N]
     public int M;

@@ -18,7 +18,7 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
-    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "fp8dq-tensor", "fp8dq-row"];
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-a8-32", "int4wo-a8-64", "int4wo-a8-128", "int4wo-a8-256", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "fp8dq-tensor", "fp8dq-row"];
 
     public static TheoryData<string, string> LevelsAndFormats()
     {
@@ -54,8 +54,8 @@ public class PackedLinearTests
         {
             magnitude[i] = Math.Abs(deq[i]) + w switch
             {
-                Int4GroupedWeight w4 => (16 * Bf16(w4.Scales, (i / k * w4.Groups) + (i % k / w4.GroupSize)))
-                    + Math.Abs(Bf16(w4.Zeros, (i / k * w4.Groups) + (i % k / w4.GroupSize))),
+                Int4GroupedWeight w4 => Int4Magnitude(w4, i, k),
+                Int4GroupedA8Weight a8 => Int4Magnitude(a8.Weight, i, k),
                 CodedWeight { Zeros: { } z } c => Math.Abs(c.Scales.AsSpan<float>()[(i / k * c.Groups) + (i % k / c.GroupSize)]
                     * (z.AsSpan<float>()[(i / k * c.Groups) + (i % k / c.GroupSize)] + 256)),
                 _ => 0,
@@ -64,6 +64,9 @@ public class PackedLinearTests
 
         return w;
     }
+
+    private static float Int4Magnitude(Int4GroupedWeight w, int i, int k) =>
+        (16 * Bf16(w.Scales, (i / k * w.Groups) + (i % k / w.GroupSize))) + Math.Abs(Bf16(w.Zeros, (i / k * w.Groups) + (i % k / w.GroupSize)));
 
     private static float Bf16(Tensor t, int i) => DTypeConversion.BFloat16ToSingle(t.AsSpan<ushort>()[i]);
 
@@ -76,6 +79,9 @@ public class PackedLinearTests
                 break;
             case Int4GroupedWeight w4:
                 Int4GroupedGemv.Compute(level, CpuTestData.Pool3, x, m, w4, y);
+                break;
+            case Int4GroupedA8Weight a8:
+                Int4GroupedA8Gemv.Compute(level, CpuTestData.Pool3, x, m, a8, y);
                 break;
             case Float8PerRowWeight f8:
                 Float8PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, f8, y);
@@ -121,6 +127,8 @@ public class PackedLinearTests
                     Compute(level, w, x, m, y);
                     if (format == "int8dq" || format.StartsWith("8da4w-", StringComparison.Ordinal))
                         x = QuantTestData.FakeQuantizedPerToken(x, m, k, asymmetric: format != "int8dq"); // the reference multiplies the quantized activations
+                    if (format.StartsWith("int4wo-a8-", StringComparison.Ordinal))
+                        x = QuantTestData.FakeQuantizedPerToken(x, m * k / 32, 32); // per block of 32, as int8dq per token
                     if (format.StartsWith("fp8dq-", StringComparison.Ordinal))
                         x = QuantTestData.Float8Cast(x, format == "fp8dq-row" ? k : m * k);
                     for (int t = 0; t < m; t++)
