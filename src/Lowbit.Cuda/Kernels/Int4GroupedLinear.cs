@@ -60,19 +60,46 @@ public sealed class Int4GroupedGemv
         int v = slice * Warp.WarpSize + Warp.LaneIdx;
         // The next chunk's weights and scales are loaded before this chunk is computed, so a warp has two chunks'
         // loads in flight (one at a time left the kernel latency-bound at ~40% of HBM bandwidth on the H100).
-        var rows = new RowOffsets { W0 = w0, W1 = w1, W2 = w2, W3 = w3, G0 = g0, G1 = g1, G2 = g2, G3 = g3 };
-        var current = v < chunks ? ChunkData.Load(w, scaleZero, rows, v, groupShift) : default;
+        // The first chunk's loads and the loop's are written out twice on purpose: the same code through one
+        // helper returning a struct ran 8% slower on the H100 (122 registers, 1209 vs 1305 GB/s at 14336×4096).
+        Uint4 q0 = default, q1 = default, q2 = default, q3 = default;
+        uint p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+        if (v < chunks)
+        {
+            int g = v >> groupShift;
+            q0 = w[w0 + v];
+            q1 = w[w1 + v];
+            q2 = w[w2 + v];
+            q3 = w[w3 + v];
+            p0 = scaleZero[g0 + g];
+            p1 = scaleZero[g1 + g];
+            p2 = scaleZero[g2 + g];
+            p3 = scaleZero[g3 + g];
+        }
         for (; v < chunks; v += step)
         {
             int next = v + step;
-            var following = next < chunks ? ChunkData.Load(w, scaleZero, rows, next, groupShift) : default;
+            Uint4 n0 = default, n1 = default, n2 = default, n3 = default;
+            uint o0 = 0, o1 = 0, o2 = 0, o3 = 0;
+            if (next < chunks)
+            {
+                int g = next >> groupShift;
+                n0 = w[w0 + next];
+                n1 = w[w1 + next];
+                n2 = w[w2 + next];
+                n3 = w[w3 + next];
+                o0 = scaleZero[g0 + g];
+                o1 = scaleZero[g1 + g];
+                o2 = scaleZero[g2 + g];
+                o3 = scaleZero[g3 + g];
+            }
             X16 lo = X16.Load(x4, 2L * v), hi = X16.Load(x4, 2L * v + 1);
             float sum = lo.Sum() + hi.Sum();
-            a0 += Chunk(current.Q0, current.P0, lo, hi, sum);
-            a1 += Chunk(current.Q1, current.P1, lo, hi, sum);
-            a2 += Chunk(current.Q2, current.P2, lo, hi, sum);
-            a3 += Chunk(current.Q3, current.P3, lo, hi, sum);
-            current = following;
+            a0 += Chunk(q0, p0, lo, hi, sum);
+            a1 += Chunk(q1, p1, lo, hi, sum);
+            a2 += Chunk(q2, p2, lo, hi, sum);
+            a3 += Chunk(q3, p3, lo, hi, sum);
+            (q0, q1, q2, q3, p0, p1, p2, p3) = (n0, n1, n2, n3, o0, o1, o2, o3);
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
         GemvRows.Store(y, row, n, slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f });
@@ -110,35 +137,6 @@ public sealed class Int4GroupedGemv
 
     /// <summary>The bf16 zero (high half) widened to f32.</summary>
     public static float Zero(uint scaleZero) => Interop.IntAsFloat(scaleZero & 0xFFFF0000u);
-
-    /// <summary>Where a warp's four rows start: in 16-byte chunks (W) and in groups (G).</summary>
-    private struct RowOffsets
-    {
-        public long W0, W1, W2, W3, G0, G1, G2, G3;
-    }
-
-    /// <summary>One chunk of the four rows: 16 bytes of nibbles and the scale|zero word of each.</summary>
-    private struct ChunkData
-    {
-        public Uint4 Q0, Q1, Q2, Q3;
-        public uint P0, P1, P2, P3;
-
-        public static ChunkData Load(ArrayView<Uint4> w, ArrayView<uint> scaleZero, RowOffsets r, int v, int groupShift)
-        {
-            int g = v >> groupShift;
-            return new ChunkData
-            {
-                Q0 = w[r.W0 + v],
-                Q1 = w[r.W1 + v],
-                Q2 = w[r.W2 + v],
-                Q3 = w[r.W3 + v],
-                P0 = scaleZero[r.G0 + g],
-                P1 = scaleZero[r.G1 + g],
-                P2 = scaleZero[r.G2 + g],
-                P3 = scaleZero[r.G3 + g],
-            };
-        }
-    }
 
     /// <summary>Sums of x·(q − 8)·16^i, i = 0..4.</summary>
     private struct Powers
