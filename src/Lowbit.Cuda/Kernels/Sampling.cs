@@ -14,8 +14,9 @@ public struct SamplingArgs
 /// <summary>
 /// Temperature / top-k / top-p sampling on the device, Generation/ThresholdSampling's algorithm (its reference),
 /// so a sampled decode step copies one int to the host, not the logits: one group of up to 1024 threads; the
-/// top-k and top-p cuts are binary searches over the logits' order-preserving 32-bit keys (each step a count or
-/// a mass over the vocabulary, block-reduced), the probabilities e^((l − max)/T) are written once to a scratch
+/// top-k and top-p cuts are radix selections over the logits' order-preserving 32-bit keys (four passes of a
+/// byte each, a 256-bin histogram of counts or of mass in shared memory; binary searches of 32 block
+/// reductions each cost ~1 ms a token on the H100), the probabilities e^((l − max)/T) are written once to a scratch
 /// row, and the draw walks per-thread contiguous segments: segment sums, then thread 0 finds the segment and
 /// the index where the cumulative mass passes uniform·(kept mass). Sums are f32 (the reference: f64), so a
 /// uniform within ~1e-6 of a boundary may pick the neighbour.
@@ -47,36 +48,76 @@ public sealed class Sampling
         return bits >= 0 ? bits : bits ^ 0x7FFFFFFF;
     }
 
+    private const int Bins = 256;
+
+    /// <summary>
+    /// Radix select from the top: the largest key t whose count (<paramref name="counting"/>) or probability mass
+    /// of elements with key ≥ t reaches <paramref name="target"/>, found a byte at a time (4 passes: a 256-bin
+    /// histogram of the elements that match the bytes chosen so far, then thread 0 walks the bins from the top).
+    /// Elements of probability 0 (cut by top-k) add no mass. Every thread of the group calls it and gets the key.
+    /// </summary>
+    private static int Select(ArrayView<float> logits, ArrayView<float> probabilities, int n, float target, bool counting,
+        ArrayView<float> histogram, ArrayView<float> choice)
+    {
+        int t = Group.IdxX, threads = Group.DimX;
+        int prefix = 0;
+        float remaining = target;
+        for (int shift = 24; shift >= 0; shift -= 8)
+        {
+            for (int b = t; b < Bins; b += threads)
+                histogram[b] = 0f;
+            Group.Barrier();
+            for (int i = t; i < n; i += threads)
+            {
+                int key = Key(logits[i]);
+                // The bytes above this one must equal those chosen (none in the first pass).
+                if (shift < 24 && (key >> (shift + 8)) != (prefix >> (shift + 8)))
+                    continue;
+                Atomic.Add(ref histogram[Digit(key, shift)], counting ? 1f : probabilities[i]);
+            }
+            Group.Barrier();
+            if (t == 0)
+            {
+                float above = 0f;
+                int bin = Bins - 1;
+                for (; bin > 0; bin--)
+                {
+                    if (above + histogram[bin] >= remaining)
+                        break;
+                    above += histogram[bin];
+                }
+                choice[0] = bin;
+                choice[1] = above;
+            }
+            Group.Barrier();
+            int chosen = (int)choice[0];
+            remaining -= choice[1];
+            prefix |= (shift == 24 ? chosen - 128 : chosen) << shift;
+            Group.Barrier(); // choice is rewritten by the next pass only once every thread has read it
+        }
+        return prefix;
+    }
+
+    /// <summary>Byte <paramref name="shift"/>/8 of a key in the keys' order (the top byte is signed).</summary>
+    private static int Digit(int key, int shift) => shift == 24 ? (key >> 24) + 128 : (key >> shift) & 0xFF;
+
     private static void Kernel(ArrayView<float> logits, ArrayView<float> probabilities, ArrayView<int> result, int n, SamplingArgs a)
     {
         var shared = SharedMemory.Allocate<float>(32);
         var segments = SharedMemory.Allocate<float>(MaxGroupSize);
+        var histogram = SharedMemory.Allocate<float>(Bins);
+        var choice = SharedMemory.Allocate<float>(2);
         int t = Group.IdxX, threads = Group.DimX;
 
         float max = float.NegativeInfinity;
         for (int i = t; i < n; i += threads)
             max = MathF.Max(max, logits[i]);
         max = BlockReduce.Max(max, shared);
-        long top = Key(max), kept = int.MinValue;
+        int kept = int.MinValue;
 
-        // The k-th largest logit: the largest key with at least k logits at or above it. Every thread holds the
-        // same lo and hi (the counts are block-reduced), so the loop and its barriers stay uniform.
+        // The k-th largest logit: the largest key with at least k logits at or above it, a byte of the key a pass.
         if (a.TopK > 0 && a.TopK < n)
-        {
-            long lo = int.MinValue, hi = top;
-            while (lo < hi)
-            {
-                long mid = lo + ((hi - lo + 1) / 2);
-                float count = 0f;
-                for (int i = t; i < n; i += threads)
-                    count += Key(logits[i]) >= mid ? 1f : 0f;
-                if (BlockReduce.Sum(count, shared) >= a.TopK)
-                    lo = mid;
-                else
-                    hi = mid - 1;
-            }
-            kept = lo;
-        }
+            kept = Select(logits, probabilities, n, a.TopK, counting: true, histogram, choice);
 
         float total = 0f;
         for (int i = t; i < n; i += threads)
@@ -90,22 +131,7 @@ public sealed class Sampling
 
         // The smallest top set reaching topP of the mass: the largest key whose mass at or above it reaches it.
         if (a.TopP < 1f)
-        {
-            float target = a.TopP * total;
-            long lo = kept, hi = top;
-            while (lo < hi)
-            {
-                long mid = lo + ((hi - lo + 1) / 2);
-                float mass = 0f;
-                for (int i = t; i < n; i += threads)
-                    mass += Key(logits[i]) >= mid ? probabilities[i] : 0f;
-                if (BlockReduce.Sum(mass, shared) >= target)
-                    lo = mid;
-                else
-                    hi = mid - 1;
-            }
-            kept = lo;
-        }
+            kept = Math.Max(kept, Select(logits, probabilities, n, a.TopP * total, counting: false, histogram, choice));
 
         int per = (n + threads - 1) / threads, from = t * per, to = Math.Min(n, from + per);
         float sum = 0f;
