@@ -8,10 +8,6 @@ public struct AttentionShape
 {
     public int Heads, KvHeads, HeadDim, MaxSequence;
     public float Scale;
-
-    /// <summary>Set by <see cref="Attention.Launch"/>: query rows of this launch, and how many consecutive rows
-    /// one chunked group takes (they share each K and V row it loads).</summary>
-    public int Rows, BlockRows;
 }
 
 /// <summary>
@@ -90,21 +86,16 @@ public sealed class Attention
         // partial sums fit the scratch: at 2048 prompt tokens this replaced the per-(row, head) kernel, whose
         // scores went through global memory (prefill 1582 tok/s on Llama-3-8B shapes, attention-bound).
         int chunks = Chunks(shape.MaxSequence), batch = RowsPerLaunch(shape), width = shape.Heads * shape.HeadDim;
-        int group = shape.Heads / shape.KvHeads;
-        // Consecutive rows share each K/V row a group loads, as many as its shared memory holds the queries of.
-        shape.BlockRows = Math.Max(1, Math.Min(MaxGroupHeads / group, MaxGroupQueryFloats / (group * shape.HeadDim)));
         for (int r0 = 0; r0 < rows; r0 += batch)
         {
             int n = Math.Min(batch, rows - r0);
-            shape.Rows = n;
-            int blocks = (n + shape.BlockRows - 1) / shape.BlockRows;
             long partials = (long)n * shape.Heads * chunks * shape.HeadDim;
             var sums = scratch.SubView(0, partials);
             var stats = scratch.SubView(partials, 2L * n * shape.Heads * chunks);
             var at = new StepPosition { Start = start.Start + r0, FromInputs = start.FromInputs };
             var qs = q.SubView((long)r0 * width, (long)n * width);
             var outs = output.SubView((long)r0 * width, (long)n * width);
-            _decode(stream, new KernelConfig(blocks * shape.KvHeads * chunks, DecodeGroupSize), qs, keys, values, sums, stats, inputs, at, shape);
+            _decode(stream, new KernelConfig(n * shape.KvHeads * chunks, DecodeGroupSize), qs, keys, values, sums, stats, inputs, at, shape);
             _merge(stream, new KernelConfig(n * shape.Heads, GroupSize), sums, stats, outs, inputs, at, shape);
         }
     }
@@ -115,31 +106,22 @@ public sealed class Attention
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
         var p = SharedMemory.Allocate<float>(MaxGroupHeads * Chunk);
         int chunks = Chunks(s.MaxSequence);
-        int block = Grid.IdxX / (s.KvHeads * chunks), rest = Grid.IdxX - (block * s.KvHeads * chunks);
+        int r = Grid.IdxX / (s.KvHeads * chunks), rest = Grid.IdxX - (r * s.KvHeads * chunks);
         int g = rest / chunks, c = rest - g * chunks;
-        // The group's rows r0 .. r0 + rows − 1 (row r sees positions below start + r + 1); "virtual heads"
-        // v = (row − r0)·group + head run over every (row, query head) pair of the block.
-        int r0 = block * s.BlockRows, rows = Math.Min(s.BlockRows, s.Rows - r0);
-        int first = start.Resolve(inputs) + r0 + 1, last = first + rows - 1; // the block's shortest and longest lengths
+        int length = start.Resolve(inputs) + r + 1;
         int t0 = c * Chunk;
-        if (t0 >= last)
+        if (t0 >= length)
             return;
-        int n = Math.Min(last - t0, Chunk);
+        int n = Math.Min(length - t0, Chunk);
         int group = s.Heads / s.KvHeads, d = s.HeadDim, kvColumns = s.KvHeads * d, h0 = g * group;
-        int heads = rows * group;
         int warps = Group.DimX / Warp.WarpSize;
 
-        for (int i = Group.IdxX; i < heads * d; i += Group.DimX)
-        {
-            int v = i / d;
-            int row = r0 + (v / group), h = h0 + (v - ((v / group) * group));
-            queries[i] = q[((long)row * s.Heads * d) + (h * d) + (i - (v * d))];
-        }
+        for (int i = Group.IdxX; i < group * d; i += Group.DimX)
+            queries[i] = q[((long)r * s.Heads * d) + (h0 * d) + i];
         Group.Barrier();
 
         // Scores: a warp a position; each lane loads its (up to four) elements of k once, then one dot product
-        // and shuffle reduction per virtual head from the queries in shared memory; positions past a row's
-        // length score −∞.
+        // and shuffle reduction per head from the queries in shared memory.
         for (int j = Warp.WarpIdx; j < n; j += warps)
         {
             long k = (long)(t0 + j) * kvColumns + g * d;
@@ -148,65 +130,60 @@ public sealed class Attention
             float k1 = lane + 32 < d ? keys[k + lane + 32] : 0f;
             float k2 = lane + 64 < d ? keys[k + lane + 64] : 0f;
             float k3 = lane + 96 < d ? keys[k + lane + 96] : 0f;
-            for (int v = 0; v < heads; v++)
+            for (int h = 0; h < group; h++)
             {
-                int qh = v * d;
+                int qh = h * d;
                 float dot = (lane < d ? queries[qh + lane] * k0 : 0f) + (lane + 32 < d ? queries[qh + lane + 32] * k1 : 0f)
                           + (lane + 64 < d ? queries[qh + lane + 64] * k2 : 0f) + (lane + 96 < d ? queries[qh + lane + 96] * k3 : 0f);
                 dot = BlockReduce.WarpSum(dot);
                 if (lane == 0)
-                    p[v * Chunk + j] = t0 + j < first + (v / group) ? dot * s.Scale : float.NegativeInfinity;
+                    p[h * Chunk + j] = dot * s.Scale;
             }
         }
         Group.Barrier();
 
-        // The chunk's max and Σ e^(score − max) per virtual head: a warp a head. A row that sees none of the
-        // chunk (its length ≤ t0) writes nothing: the merge reads only the chunks below its length.
-        for (int v = Warp.WarpIdx; v < heads; v += warps)
+        // The chunk's max and Σ e^(score − max) per head: a warp a head.
+        for (int h = Warp.WarpIdx; h < group; h += warps)
         {
             float best = float.NegativeInfinity;
             for (int j = Warp.LaneIdx; j < n; j += Warp.WarpSize)
-                best = MathF.Max(best, p[v * Chunk + j]);
+                best = MathF.Max(best, p[h * Chunk + j]);
             best = Warp.Shuffle(BlockReduce.WarpMax(best), 0);
-            bool seen = best != float.NegativeInfinity;
             float sum = 0f;
             for (int j = Warp.LaneIdx; j < n; j += Warp.WarpSize)
             {
-                // Masked positions weigh exactly 0 (FastMath.Exp clamps −∞ to ~1e-38).
-                float score = p[v * Chunk + j];
-                float e = score == float.NegativeInfinity ? 0f : FastMath.Exp(score - best);
-                p[v * Chunk + j] = e;
+                float e = FastMath.Exp(p[h * Chunk + j] - best);
+                p[h * Chunk + j] = e;
                 sum += e;
             }
             sum = BlockReduce.WarpSum(sum);
-            if (Warp.LaneIdx == 0 && seen)
+            if (Warp.LaneIdx == 0)
             {
-                long at = 2L * ((((long)(r0 + (v / group)) * s.Heads) + h0 + (v % group)) * chunks + c);
+                long at = 2L * ((((long)r * s.Heads) + h0 + h) * chunks + c);
                 stats[at] = best;
                 stats[at + 1] = sum;
             }
         }
         Group.Barrier();
 
-        // Σ_j p_j·v_j: threads across (virtual head, d), so V rows are read coalesced; four rows a step, loaded
-        // before they are used, so four loads are in flight.
-        for (int e = Group.IdxX; e < heads * d; e += Group.DimX)
+        // Σ_j p_j·v_j: threads across (head, d), so V rows are read coalesced; four rows a step, loaded before
+        // they are used, so four loads are in flight.
+        for (int e = Group.IdxX; e < group * d; e += Group.DimX)
         {
-            int v = e / d, i = e - v * d;
-            long vv = (long)t0 * kvColumns + g * d + i;
-            int ph = v * Chunk;
+            int h = e / d, i = e - h * d;
+            long v = (long)t0 * kvColumns + g * d + i;
+            int ph = h * Chunk;
             float acc = 0f;
             int j = 0;
             for (; j + 3 < n; j += 4)
             {
-                float v0 = values[vv + ((long)j * kvColumns)], v1 = values[vv + ((long)(j + 1) * kvColumns)];
-                float v2 = values[vv + ((long)(j + 2) * kvColumns)], v3 = values[vv + ((long)(j + 3) * kvColumns)];
+                float v0 = values[v + ((long)j * kvColumns)], v1 = values[v + ((long)(j + 1) * kvColumns)];
+                float v2 = values[v + ((long)(j + 2) * kvColumns)], v3 = values[v + ((long)(j + 3) * kvColumns)];
                 acc += (p[ph + j] * v0) + (p[ph + j + 1] * v1) + (p[ph + j + 2] * v2) + (p[ph + j + 3] * v3);
             }
             for (; j < n; j++)
-                acc += p[ph + j] * values[vv + ((long)j * kvColumns)];
-            if (t0 < first + (v / group))
-                sums[((((long)(r0 + (v / group)) * s.Heads) + h0 + (v % group)) * chunks + c) * d + i] = acc;
+                acc += p[ph + j] * values[v + ((long)j * kvColumns)];
+            sums[((((long)r * s.Heads) + h0 + h) * chunks + c) * d + i] = acc;
         }
     }
 
