@@ -154,7 +154,7 @@ public static class BackendCheck
                 }
             }
 
-            foreach (var (rows, start, heads, kvHeads, d) in new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96) })
+            foreach (var (rows, start, heads, kvHeads, d) in new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96), (38, 50, 8, 2, 64) })
             {
                 const int maxSeq = 256;
                 var q = Values(rng, rows * heads * d);
