@@ -12,12 +12,22 @@ public sealed partial class CudaBackend
     private Action<AcceleratorStream, Index1D, ArrayView<Uint4>, ArrayView<Uint4>> _copy =>
         field ??= _accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Uint4>, ArrayView<Uint4>>(CopyKernel);
 
-    /// <summary>A [rows, columns] tensor in device memory, element = offset + scale·(2u − 1) with u uniform
-    /// in [0, 1) from a hash of (seed, index): random weights without a host copy.</summary>
-    public Tensor RandomTensor(DType dtype, int rows, int columns, float offset, float scale, uint seed)
+    /// <summary>A [rows, columns] dense tensor in device memory of random values of magnitude ~2^−7 (random sign
+    /// and mantissa, as <see cref="RandomWeight"/>'s dense weights): random weights without a host copy.</summary>
+    public Tensor RandomTensor(DType dtype, int rows, int columns, uint seed)
+    {
+        var (keep, set) = DenseRandomMasks(dtype);
+        return BitsTensor(dtype, rows, columns, seed, keep, set);
+    }
+
+    /// <summary>An F32 [rows, columns] tensor in device memory with every element <paramref name="value"/>.</summary>
+    public Tensor ConstantTensor(float value, int rows, int columns) =>
+        BitsTensor(DType.F32, rows, columns, 0, 0, BitConverter.SingleToUInt32Bits(value));
+
+    private Tensor BitsTensor(DType dtype, int rows, int columns, uint seed, uint keep, uint set)
     {
         var tensor = Allocate(dtype, rows, columns);
-        _fill.Uniform(_stream, Words(tensor), DenseElements.Code(dtype), offset, scale, seed);
+        (_randomBits ??= new RandomBits(_accelerator)).Launch(_stream, Words(tensor), seed, keep, set);
         _stream.Synchronize();
         return tensor;
     }

@@ -54,12 +54,7 @@ public sealed unsafe partial class CudaBackend
         // (keep, set) masks of a data word and of a scale word: see Kernels/RandomBits.
         var (data, scale) = kind switch
         {
-            CudaFormat.Dense => (dtype switch
-            {
-                DType.BF16 => (0x807F807Fu, 0x3C003C00u),
-                DType.F16 => (0x83FF83FFu, 0x20002000u),
-                _ => (0x807FFFFFu, 0x3C000000u),
-            }, (0u, 0u)),
+            CudaFormat.Dense => (DenseRandomMasks(dtype), (0u, 0u)),
             CudaFormat.Float8PerRow => ((0xBFBFBFBFu, 0u), (0x007FFFFFu, 0x3A800000u)),
             CudaFormat.Int4Grouped => ((~0u, 0u), (0x807F007Fu, 0x3A803A80u)),
             _ => ((~0u, 0u), (0x007FFFFFu, 0x3A800000u)),
@@ -69,6 +64,15 @@ public sealed unsafe partial class CudaBackend
         bits.Launch(_stream, weight.Scales.View, (uint)seed ^ 0x9E3779B9u, scale.Item1, scale.Item2);
         return weight;
     }
+
+    /// <summary>(keep, set) masks of a dense data word: two bf16/f16 values or one f32 of magnitude ~2^−7
+    /// with random sign and mantissa.</summary>
+    private static (uint Keep, uint Set) DenseRandomMasks(DType dtype) => dtype switch
+    {
+        DType.BF16 => (0x807F807Fu, 0x3C003C00u),
+        DType.F16 => (0x83FF83FFu, 0x20002000u),
+        _ => (0x807FFFFFu, 0x3C000000u),
+    };
 
     /// <summary>Readies a linear weight at load: dense tensors are uploaded as they are, quantized ones packed.</summary>
     private void UploadLinear(IWeight weight)

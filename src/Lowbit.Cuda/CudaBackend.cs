@@ -35,7 +35,6 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly Kernels.Attention _attention;
     private readonly Elementwise _elementwise;
     private readonly Kernels.ArgMax _argMax;
-    private readonly Fill _fill;
     private readonly Sampling _sampling;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _stepInputs; // [token, position] of a replayed step; [index] of ArgMax
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _argMaxResult;
@@ -59,7 +58,6 @@ public sealed unsafe partial class CudaBackend : IBackend
         _attention = new Kernels.Attention(accelerator);
         _elementwise = new Elementwise(accelerator);
         _argMax = new Kernels.ArgMax(accelerator);
-        _fill = new Fill(accelerator);
         _sampling = new Sampling(accelerator);
         _stream = accelerator.CreateStream();
         _stepInputs = accelerator.Allocate1D<int>(2);
@@ -282,15 +280,18 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
         var args = new SamplingArgs { InverseTemperature = 1f / temperature, TopK = topK, TopP = topP, Uniform = (float)uniform };
         _sampling.Launch(_stream, F32(row), _probabilities.View, _argMaxResult.View, n, args);
-        int index = 0;
-        _argMaxResult.View.CopyToCPU(_stream, ref index, 1);
-        _stream.Synchronize();
-        return index;
+        return ChosenToken();
     }
 
     public int ArgMax(TensorView row)
     {
         _argMax.Launch(_stream, F32(row), _argMaxResult.View, (int)row.ElementCount);
+        return ChosenToken();
+    }
+
+    /// <summary>The token ArgMax or Sample wrote, once the stream has run them: the one int a step reads back.</summary>
+    private int ChosenToken()
+    {
         int index = 0;
         _argMaxResult.View.CopyToCPU(_stream, ref index, 1);
         _stream.Synchronize();

@@ -7,7 +7,8 @@ namespace Lowbit.Cuda;
 /// <summary>
 /// Random-weight models of well-known shapes built directly in GPU memory, for benchmarks on a machine that
 /// cannot download checkpoints (gpt-fast's anchors were measured the same way: random weights, batch 1).
-/// Weights are uniform in ±0.02, norms 1: values do not change the speed of any kernel here.
+/// Weights are random of magnitude ~2^−7 (<see cref="CudaBackend.RandomTensor"/>), norms 1: values do not change
+/// the speed of any kernel here.
 /// </summary>
 public static class SyntheticModel
 {
@@ -46,8 +47,8 @@ public static class SyntheticModel
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(config);
         uint seed = 1;
-        linear ??= (n, k, s) => new DenseWeight(backend.RandomTensor(DType.BF16, n, k, 0f, 0.02f, s));
-        Tensor Norm() => backend.RandomTensor(DType.F32, 1, config.HiddenSize, 1f, 0f, seed++);
+        linear ??= (n, k, s) => new DenseWeight(backend.RandomTensor(DType.BF16, n, k, s));
+        Tensor Norm() => backend.ConstantTensor(1f, 1, config.HiddenSize);
         IWeight Linear(int n, int k) => linear(n, k, seed++);
         var layers = new LayerWeights[config.NumLayers];
         for (int l = 0; l < layers.Length; l++)
@@ -67,7 +68,7 @@ public static class SyntheticModel
         }
         return new ModelWeights
         {
-            Embedding = backend.RandomTensor(DType.BF16, config.VocabSize, config.HiddenSize, 0f, 0.02f, seed++),
+            Embedding = backend.RandomTensor(DType.BF16, config.VocabSize, config.HiddenSize, seed++),
             Layers = layers,
             FinalNorm = Norm(),
             Classifier = Linear(config.VocabSize, config.HiddenSize),

@@ -7,6 +7,11 @@ namespace Lowbit.Cuda.Kernels;
 /// the result. <c>shared</c> holds one float a warp (allocate 32 in the kernel).</summary>
 public static class BlockReduce
 {
+    /// <summary>The largest power-of-two group size up to <paramref name="most"/> the accelerator runs (tree
+    /// reductions over shared memory halve it).</summary>
+    public static int PowerOfTwoGroup(ILGPU.Runtime.Accelerator accelerator, int most) =>
+        (int)Math.Min(most, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)accelerator.MaxNumThreadsPerGroup + 1) / 2);
+
     public static float WarpSum(float v)
     {
         for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)

@@ -1,4 +1,3 @@
-using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -29,7 +28,7 @@ public sealed class Sampling
 
     public Sampling(Accelerator accelerator)
     {
-        _groupSize = (int)Math.Min(MaxGroupSize, BitOperations.RoundUpToPowerOf2((uint)accelerator.MaxNumThreadsPerGroup + 1) / 2);
+        _groupSize = BlockReduce.PowerOfTwoGroup(accelerator, MaxGroupSize);
         _kernel = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, SamplingArgs>(Kernel);
     }
 
