@@ -38,15 +38,11 @@ public sealed class Transformer : IDisposable
         int m = tokens.Length;
         if (m == 0 || m > state.MaxBatch)
             throw new ArgumentOutOfRangeException(nameof(tokens), $"{m} tokens; a forward pass takes 1 to {state.MaxBatch}.");
-        if (startPos < 0 || startPos + m > MaxSequenceLength)
-            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions [{startPos}, {startPos + m}) exceed the context of {MaxSequenceLength} tokens.");
+        CheckPositions(startPos, m);
         if (logitRows < 1 || logitRows > m)
             throw new ArgumentOutOfRangeException(nameof(logitRows));
         foreach (int token in tokens)
-        {
-            if ((uint)token >= (uint)Config.VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} outside the vocabulary [0, {Config.VocabSize}).");
-        }
+            CheckToken(token);
 
         var c = Config;
         var b = _backend;
@@ -97,10 +93,8 @@ public sealed class Transformer : IDisposable
     {
         if (state.RecordedStep is { } recorded)
         {
-            if ((uint)token >= (uint)Config.VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(token), $"token id {token} outside the vocabulary [0, {Config.VocabSize}).");
-            if (position < 0 || position >= MaxSequenceLength)
-                throw new ArgumentOutOfRangeException(nameof(position), $"position {position} outside the context of {MaxSequenceLength} tokens.");
+            CheckToken(token);
+            CheckPositions(position, 1);
             recorded.Replay(token, position);
             return;
         }
@@ -110,6 +104,18 @@ public sealed class Transformer : IDisposable
             state.RecordingTried = true;
             state.RecordedStep = _backend.RecordStep(() => Forward([0], 0, state));
         }
+    }
+
+    private void CheckToken(int token)
+    {
+        if ((uint)token >= (uint)Config.VocabSize)
+            throw new ArgumentOutOfRangeException(nameof(token), $"token id {token} outside the vocabulary [0, {Config.VocabSize}).");
+    }
+
+    private void CheckPositions(int startPos, int count)
+    {
+        if (startPos < 0 || startPos + count > MaxSequenceLength)
+            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions [{startPos}, {startPos + count}) exceed the context of {MaxSequenceLength} tokens.");
     }
 
     public void Dispose() => Rope.Dispose();
