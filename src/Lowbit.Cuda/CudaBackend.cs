@@ -265,7 +265,9 @@ public sealed unsafe partial class CudaBackend : IBackend
             _scores?.Dispose();
             _scores = _accelerator.Allocate1D<float>(scratch);
         }
-        _attention.Launch(_stream, F32(q), F32(keys), F32(values), _scores.View, F32(destination), q.Rows, _stepInputs.View, Start(startPos), shape);
+        ArrayView<float> qs = F32(q), ks = F32(keys), vs = F32(values), os = F32(destination);
+        bool aligned = Aligned(qs) && Aligned(ks) && Aligned(vs) && Aligned(os);
+        _attention.Launch(_stream, qs, ks, vs, _scores.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
     }
 
     public int Sample(TensorView row, float temperature, int topK, float topP, double uniform)

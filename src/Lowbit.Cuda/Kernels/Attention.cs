@@ -21,9 +21,12 @@ public struct AttentionShape
 /// whole cache and chunks past the position return at once, so the launch does not depend on the position
 /// (a recorded step replays it at every position). Decode at 4k context, 8 kv heads, D 128 in F32: 2 × 16 MB
 /// of cache a layer; at short contexts it is launch-bound.</para>
-/// <para>Prefill (several rows) runs the same two kernels with a row dimension: each query row is a decode
-/// step at its own causal length. Shapes the decode kernel does not take (D &gt; 128, more than 16 query
-/// heads a kv head) fall back to one group per (row, head) with scores in a global scratch row.</para>
+/// <para>Prefill (several rows), flash attention: a group of 128 threads takes <see cref="FlashRows"/> query
+/// rows of one head and walks the keys up to its last row's position in tiles of <see cref="FlashKeys"/>,
+/// K and V staged in shared memory; each row keeps its running max and sum (online softmax) and its output
+/// in registers, so no score leaves the chip. Work grows with the causal length, so the longest tiles start
+/// first. Shapes the kernels do not take (D &gt; 128 or not a multiple of 4, more than 16 query heads a kv head
+/// in decode) fall back to one group per (row, head) with scores in a global scratch row.</para>
 /// </summary>
 public sealed class Attention
 {
@@ -38,18 +41,33 @@ public sealed class Attention
     /// and its scores (heads/kvHeads · Chunk floats).</summary>
     public const int MaxGroupQueryFloats = 2048, MaxGroupHeads = 16;
 
-    /// <summary>The decode kernel holds a key row in four registers a lane.</summary>
+    /// <summary>The decode kernel holds a key row in four registers a lane; a flash thread holds four
+    /// 16-byte columns of an output row.</summary>
     public const int MaxHeadDim = 128;
 
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _prefill;
+    /// <summary>A flash group's query rows and key tile: 128 threads, eight a row (each with four keys of the
+    /// tile and four 16-byte output columns); 43.5 KB of shared memory at D = 128.</summary>
+    public const int FlashRows = 16, FlashKeys = 32, FlashGroupSize = 128;
+
+    /// <summary>Float4s a row of Q and K takes in shared memory: padded by one so the eight keys a warp reads
+    /// at once fall in different banks.</summary>
+    private const int FlashStride = (MaxHeadDim / 4) + 1;
+
+    /// <summary>Floats a row of probabilities takes in shared memory (padded: the warp's four rows in
+    /// different banks).</summary>
+    private const int ProbabilityStride = FlashKeys + 4;
+
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _fallback;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _decode;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _merge;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape> _flash;
 
     public Attention(Accelerator accelerator)
     {
-        _prefill = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(PrefillKernel);
+        _fallback = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(FallbackKernel);
         _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(DecodeKernel);
         _merge = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(MergeKernel);
+        _flash = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>(FlashKernel);
     }
 
     /// <summary>Chunks the decode kernel cuts a cache of <paramref name="maxSequence"/> positions into.</summary>
@@ -59,44 +77,40 @@ public sealed class Attention
     public static bool DecodeFits(AttentionShape s) =>
         s.HeadDim <= MaxHeadDim && s.Heads / s.KvHeads <= MaxGroupHeads && s.Heads / s.KvHeads * s.HeadDim <= MaxGroupQueryFloats;
 
-    /// <summary>Most scratch floats the chunked kernel takes at once (256 MB): a long prompt runs in batches of rows.</summary>
-    private const long MaxScratchFloats = 64L << 20;
+    /// <summary>True when the flash kernel takes this shape (rows of 16-byte vectors, four a thread at most).</summary>
+    public static bool FlashFits(AttentionShape s) => s.HeadDim <= MaxHeadDim && s.HeadDim % 4 == 0;
 
-    /// <summary>Query rows one chunked launch takes: per (row, head, chunk) D partial sums and the chunk's max
-    /// and sum must fit <see cref="MaxScratchFloats"/>.</summary>
-    public static int RowsPerLaunch(AttentionShape s) =>
-        (int)Math.Max(1, MaxScratchFloats / ((long)s.Heads * Chunks(s.MaxSequence) * (s.HeadDim + 2)));
-
-    /// <summary>Scratch floats <see cref="Launch"/> needs for <paramref name="rows"/> query rows.</summary>
-    public static long Scratch(AttentionShape s, int rows) => DecodeFits(s)
-        ? (long)Math.Min(rows, RowsPerLaunch(s)) * s.Heads * Chunks(s.MaxSequence) * (s.HeadDim + 2)
+    /// <summary>Scratch floats <see cref="Launch"/> needs for <paramref name="rows"/> query rows (at least one).</summary>
+    public static long Scratch(AttentionShape s, int rows) =>
+        rows == 1 && DecodeFits(s) ? (long)s.Heads * Chunks(s.MaxSequence) * (s.HeadDim + 2)
+        : rows > 1 && FlashFits(s) ? 1
         : (long)rows * s.Heads * s.MaxSequence;
 
     /// <param name="scratch"><see cref="Scratch"/> floats.</param>
     /// <param name="inputs">The step's [token, position] (read only when <paramref name="start"/> says so).</param>
+    /// <param name="aligned">q, the caches and the output start on 16-byte boundaries (the flash kernel's
+    /// vector loads need it).</param>
     public void Launch(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch,
-        ArrayView<float> output, int rows, ArrayView<int> inputs, StepPosition start, AttentionShape shape)
+        ArrayView<float> output, int rows, ArrayView<int> inputs, StepPosition start, AttentionShape shape, bool aligned)
     {
-        if (!DecodeFits(shape))
+        if (rows == 1 && DecodeFits(shape))
         {
-            _prefill(stream, new KernelConfig(rows * shape.Heads, GroupSize), q, keys, values, scratch, output, inputs, start, shape);
-            return;
-        }
-        // Every query row as a decode step of its own (its causal length start + r + 1), batches of rows so the
-        // partial sums fit the scratch: at 2048 prompt tokens this replaced the per-(row, head) kernel, whose
-        // scores went through global memory (prefill 1582 tok/s on Llama-3-8B shapes, attention-bound).
-        int chunks = Chunks(shape.MaxSequence), batch = RowsPerLaunch(shape), width = shape.Heads * shape.HeadDim;
-        for (int r0 = 0; r0 < rows; r0 += batch)
-        {
-            int n = Math.Min(batch, rows - r0);
-            long partials = (long)n * shape.Heads * chunks * shape.HeadDim;
+            int chunks = Chunks(shape.MaxSequence);
+            long partials = (long)shape.Heads * chunks * shape.HeadDim;
             var sums = scratch.SubView(0, partials);
-            var stats = scratch.SubView(partials, 2L * n * shape.Heads * chunks);
-            var at = new StepPosition { Start = start.Start + r0, FromInputs = start.FromInputs };
-            var qs = q.SubView((long)r0 * width, (long)n * width);
-            var outs = output.SubView((long)r0 * width, (long)n * width);
-            _decode(stream, new KernelConfig(n * shape.KvHeads * chunks, DecodeGroupSize), qs, keys, values, sums, stats, inputs, at, shape);
-            _merge(stream, new KernelConfig(n * shape.Heads, GroupSize), sums, stats, outs, inputs, at, shape);
+            var stats = scratch.SubView(partials, 2L * shape.Heads * chunks);
+            _decode(stream, new KernelConfig(shape.KvHeads * chunks, DecodeGroupSize), q, keys, values, sums, stats, inputs, start, shape);
+            _merge(stream, new KernelConfig(shape.Heads, GroupSize), sums, stats, output, inputs, start, shape);
+        }
+        else if (rows > 1 && aligned && FlashFits(shape))
+        {
+            int tiles = (rows + FlashRows - 1) / FlashRows;
+            _flash(stream, new KernelConfig(tiles * shape.Heads, FlashGroupSize), q.Cast<Float4>(), keys.Cast<Float4>(), values.Cast<Float4>(),
+                output.Cast<Float4>(), rows, inputs, start, shape);
+        }
+        else
+        {
+            _fallback(stream, new KernelConfig(rows * shape.Heads, GroupSize), q, keys, values, scratch, output, inputs, start, shape);
         }
     }
 
@@ -106,9 +120,8 @@ public sealed class Attention
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
         var p = SharedMemory.Allocate<float>(MaxGroupHeads * Chunk);
         int chunks = Chunks(s.MaxSequence);
-        int r = Grid.IdxX / (s.KvHeads * chunks), rest = Grid.IdxX - (r * s.KvHeads * chunks);
-        int g = rest / chunks, c = rest - g * chunks;
-        int length = start.Resolve(inputs) + r + 1;
+        int g = Grid.IdxX / chunks, c = Grid.IdxX - g * chunks;
+        int length = start.Resolve(inputs) + 1;
         int t0 = c * Chunk;
         if (t0 >= length)
             return;
@@ -117,7 +130,7 @@ public sealed class Attention
         int warps = Group.DimX / Warp.WarpSize;
 
         for (int i = Group.IdxX; i < group * d; i += Group.DimX)
-            queries[i] = q[((long)r * s.Heads * d) + (h0 * d) + i];
+            queries[i] = q[(h0 * d) + i];
         Group.Barrier();
 
         // Scores: a warp a position; each lane loads its (up to four) elements of k once, then one dot product
@@ -159,7 +172,7 @@ public sealed class Attention
             sum = BlockReduce.WarpSum(sum);
             if (Warp.LaneIdx == 0)
             {
-                long at = 2L * ((((long)r * s.Heads) + h0 + h) * chunks + c);
+                long at = 2L * (((long)(h0 + h) * chunks) + c);
                 stats[at] = best;
                 stats[at + 1] = sum;
             }
@@ -183,17 +196,17 @@ public sealed class Attention
             }
             for (; j < n; j++)
                 acc += p[ph + j] * values[v + ((long)j * kvColumns)];
-            sums[((((long)r * s.Heads) + h0 + h) * chunks + c) * d + i] = acc;
+            sums[((((long)(h0 + h) * chunks) + c) * d) + i] = acc;
         }
     }
 
     private static void MergeKernel(ArrayView<float> sums, ArrayView<float> stats, ArrayView<float> output, ArrayView<int> inputs,
         StepPosition start, AttentionShape s)
     {
-        int r = Grid.IdxX / s.Heads, h = Grid.IdxX - (r * s.Heads), d = s.HeadDim;
+        int h = Grid.IdxX, d = s.HeadDim;
         int chunks = Chunks(s.MaxSequence);
-        int used = (start.Resolve(inputs) + r + Chunk) / Chunk;
-        long first = ((long)r * s.Heads + h) * chunks;
+        int used = (start.Resolve(inputs) + Chunk) / Chunk;
+        long first = (long)h * chunks;
         float best = float.NegativeInfinity;
         for (int c = 0; c < used; c++)
             best = MathF.Max(best, stats[2 * (first + c)]);
@@ -206,11 +219,11 @@ public sealed class Attention
             float acc = 0f;
             for (int c = 0; c < used; c++)
                 acc += FastMath.Exp(stats[2 * (first + c)] - best) * sums[((first + c) * d) + i];
-            output[((long)r * s.Heads * d) + ((long)h * d) + i] = acc * inverse;
+            output[((long)h * d) + i] = acc * inverse;
         }
     }
 
-    private static void PrefillKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
+    private static void FallbackKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
         ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape s)
     {
         var shared = SharedMemory.Allocate<float>(32);
@@ -255,4 +268,113 @@ public sealed class Attention
             output[qRow + i] = acc * inverse;
         }
     }
+
+    private static void FlashKernel(ArrayView<Float4> q, ArrayView<Float4> keys, ArrayView<Float4> values, ArrayView<Float4> output, int rows,
+        ArrayView<int> inputs, StepPosition start, AttentionShape s)
+    {
+        var qs = SharedMemory.Allocate<Float4>(FlashRows * FlashStride);
+        var ks = SharedMemory.Allocate<Float4>(FlashKeys * FlashStride);
+        var vs = SharedMemory.Allocate<Float4>(FlashKeys * (MaxHeadDim / 4));
+        var ps = SharedMemory.Allocate<float>(FlashRows * ProbabilityStride);
+        int tiles = (rows + FlashRows - 1) / FlashRows;
+        int back = Grid.IdxX / s.Heads, h = Grid.IdxX - (back * s.Heads);
+        int r0 = (tiles - 1 - back) * FlashRows;
+        int g = h / (s.Heads / s.KvHeads);
+        int d4 = s.HeadDim / 4, qColumns = s.Heads * d4, kvColumns = s.KvHeads * d4;
+        int position0 = start.Resolve(inputs);
+        // The tile's queries, scaled by 1/√D (rows past the prompt repeat its last row and are not stored).
+        for (int e = Group.IdxX; e < FlashRows * d4; e += Group.DimX)
+        {
+            int qi = e / d4, c = e - (qi * d4);
+            Float4 v = q[((long)Math.Min(r0 + qi, rows - 1) * qColumns) + (h * d4) + c];
+            qs[(qi * FlashStride) + c] = Scaled(v, s.Scale);
+        }
+
+        // This thread: query row i, keys slot + 8m of each tile and output columns slot + 8m (m = 0..3).
+        int i = Group.IdxX / 8, slot = Group.IdxX & 7, row = r0 + i;
+        int position = position0 + Math.Min(row, rows - 1);
+        int end = position0 + Math.Min(r0 + FlashRows, rows);
+        float best = float.NegativeInfinity, total = 0f;
+        Float4 o0 = default, o1 = default, o2 = default, o3 = default;
+        for (int k0 = 0; k0 < end; k0 += FlashKeys)
+        {
+            Group.Barrier(); // the queries are stored; the last tile's K, V and P are read
+            for (int e = Group.IdxX; e < FlashKeys * d4; e += Group.DimX)
+            {
+                int j = e / d4, c = e - (j * d4);
+                bool inside = k0 + j < end;
+                long at = ((long)(k0 + j) * kvColumns) + (g * d4) + c;
+                ks[(j * FlashStride) + c] = inside ? keys[at] : default;
+                vs[(j * (MaxHeadDim / 4)) + c] = inside ? values[at] : default;
+            }
+            Group.Barrier();
+
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+            for (int c = 0; c < d4; c++)
+            {
+                Float4 a = qs[(i * FlashStride) + c];
+                s0 = Dot(a, ks[(slot * FlashStride) + c], s0);
+                s1 = Dot(a, ks[((slot + 8) * FlashStride) + c], s1);
+                s2 = Dot(a, ks[((slot + 16) * FlashStride) + c], s2);
+                s3 = Dot(a, ks[((slot + 24) * FlashStride) + c], s3);
+            }
+            bool m0 = k0 + slot <= position, m1 = k0 + slot + 8 <= position, m2 = k0 + slot + 16 <= position, m3 = k0 + slot + 24 <= position;
+            float top = MathF.Max(MathF.Max(m0 ? s0 : float.NegativeInfinity, m1 ? s1 : float.NegativeInfinity),
+                MathF.Max(m2 ? s2 : float.NegativeInfinity, m3 ? s3 : float.NegativeInfinity));
+            top = MathF.Max(top, Warp.ShuffleXor(top, 1));
+            top = MathF.Max(top, Warp.ShuffleXor(top, 2));
+            top = MathF.Max(top, Warp.ShuffleXor(top, 4));
+            // Key 0 is in every row's first tile, so the running max is finite from the first tile on.
+            float next = MathF.Max(best, top);
+            float rescale = best == float.NegativeInfinity ? 0f : FastMath.Exp(best - next);
+            float p0 = m0 ? FastMath.Exp(s0 - next) : 0f, p1 = m1 ? FastMath.Exp(s1 - next) : 0f;
+            float p2 = m2 ? FastMath.Exp(s2 - next) : 0f, p3 = m3 ? FastMath.Exp(s3 - next) : 0f;
+            float sum = p0 + p1 + p2 + p3;
+            sum += Warp.ShuffleXor(sum, 1);
+            sum += Warp.ShuffleXor(sum, 2);
+            sum += Warp.ShuffleXor(sum, 4);
+            total = (total * rescale) + sum;
+            best = next;
+            int pi = i * ProbabilityStride;
+            ps[pi + slot] = p0;
+            ps[pi + slot + 8] = p1;
+            ps[pi + slot + 16] = p2;
+            ps[pi + slot + 24] = p3;
+            o0 = Scaled(o0, rescale);
+            o1 = Scaled(o1, rescale);
+            o2 = Scaled(o2, rescale);
+            o3 = Scaled(o3, rescale);
+            Group.Barrier();
+
+            int n = Math.Min(FlashKeys, end - k0);
+            for (int j = 0; j < n; j++)
+            {
+                float p = ps[pi + j];
+                int v = j * (MaxHeadDim / 4);
+                o0 = Fma(p, vs[v + slot], o0);
+                o1 = Fma(p, vs[v + slot + 8], o1);
+                o2 = Fma(p, vs[v + slot + 16], o2);
+                o3 = Fma(p, vs[v + slot + 24], o3);
+            }
+        }
+        if (row >= rows)
+            return;
+        float inverse = 1f / total;
+        long at0 = ((long)row * qColumns) + (h * d4);
+        if (slot < d4)
+            output[at0 + slot] = Scaled(o0, inverse);
+        if (slot + 8 < d4)
+            output[at0 + slot + 8] = Scaled(o1, inverse);
+        if (slot + 16 < d4)
+            output[at0 + slot + 16] = Scaled(o2, inverse);
+        if (slot + 24 < d4)
+            output[at0 + slot + 24] = Scaled(o3, inverse);
+    }
+
+    private static Float4 Scaled(Float4 v, float f) => new() { X = v.X * f, Y = v.Y * f, Z = v.Z * f, W = v.W * f };
+
+    private static Float4 Fma(float p, Float4 v, Float4 acc) =>
+        new() { X = (p * v.X) + acc.X, Y = (p * v.Y) + acc.Y, Z = (p * v.Z) + acc.Z, W = (p * v.W) + acc.W };
+
+    private static float Dot(Float4 a, Float4 b, float acc) => (a.X * b.X) + (a.Y * b.Y) + (a.Z * b.Z) + (a.W * b.W) + acc;
 }
