@@ -78,29 +78,44 @@ public static class BackendCheck
                         if (cuda is not null)
                             cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
                         string how = $"{dtype} m={m} k={k}{(rowsSplit ? ", rows split" : "")}";
-                        double tolerance = dtype == DType.BF16 && m > 1 ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k);
-                        for (int i = 0; i < 3; i++)
-                        {
-                            int output = i;
-                            Check($"linear q/k/v [29, 13, 13] output {i} {how}", tolerance, b => Run(b, m, ws[output].OutFeatures, (b, y) =>
-                            {
-                                var buffers = ws.Select(w => b.Allocate(DType.F32, m, w.OutFeatures)).ToArray();
-                                host.AddRange(buffers);
-                                TensorView[] outputs = [.. buffers.Select(t => t.View())];
-                                outputs[output] = y;
-                                b.Linear(Put(b, host, x, m, k), [ws[0], ws[1], ws[2]], outputs);
-                            }));
-                        }
-                        Check($"gated linear [13] {how}", tolerance, b => Run(b, m, 13, (b, y) =>
-                        {
-                            using var scratch = b.Allocate(DType.F32, m, 13);
-                            b.GatedLinear(Put(b, host, x, m, k), ws[1], ws[2], y, scratch.View());
-                        }));
+                        CheckFused(how, ws, x, m, k, dtype == DType.BF16 && m > 1 ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k));
                     }
                 }
             }
             if (cuda is not null)
                 cuda.GemvSplitRowsBelow = split;
+
+            // The quantized formats' fused launches (int8dq runs them one by one), K split over warps at 4096.
+            foreach (var (format, k) in new[] { ("int8wo", 67), ("fp8wo", 4096), ("int8dq", 256), ("int4wo-64", 256), ("int4wo-32", 4096) })
+            {
+                var ws = new[] { 29, 13, 13 }.Select(n => Quantizer.QuantizeWeight(QuantConfigs.Parse(format), HostTensor(host, DType.BF16, n, k, Values(rng, n * k)))).ToArray();
+                weights.AddRange(ws);
+                foreach (int m in new[] { 1, 3 })
+                    CheckFused($"{format} m={m} k={k}", ws, Values(rng, m * k), m, k, 2e-5 * Math.Sqrt(k));
+            }
+
+            // q, k, v (29, 13, 13 rows: not multiples of a GEMV warp's 4) through the three-weight Linear, and
+            // gate·up through GatedLinear, against the CPU's one-by-one composition.
+            void CheckFused(string how, IWeight[] ws, float[] x, int m, int k, double tolerance)
+            {
+                for (int i = 0; i < 3; i++)
+                {
+                    int output = i;
+                    Check($"linear q/k/v [29, 13, 13] output {i} {how}", tolerance, b => Run(b, m, ws[output].OutFeatures, (b, y) =>
+                    {
+                        var buffers = ws.Select(w => b.Allocate(DType.F32, m, w.OutFeatures)).ToArray();
+                        host.AddRange(buffers);
+                        TensorView[] outputs = [.. buffers.Select(t => t.View())];
+                        outputs[output] = y;
+                        b.Linear(Put(b, host, x, m, k), [ws[0], ws[1], ws[2]], outputs);
+                    }));
+                }
+                Check($"gated linear [13] {how}", tolerance, b => Run(b, m, 13, (b, y) =>
+                {
+                    using var scratch = b.Allocate(DType.F32, m, 13);
+                    b.GatedLinear(Put(b, host, x, m, k), ws[1], ws[2], y, scratch.View());
+                }));
+            }
 
             foreach (var (format, m, n, k, skip) in QuantizedLinearShapes(large))
             {

@@ -105,19 +105,19 @@ public sealed unsafe partial class CudaBackend
                 _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset));
                 break;
             case CudaFormat.Int8PerRow when gemv:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, data, scales.Cast<float>(), xs, xs, y, n, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
                 break;
             case CudaFormat.Int8PerRow:
                 (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
                 break;
             case CudaFormat.Float8PerRow when gemv:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, data, scales.Cast<float>(), xs, xs, y, n, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
                 break;
             case CudaFormat.Float8PerRow:
                 (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int4Grouped when gemv:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, data, scales, xs, y, n, k, w.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n), xs, k, w.GroupSize);
                 break;
             case CudaFormat.Int4Grouped:
                 (_int4Gemm ??= new(_accelerator)).Launch(_stream, new Int4GroupedTile { Data = data, ScaleZero = scales, GroupSize = w.GroupSize }, xs, y, m, n, k);
@@ -127,12 +127,79 @@ public sealed unsafe partial class CudaBackend
                 var (codes, tokenScales) = ActivationScratch(m, k);
                 (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
                 if (m == 1)
-                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, data, scales.Cast<float>(), codes, tokenScales, y, n, k);
+                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), codes, tokenScales, k);
                 else
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, codes, y, m, n, k);
                 break;
         }
     }
+
+    /// <summary>
+    /// q/k/v (two or three weights into their destinations) or, <paramref name="gated"/>, gate and up (into the one
+    /// destination, silu(gate)·up) as one GEMV launch when the weights are int8wo, fp8wo or int4wo-G of one layout
+    /// and x is one aligned row; false otherwise (the caller then runs them one by one). int8dq stays separate:
+    /// its activation codes come from a kernel of their own.
+    /// </summary>
+    private bool FusedPackedGemv(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations, bool gated)
+    {
+        int k = x.Columns;
+        if (x.Rows != 1 || (x.Data - AllocationOf(x.Data).NativePtr) % 16 != 0 || weights.Length is < 2 or > 3 || (gated && weights.Length != 2))
+            return false;
+        CudaWeight? a = Fusable(weights[0], k), b = Fusable(weights[1], k), c = weights.Length == 3 ? Fusable(weights[2], k) : b;
+        if (a is null || b is null || c is null || !SameLayout(a, b) || !SameLayout(a, c) || (gated && a.OutFeatures != b.OutFeatures))
+            return false;
+        for (int i = 0; i < destinations.Length; i++)
+        {
+            var w = i == 0 ? a : i == 1 ? b : c;
+            if (destinations[i].Rows != 1 || destinations[i].Columns != w.OutFeatures)
+                throw new ArgumentException($"{w.FormatName} linear [{w.OutFeatures}, {k}]: destination {i} is {destinations[i]}.", nameof(destinations));
+        }
+        ArrayView<float> xs = F32(x), y0 = F32(destinations[0]), y1 = gated ? y0 : F32(destinations[1]), y2 = weights.Length == 3 ? F32(destinations[2]) : y1;
+        int n1 = gated ? 0 : b.OutFeatures, n2 = weights.Length == 3 ? c.OutFeatures : 0;
+        switch (a.Format)
+        {
+            case CudaFormat.Int4Grouped:
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated), xs, k, a.GroupSize);
+                break;
+            case CudaFormat.Int8PerRow:
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated), xs, xs, k);
+                break;
+            default:
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated), xs, xs, k);
+                break;
+        }
+        return true;
+    }
+
+    /// <summary>The device weight of a quantized layer the fused GEMVs take (int8wo, fp8wo, int4wo-G with this K), or null.</summary>
+    private CudaWeight? Fusable(IWeight weight, int k)
+    {
+        if (weight is DenseWeight || !HasLinearKernel(weight))
+            return null;
+        var w = weight as CudaWeight ?? Packed(weight);
+        return w.InFeatures == k && w.Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped ? w : null;
+    }
+
+    private static bool SameLayout(CudaWeight a, CudaWeight b) => a.Format == b.Format && a.GroupSize == b.GroupSize;
+
+    private static GemvSources<T> Sources<T>(CudaWeight a, CudaWeight b, CudaWeight c, ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2,
+        int n1, int n2, bool gated)
+        where T : unmanaged => new()
+        {
+            Data0 = a.Data.View,
+            Data1 = b.Data.View,
+            Data2 = c.Data.View,
+            Scales0 = ((ArrayView<uint>)a.Scales.View).Cast<T>(),
+            Scales1 = ((ArrayView<uint>)b.Scales.View).Cast<T>(),
+            Scales2 = ((ArrayView<uint>)c.Scales.View).Cast<T>(),
+            Y0 = y0,
+            Y1 = y1,
+            Y2 = y2,
+            N0 = a.OutFeatures,
+            N1 = n1,
+            N2 = n2,
+            Gated = gated ? 1 : 0,
+        };
 
     /// <summary>The GEMV kernel <see cref="Linear"/> runs for a format once it has run (null before, and for dense).</summary>
     private Kernel? GemvKernel(CudaFormat format) => format switch

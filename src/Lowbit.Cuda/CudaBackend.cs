@@ -307,6 +307,8 @@ public sealed unsafe partial class CudaBackend : IBackend
             _linear.LaunchGated(_stream, F32(x), Words(g), Words(u), F32(destination), gate.OutFeatures, gate.InFeatures, DenseElements.Code(g.DType));
             return;
         }
+        if (FusedPackedGemv(x, [gate, up], [destination], gated: true))
+            return;
         Linear(x, gate, destination);
         Linear(x, up, scratch);
         _elementwise.SiluMul(_stream, F32(destination), F32(scratch));
@@ -324,6 +326,8 @@ public sealed unsafe partial class CudaBackend : IBackend
                 Words(c), F32(destinations[2]), weights[2].OutFeatures);
             return;
         }
+        if (FusedPackedGemv(x, weights, destinations, gated: false))
+            return;
         for (int i = 0; i < weights.Length; i++)
             Linear(x, weights[i], destinations[i]);
     }

@@ -79,28 +79,28 @@ public static class GemvRows
     /// <summary>log2 of the warps a row set is split over (S = 1, 2 or 4): S doubles while the doubled grid still
     /// fits <paramref name="targetWarps"/> (one wave: a second, partial wave would leave SMs idle) and each warp
     /// keeps at least two 512-byte stripes of the row.</summary>
+    /// <param name="rowSets">Warps' worth of rows (<see cref="GemvSources{TScale}.RowSets"/>).</param>
     /// <param name="vectors">16-byte vectors in a row.</param>
-    public static int SplitShift(int n, int vectors, int targetWarps)
+    public static int SplitShift(int rowSets, int vectors, int targetWarps)
     {
-        int rowSets = (n + RowsPerWarp - 1) / RowsPerWarp, shift = 0;
+        int shift = 0;
         while ((1 << shift) < WarpsPerGroup && (long)rowSets << (shift + 1) <= targetWarps && vectors >= 2 * 32 * (2 << shift))
             shift++;
         return shift;
     }
 
-    /// <summary>The launch for <paramref name="n"/> rows, each row set split 2^<paramref name="splitShift"/> ways.</summary>
-    public static KernelConfig Config(int n, int splitShift)
+    /// <summary>The launch for <paramref name="rowSets"/> row sets, each split 2^<paramref name="splitShift"/> ways.</summary>
+    public static KernelConfig Config(int rowSets, int splitShift)
     {
-        int rowSets = (n + RowsPerWarp - 1) / RowsPerWarp, setsPerGroup = WarpsPerGroup >> splitShift;
+        int setsPerGroup = WarpsPerGroup >> splitShift;
         return new KernelConfig((rowSets + setsPerGroup - 1) / setsPerGroup, GroupSize);
     }
 
-    /// <summary>This warp's first row and its stripe (0 .. 2^splitShift − 1).</summary>
-    public static (int Row, int Slice) Map(int splitShift)
+    /// <summary>This warp's row set and its stripe (0 .. 2^splitShift − 1).</summary>
+    public static (int Set, int Slice) Map(int splitShift)
     {
         int warp = Warp.WarpIdx;
-        int set = Grid.IdxX * (WarpsPerGroup >> splitShift) + (warp >> splitShift);
-        return (set * RowsPerWarp, warp & ((1 << splitShift) - 1));
+        return (Grid.IdxX * (WarpsPerGroup >> splitShift) + (warp >> splitShift), warp & ((1 << splitShift) - 1));
     }
 
     /// <summary>Row <paramref name="row"/> clamped to the last one.</summary>
@@ -139,20 +139,93 @@ public static class GemvRows
         }
         return t;
     }
+}
 
-    /// <summary>y[row + i] = total i · scale(row + i) for the rows below <paramref name="n"/>, from lane 0 of
-    /// slice 0 (after <see cref="Reduce"/>).</summary>
-    public static void Store(ArrayView<float> y, int row, int n, int slice, Double4 t, Float4 scale)
+/// <summary>
+/// The weights one quantized GEMV launch reads, all of one format and one x: a single matrix (N0 rows into Y0);
+/// q, k and v (N0, N1, N2 rows into Y0, Y1, Y2: one launch instead of three, each warp's rows inside one
+/// matrix); or, <see cref="Gated"/>, the SiLU-gated MLP's gate (Data0) and up (Data1) paired row by row,
+/// y = silu(x·gᵀ)·(x·uᵀ) into Y0 (a warp takes two rows of each: gate and up never go through memory).
+/// </summary>
+public struct GemvSources<TScale>
+    where TScale : unmanaged
+{
+    public ArrayView<Uint4> Data0, Data1, Data2;
+    public ArrayView<TScale> Scales0, Scales1, Scales2;
+    public ArrayView<float> Y0, Y1, Y2;
+    public int N0, N1, N2;
+
+    /// <summary>1 when Data0 and Data1 are gate and up.</summary>
+    public int Gated;
+
+    public static GemvSources<TScale> Single(ArrayView<Uint4> data, ArrayView<TScale> scales, ArrayView<float> y, int n) =>
+        new() { Data0 = data, Data1 = data, Data2 = data, Scales0 = scales, Scales1 = scales, Scales2 = scales, Y0 = y, Y1 = y, Y2 = y, N0 = n };
+
+    /// <summary>Warps' worth of rows: four rows of one matrix, or two rows of gate and up.</summary>
+    public readonly int RowSets => Gated != 0 ? (N0 + 1) / 2 : Sets(N0) + Sets(N1) + Sets(N2);
+
+    private static int Sets(int n) => (n + GemvRows.RowsPerWarp - 1) / GemvRows.RowsPerWarp;
+
+    /// <summary>The four weight rows of row set <paramref name="set"/>: rows R0 and R1 of A, R2 and R3 of B.</summary>
+    public readonly GemvRowSet<TScale> Resolve(int set)
+    {
+        if (Gated != 0)
+        {
+            int first = 2 * set, r0 = GemvRows.Clamp(first, N0), r1 = GemvRows.Clamp(first + 1, N0);
+            return new GemvRowSet<TScale> { A = Data0, B = Data1, ScalesA = Scales0, ScalesB = Scales1, Y = Y0, First = first, N = N0, R0 = r0, R1 = r1, R2 = r0, R3 = r1, Gated = 1 };
+        }
+        // The grid's last group may hold sets past every row: they go to the last matrix that has rows and read
+        // its last row (a matrix with none has no row to clamp to).
+        int sets0 = Sets(N0), sets1 = Sets(N1);
+        var rows = set < sets0 || N1 == 0
+            ? new GemvRowSet<TScale> { A = Data0, ScalesA = Scales0, Y = Y0, First = set * GemvRows.RowsPerWarp, N = N0 }
+            : set < sets0 + sets1 || N2 == 0
+                ? new GemvRowSet<TScale> { A = Data1, ScalesA = Scales1, Y = Y1, First = (set - sets0) * GemvRows.RowsPerWarp, N = N1 }
+                : new GemvRowSet<TScale> { A = Data2, ScalesA = Scales2, Y = Y2, First = (set - sets0 - sets1) * GemvRows.RowsPerWarp, N = N2 };
+        rows.B = rows.A;
+        rows.ScalesB = rows.ScalesA;
+        rows.R0 = GemvRows.Clamp(rows.First, rows.N);
+        rows.R1 = GemvRows.Clamp(rows.First + 1, rows.N);
+        rows.R2 = GemvRows.Clamp(rows.First + 2, rows.N);
+        rows.R3 = GemvRows.Clamp(rows.First + 3, rows.N);
+        return rows;
+    }
+}
+
+/// <summary>One warp's four weight rows (see <see cref="GemvSources{TScale}.Resolve"/>): R0, R1 in A, R2, R3 in B
+/// (rows past N read as row N − 1), and where their results go (Y from row First, N rows).</summary>
+public struct GemvRowSet<TScale>
+    where TScale : unmanaged
+{
+    public ArrayView<Uint4> A, B;
+    public ArrayView<TScale> ScalesA, ScalesB;
+    public ArrayView<float> Y;
+    public int R0, R1, R2, R3, First, N, Gated;
+
+    /// <summary>Writes the four totals (each times its <paramref name="scale"/>) from lane 0 of slice 0 (after
+    /// <see cref="GemvRows.Reduce"/>): y[First + i] for the rows below N, or, gated, silu(gate)·up for rows First
+    /// and First + 1.</summary>
+    public readonly void Store(int slice, Double4 t, Float4 scale)
     {
         if (Warp.LaneIdx != 0 || slice != 0)
             return;
-        if (row < n)
-            y[row] = (float)t.X * scale.X;
-        if (row + 1 < n)
-            y[row + 1] = (float)t.Y * scale.Y;
-        if (row + 2 < n)
-            y[row + 2] = (float)t.Z * scale.Z;
-        if (row + 3 < n)
-            y[row + 3] = (float)t.W * scale.W;
+        if (Gated != 0)
+        {
+            if (First < N)
+                Y[First] = Silu((float)t.X * scale.X) * ((float)t.Z * scale.Z);
+            if (First + 1 < N)
+                Y[First + 1] = Silu((float)t.Y * scale.Y) * ((float)t.W * scale.W);
+            return;
+        }
+        if (First < N)
+            Y[First] = (float)t.X * scale.X;
+        if (First + 1 < N)
+            Y[First + 1] = (float)t.Y * scale.Y;
+        if (First + 2 < N)
+            Y[First + 2] = (float)t.Z * scale.Z;
+        if (First + 3 < N)
+            Y[First + 3] = (float)t.W * scale.W;
     }
+
+    private static float Silu(float g) => g / (1f + FastMath.Exp(-g));
 }

@@ -22,38 +22,37 @@ namespace Lowbit.Cuda.Kernels;
 /// </summary>
 public sealed class Int4GroupedGemv
 {
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kernel;
+    private readonly Action<AcceleratorStream, KernelConfig, GemvSources<uint>, ArrayView<float>, int, int, int> _kernel;
     private readonly int _targetWarps;
 
     public Int4GroupedGemv(Accelerator accelerator)
     {
-        _kernel = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernel);
+        _kernel = accelerator.LoadKernel<GemvSources<uint>, ArrayView<float>, int, int, int>(Kernel);
         _targetWarps = GemvRows.TargetWarps(accelerator, _kernel);
     }
 
     /// <summary>The compiled kernel (for its register and occupancy figures), when ILGPU exposes it.</summary>
     public Kernel? Compiled => _kernel.TryGetKernel(out var kernel) ? kernel : null;
 
-    /// <param name="w">Data [N, K/32] chunks of 16 bytes.</param>
-    /// <param name="scaleZero">[N, K/G].</param>
+    /// <param name="weights">Data [N, K/32] chunks of 16 bytes, scale/zero [N, K/G] and y [N] of each weight.</param>
     /// <param name="x">[K], 16-byte aligned.</param>
-    /// <param name="y">[N].</param>
-    public void Launch(AcceleratorStream stream, ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupSize)
+    public void Launch(AcceleratorStream stream, GemvSources<uint> weights, ArrayView<float> x, int k, int groupSize)
     {
-        int split = GemvRows.SplitShift(n, k / 32, _targetWarps);
+        int sets = weights.RowSets, split = GemvRows.SplitShift(sets, k / 32, _targetWarps);
         // Chunk v is in group v >> shift (G / 32 is a power of two).
         int shift = System.Numerics.BitOperations.Log2((uint)groupSize / 32);
-        _kernel(stream, GemvRows.Config(n, split), w, scaleZero, x, y, n, k, shift, split);
+        _kernel(stream, GemvRows.Config(sets, split), weights, x, k, shift, split);
     }
 
-    private static void Kernel(ArrayView<Uint4> w, ArrayView<uint> scaleZero, ArrayView<float> x, ArrayView<float> y, int n, int k, int groupShift, int splitShift)
+    private static void Kernel(GemvSources<uint> weights, ArrayView<float> x, int k, int groupShift, int splitShift)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
-        var (row, slice) = GemvRows.Map(splitShift);
+        var (set, slice) = GemvRows.Map(splitShift);
+        var rows = weights.Resolve(set);
+        var (w, wb, scaleZero, sb) = (rows.A, rows.B, rows.ScalesA, rows.ScalesB);
         int chunks = k / 32, groups = chunks >> groupShift;
-        int r0 = GemvRows.Clamp(row, n), r1 = GemvRows.Clamp(row + 1, n), r2 = GemvRows.Clamp(row + 2, n), r3 = GemvRows.Clamp(row + 3, n);
-        long w0 = (long)r0 * chunks, w1 = (long)r1 * chunks, w2 = (long)r2 * chunks, w3 = (long)r3 * chunks;
-        long g0 = (long)r0 * groups, g1 = (long)r1 * groups, g2 = (long)r2 * groups, g3 = (long)r3 * groups;
+        long w0 = (long)rows.R0 * chunks, w1 = (long)rows.R1 * chunks, w2 = (long)rows.R2 * chunks, w3 = (long)rows.R3 * chunks;
+        long g0 = (long)rows.R0 * groups, g1 = (long)rows.R1 * groups, g2 = (long)rows.R2 * groups, g3 = (long)rows.R3 * groups;
         var x4 = x.Cast<Float4>();
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
         int step = Warp.WarpSize << splitShift;
@@ -69,12 +68,12 @@ public sealed class Int4GroupedGemv
             int g = v >> groupShift;
             q0 = w[w0 + v];
             q1 = w[w1 + v];
-            q2 = w[w2 + v];
-            q3 = w[w3 + v];
+            q2 = wb[w2 + v];
+            q3 = wb[w3 + v];
             p0 = scaleZero[g0 + g];
             p1 = scaleZero[g1 + g];
-            p2 = scaleZero[g2 + g];
-            p3 = scaleZero[g3 + g];
+            p2 = sb[g2 + g];
+            p3 = sb[g3 + g];
         }
         for (; v < chunks; v += step)
         {
@@ -86,12 +85,12 @@ public sealed class Int4GroupedGemv
                 int g = next >> groupShift;
                 n0 = w[w0 + next];
                 n1 = w[w1 + next];
-                n2 = w[w2 + next];
-                n3 = w[w3 + next];
+                n2 = wb[w2 + next];
+                n3 = wb[w3 + next];
                 o0 = scaleZero[g0 + g];
                 o1 = scaleZero[g1 + g];
-                o2 = scaleZero[g2 + g];
-                o3 = scaleZero[g3 + g];
+                o2 = sb[g2 + g];
+                o3 = sb[g3 + g];
             }
             X16 lo = X16.Load(x4, 2L * v), hi = X16.Load(x4, 2L * v + 1);
             float sum = lo.Sum() + hi.Sum();
@@ -102,7 +101,7 @@ public sealed class Int4GroupedGemv
             (q0, q1, q2, q3, p0, p1, p2, p3) = (n0, n1, n2, n3, o0, o1, o2, o3);
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
-        GemvRows.Store(y, row, n, slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f });
+        rows.Store(slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f });
     }
 
     /// <summary>s·Σ x·(q − 8) + z·Σx over one chunk of 32 elements.</summary>

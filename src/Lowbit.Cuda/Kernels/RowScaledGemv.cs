@@ -30,12 +30,12 @@ public interface IByteValues
 public sealed class RowScaledGemv<TValues>
     where TValues : struct, IByteValues
 {
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _kernel;
+    private readonly Action<AcceleratorStream, KernelConfig, GemvSources<float>, ArrayView<float>, ArrayView<float>, int, int> _kernel;
     private readonly int _targetWarps;
 
     public RowScaledGemv(Accelerator accelerator)
     {
-        _kernel = accelerator.LoadKernel<ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernel);
+        _kernel = accelerator.LoadKernel<GemvSources<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernel);
         _targetWarps = GemvRows.TargetWarps(accelerator, _kernel);
     }
 
@@ -45,29 +45,27 @@ public sealed class RowScaledGemv<TValues>
     /// <summary>Bytes a row takes in the device layout.</summary>
     public static int RowBytes(int k) => (k + 15) & ~15;
 
-    /// <param name="w">Data [N, Kp] as 16-byte vectors.</param>
-    /// <param name="scales">[N].</param>
+    /// <param name="weights">Data [N, Kp] as 16-byte vectors, scales [N] and y [N] of each weight.</param>
     /// <param name="x">[K], 16-byte aligned (codes as floats for int8dq).</param>
     /// <param name="xScale">[1]: int8dq's token scale; unused otherwise.</param>
-    /// <param name="y">[N].</param>
-    public void Launch(AcceleratorStream stream, ArrayView<Uint4> w, ArrayView<float> scales, ArrayView<float> x, ArrayView<float> xScale, ArrayView<float> y, int n, int k)
+    public void Launch(AcceleratorStream stream, GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k)
     {
-        int split = GemvRows.SplitShift(n, RowBytes(k) / 16, _targetWarps);
-        _kernel(stream, GemvRows.Config(n, split), w, scales, x, xScale, y, n, k, split);
+        int sets = weights.RowSets, split = GemvRows.SplitShift(sets, RowBytes(k) / 16, _targetWarps);
+        _kernel(stream, GemvRows.Config(sets, split), weights, x, xScale, k, split);
     }
 
-    private static void Kernel(ArrayView<Uint4> w, ArrayView<float> scales, ArrayView<float> x, ArrayView<float> xScale, ArrayView<float> y, int n, int k, int splitShift)
+    private static void Kernel(GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k, int splitShift)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
-        var (row, slice) = GemvRows.Map(splitShift);
+        var (set, slice) = GemvRows.Map(splitShift);
+        var rows = weights.Resolve(set);
         int vectors = RowBytes(k) / 16, full = k / 16;
-        long w0 = (long)GemvRows.Clamp(row, n) * vectors, w1 = (long)GemvRows.Clamp(row + 1, n) * vectors;
-        long w2 = (long)GemvRows.Clamp(row + 2, n) * vectors, w3 = (long)GemvRows.Clamp(row + 3, n) * vectors;
+        long w0 = (long)rows.R0 * vectors, w1 = (long)rows.R1 * vectors, w2 = (long)rows.R2 * vectors, w3 = (long)rows.R3 * vectors;
         var x4 = x.Cast<Float4>();
         float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
         for (int v = slice * Warp.WarpSize + Warp.LaneIdx; v < vectors; v += Warp.WarpSize << splitShift)
         {
-            Uint4 q0 = w[w0 + v], q1 = w[w1 + v], q2 = w[w2 + v], q3 = w[w3 + v];
+            Uint4 q0 = rows.A[w0 + v], q1 = rows.A[w1 + v], q2 = rows.B[w2 + v], q3 = rows.B[w3 + v];
             X16 xv = v < full ? X16.Load(x4, v) : X16.LoadTail(x, v, k);
             a0 = Dot(q0, xv, a0);
             a1 = Dot(q1, xv, a1);
@@ -78,12 +76,12 @@ public sealed class RowScaledGemv<TValues>
         float sx = default(TValues).Codes ? xScale[0] : 1f;
         var scale = new Float4
         {
-            X = sx * scales[GemvRows.Clamp(row, n)],
-            Y = sx * scales[GemvRows.Clamp(row + 1, n)],
-            Z = sx * scales[GemvRows.Clamp(row + 2, n)],
-            W = sx * scales[GemvRows.Clamp(row + 3, n)],
+            X = sx * rows.ScalesA[rows.R0],
+            Y = sx * rows.ScalesA[rows.R1],
+            Z = sx * rows.ScalesB[rows.R2],
+            W = sx * rows.ScalesB[rows.R3],
         };
-        GemvRows.Store(y, row, n, slice, t, scale);
+        rows.Store(slice, t, scale);
     }
 
     /// <summary>acc + Σ x·v over the 16 bytes of <paramref name="q"/>, one FMA after another (a sum of products
