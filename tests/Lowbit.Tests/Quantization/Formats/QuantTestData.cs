@@ -1,3 +1,4 @@
+using Lowbit.Backends.Cpu;
 using Lowbit.Quantization.Formats;
 using Lowbit.Quantization.Primitives;
 using Lowbit.Tensors;
@@ -52,16 +53,16 @@ internal static class QuantTestData
         _ => throw new ArgumentOutOfRangeException(nameof(weight), weight.FormatName),
     };
 
-    /// <summary>SQNR of a dynamic-activation format's layer output (its kernel, which quantizes the activations)
+    /// <summary>SQNR of a dynamic-activation format's layer output (its CPU kernel, which quantizes the activations)
     /// against the float layer, on the same data as <see cref="LayerSqnr"/>.</summary>
-    public static double KernelLayerSqnr(Random rng, Func<Tensor, IWeight> quantize, Action<float[], int, IWeight, float[]> compute)
+    public static double KernelLayerSqnr(Random rng, Func<Tensor, IWeight> quantize)
     {
         const int n = 64, k = 256, m = 8;
         using Tensor dense = Gaussian(DType.BF16, n, k, rng, out float[] exact);
         using IWeight w = quantize(dense);
         float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
         var y = new float[m * n];
-        compute(x, m, w, y);
+        CpuLinearKernels.For(w)(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, w, y);
         double sqnr = Sqnr(Linear(x, m, exact, n, k), y.Select(v => (double)v).ToArray());
         TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
         return sqnr;

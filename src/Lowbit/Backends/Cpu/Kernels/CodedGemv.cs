@@ -119,19 +119,24 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
 {
     public const int Chunk = 16;
 
-    /// <summary>The job for a codes × scale weight; <paramref name="zeros"/> is null for formats without.</summary>
-    public static PackedJob Job(Tensors.Tensor codes, Tensors.Tensor scales, Tensors.Tensor? zeros, int n, int k, int groupSize, CodePlan* plan) => new()
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>, the codes cut as <paramref name="plan"/> says:
+    /// every codes × scale format's entry point.</summary>
+    public static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, CodedWeight weight, CodePlan* plan, Span<float> y)
     {
-        Q = (byte*)codes.Data,
-        RowBytes = codes.Shape[1],
-        Scales = (byte*)scales.Data,
-        Zeros = zeros is null ? null : (byte*)zeros.Data,
-        ScaleDType = Tensors.DType.F32,
-        GroupSize = groupSize,
-        Plan = plan,
-        N = n,
-        K = k,
-    };
+        ArgumentNullException.ThrowIfNull(weight);
+        PackedLinear.Compute<CodedGemv<TM>>(level, pool, weight.FormatName, x, m, new PackedJob
+        {
+            Q = (byte*)weight.Codes.Data,
+            RowBytes = weight.Codes.Shape[1],
+            Scales = (byte*)weight.Scales.Data,
+            Zeros = weight.Zeros is null ? null : (byte*)weight.Zeros.Data,
+            ScaleDType = Tensors.DType.F32,
+            GroupSize = weight.GroupSize,
+            Plan = plan,
+            N = weight.OutFeatures,
+            K = weight.InFeatures,
+        }, y);
+    }
 
     public static bool UsesGroupSums => TM.HasZero;
 
