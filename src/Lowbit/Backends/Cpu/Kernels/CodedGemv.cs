@@ -155,6 +155,18 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         return tail;
     }
 
+    /// <summary>Row <paramref name="row"/>'s codes, its bytes past <paramref name="direct"/> copied to <paramref name="tail"/>
+    /// (the one-row GEMV's and the unpack's setup).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* Row(PackedJob* job, int row, byte* tail, out nint direct)
+    {
+        nint rowBytes = job->RowBytes;
+        byte* q = job->Q + (row * rowBytes);
+        direct = Direct(rowBytes, 2 * job->Plan->Bits);
+        Tail(q, direct, rowBytes, tail);
+        return q;
+    }
+
     /// <summary>The chunk at byte <paramref name="o"/> of a row: in place, or in the row's tail copy.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static byte* At(byte* row, byte* tail, nint o, nint direct) => o < direct ? row + o : tail + (o - direct);
@@ -224,15 +236,13 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         where TV : unmanaged
         where TQ : IPackedLoads<TV>
     {
-        nint rowBytes = job->RowBytes;
-        byte* q = job->Q + (row * rowBytes);
+        byte* tail = stackalloc byte[2 * Chunk];
+        byte* q = Row(job, row, tail, out nint direct);
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* x = job->X;
         CodePlan* plan = job->Plan;
-        nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
-        byte* tail = stackalloc byte[2 * Chunk];
-        Tail(q, direct, rowBytes, tail);
+        nint chunkBytes = 2 * plan->Bits;
         TV y = TS.Zero;
         float u = 0;
         for (int g = 0; g < groups; g++)
@@ -259,15 +269,13 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         where TV : unmanaged
         where TQ : IPackedLoads<TV>
     {
-        nint rowBytes = job->RowBytes;
-        byte* q = job->Q + (row * rowBytes);
+        byte* tail = stackalloc byte[2 * Chunk];
+        byte* q = Row(job, row, tail, out nint direct);
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* z = TM.HasZero ? (float*)job->Zeros + ((nint)row * groups) : null;
         CodePlan* plan = job->Plan;
-        nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
-        byte* tail = stackalloc byte[2 * Chunk];
-        Tail(q, direct, rowBytes, tail);
+        nint chunkBytes = 2 * plan->Bits;
         for (int g = 0; g < groups; g++)
         {
             // (v − z)·s or v·s, one rounding each, as the references: the unpacked row is bit-exact.
