@@ -79,20 +79,18 @@ internal static class QuantTestData
     }
 
     /// <summary>SQNR of a quantized linear layer's output against the float layer's (torchao's test): a BF16
-    /// Gaussian weight [64, 256] quantized by <paramref name="quantize"/> (which returns the weight and its
-    /// reference dequantization), 8 Gaussian input rows. The value goes to the test output.</summary>
-    public static double LayerSqnr(Random rng, Func<Tensor, (IWeight Weight, float[] Dequantized)> quantize)
+    /// Gaussian weight [64, 256] quantized by <paramref name="quantize"/> and dequantized by its reference,
+    /// 8 Gaussian input rows. The value goes to the test output.</summary>
+    public static double LayerSqnr(Random rng, Func<Tensor, IWeight> quantize)
     {
         const int n = 64, k = 256, m = 8;
         using Tensor dense = Gaussian(DType.BF16, n, k, rng, out float[] exact);
-        var (weight, deq) = quantize(dense);
-        using (weight)
-        {
-            float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
-            double sqnr = Sqnr(Linear(x, m, exact, n, k), Linear(x, m, deq, n, k));
-            TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
-            return sqnr;
-        }
+        using IWeight weight = quantize(dense);
+        float[] deq = Dequantized(weight, Reference(weight));
+        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
+        double sqnr = Sqnr(Linear(x, m, exact, n, k), Linear(x, m, deq, n, k));
+        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        return sqnr;
     }
 
     /// <summary>10·log10(‖ref‖² / ‖ref − test‖²) in dB, as torchao's compute_error.</summary>
