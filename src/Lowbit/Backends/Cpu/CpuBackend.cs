@@ -46,7 +46,7 @@ public sealed class CpuBackend : IBackend
 
     /// <summary>Dispatches on the weight's format through <see cref="CpuLinearKernels"/>.</summary>
     public void Linear(TensorView x, IWeight weight, TensorView destination) =>
-        CpuLinearKernels.For(weight)(_pool, x, weight, destination);
+        CpuLinearKernels.For(weight)(CpuCapabilities.Best, _pool, x.AsSpan<float>(), x.Rows, weight, destination.AsSpan<float>());
 
     public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
     {

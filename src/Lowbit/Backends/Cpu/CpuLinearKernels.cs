@@ -1,6 +1,5 @@
 using Lowbit.Backends.Cpu.Kernels;
 using Lowbit.Quantization.Formats;
-using Lowbit.Tensors;
 
 namespace Lowbit.Backends.Cpu;
 
@@ -10,33 +9,22 @@ namespace Lowbit.Backends.Cpu;
 /// </summary>
 internal static class CpuLinearKernels
 {
-    /// <summary>y[m, N] = x[m, K] · Wᵀ for one weight type, threaded on <paramref name="pool"/>.</summary>
-    public delegate void Kernel(CpuThreadPool pool, TensorView x, IWeight weight, TensorView destination);
+    /// <summary>y[m, N] = x[m, K] · Wᵀ for one weight type at <paramref name="level"/>, threaded on <paramref name="pool"/>.</summary>
+    public delegate void Kernel(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, IWeight weight, Span<float> y);
 
     private static readonly Dictionary<Type, Kernel> s_kernels = new()
     {
-        [typeof(DenseWeight)] = static (pool, x, w, y) =>
-            MatMul.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, ((DenseWeight)w).Tensor, y.AsSpan<float>()),
-        [typeof(Int8PerRowWeight)] = static (pool, x, w, y) =>
-            Int8PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int8PerRowWeight)w, y.AsSpan<float>()),
-        [typeof(Int4GroupedWeight)] = static (pool, x, w, y) =>
-            Int4GroupedGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int4GroupedWeight)w, y.AsSpan<float>()),
-        [typeof(Int4GroupedA8Weight)] = static (pool, x, w, y) =>
-            Int4GroupedA8Gemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int4GroupedA8Weight)w, y.AsSpan<float>()),
-        [typeof(Float8PerRowWeight)] = static (pool, x, w, y) =>
-            Float8PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Float8PerRowWeight)w, y.AsSpan<float>()),
-        [typeof(Int8DynamicWeight)] = static (pool, x, w, y) =>
-            Int8DynamicGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int8DynamicWeight)w, y.AsSpan<float>()),
-        [typeof(UIntXGroupedWeight)] = static (pool, x, w, y) =>
-            UIntXGroupedGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (UIntXGroupedWeight)w, y.AsSpan<float>()),
-        [typeof(Fp6PerRowWeight)] = static (pool, x, w, y) =>
-            Fp6PerRowGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Fp6PerRowWeight)w, y.AsSpan<float>()),
-        [typeof(Int8DynamicInt4Weight)] = static (pool, x, w, y) =>
-            Int8DynamicInt4Gemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Int8DynamicInt4Weight)w, y.AsSpan<float>()),
-        [typeof(Float8DynamicWeight)] = static (pool, x, w, y) =>
-            Float8DynamicGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Float8DynamicWeight)w, y.AsSpan<float>()),
-        [typeof(Nf4BlockwiseWeight)] = static (pool, x, w, y) =>
-            Nf4BlockwiseGemv.Compute(CpuCapabilities.Best, pool, x.AsSpan<float>(), x.Rows, (Nf4BlockwiseWeight)w, y.AsSpan<float>()),
+        [typeof(DenseWeight)] = static (level, pool, x, m, w, y) => MatMul.Compute(level, pool, x, m, ((DenseWeight)w).Tensor, y),
+        [typeof(Int8PerRowWeight)] = static (level, pool, x, m, w, y) => Int8PerRowGemv.Compute(level, pool, x, m, (Int8PerRowWeight)w, y),
+        [typeof(Int4GroupedWeight)] = static (level, pool, x, m, w, y) => Int4GroupedGemv.Compute(level, pool, x, m, (Int4GroupedWeight)w, y),
+        [typeof(Int4GroupedA8Weight)] = static (level, pool, x, m, w, y) => Int4GroupedA8Gemv.Compute(level, pool, x, m, (Int4GroupedA8Weight)w, y),
+        [typeof(Float8PerRowWeight)] = static (level, pool, x, m, w, y) => Float8PerRowGemv.Compute(level, pool, x, m, (Float8PerRowWeight)w, y),
+        [typeof(Int8DynamicWeight)] = static (level, pool, x, m, w, y) => Int8DynamicGemv.Compute(level, pool, x, m, (Int8DynamicWeight)w, y),
+        [typeof(UIntXGroupedWeight)] = static (level, pool, x, m, w, y) => UIntXGroupedGemv.Compute(level, pool, x, m, (UIntXGroupedWeight)w, y),
+        [typeof(Fp6PerRowWeight)] = static (level, pool, x, m, w, y) => Fp6PerRowGemv.Compute(level, pool, x, m, (Fp6PerRowWeight)w, y),
+        [typeof(Int8DynamicInt4Weight)] = static (level, pool, x, m, w, y) => Int8DynamicInt4Gemv.Compute(level, pool, x, m, (Int8DynamicInt4Weight)w, y),
+        [typeof(Float8DynamicWeight)] = static (level, pool, x, m, w, y) => Float8DynamicGemv.Compute(level, pool, x, m, (Float8DynamicWeight)w, y),
+        [typeof(Nf4BlockwiseWeight)] = static (level, pool, x, m, w, y) => Nf4BlockwiseGemv.Compute(level, pool, x, m, (Nf4BlockwiseWeight)w, y),
     };
 
     /// <summary>True when the CPU backend has a kernel for <paramref name="weight"/>'s format.</summary>

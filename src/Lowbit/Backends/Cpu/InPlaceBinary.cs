@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Lowbit.Backends.Cpu;
@@ -14,9 +15,14 @@ internal interface IInPlaceBinaryOperator
 /// <summary>Runs an <see cref="IInPlaceBinaryOperator"/> over spans at a SIMD level.</summary>
 internal static unsafe class InPlaceBinary
 {
-    public static void Apply<TOp>(SimdLevel level, ReadOnlySpan<float> x, Span<float> y)
+    /// <summary>y = op(y, x); fails unless the lengths match, naming <paramref name="op"/> and the caller's two
+    /// arguments.</summary>
+    public static void Apply<TOp>(string op, SimdLevel level, ReadOnlySpan<float> x, Span<float> y,
+        [CallerArgumentExpression(nameof(x))] string xName = "", [CallerArgumentExpression(nameof(y))] string yName = "")
         where TOp : IInPlaceBinaryOperator
     {
+        if (x.Length != y.Length)
+            throw new ArgumentException($"{op}: {xName} has {x.Length} elements, {yName} {y.Length}; they must match.", xName);
         fixed (float* px = x)
         fixed (float* py = y)
         {

@@ -7,12 +7,8 @@ public static class Residual
     /// <exception cref="ArgumentException">x and y differ in length.</exception>
     public static void Add(ReadOnlySpan<float> x, Span<float> y) => Add(CpuCapabilities.Best, x, y);
 
-    internal static void Add(SimdLevel level, ReadOnlySpan<float> x, Span<float> y)
-    {
-        if (x.Length != y.Length)
-            throw new ArgumentException($"Residual.Add: x has {x.Length} elements, y {y.Length}; they must match.", nameof(x));
-        InPlaceBinary.Apply<AddOperator>(level, x, y);
-    }
+    internal static void Add(SimdLevel level, ReadOnlySpan<float> x, Span<float> y) =>
+        InPlaceBinary.Apply<AddOperator>("Residual.Add", level, x, y);
 
     private readonly struct AddOperator : IInPlaceBinaryOperator
     {

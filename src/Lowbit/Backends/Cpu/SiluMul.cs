@@ -12,12 +12,8 @@ public static class SiluMul
     /// <exception cref="ArgumentException">up and gate differ in length.</exception>
     public static void Apply(ReadOnlySpan<float> up, Span<float> gate) => Apply(CpuCapabilities.Best, up, gate);
 
-    internal static void Apply(SimdLevel level, ReadOnlySpan<float> up, Span<float> gate)
-    {
-        if (up.Length != gate.Length)
-            throw new ArgumentException($"SiluMul: up has {up.Length} elements, gate {gate.Length}; they must match.", nameof(up));
-        InPlaceBinary.Apply<SiluMulOperator>(level, up, gate);
-    }
+    internal static void Apply(SimdLevel level, ReadOnlySpan<float> up, Span<float> gate) =>
+        InPlaceBinary.Apply<SiluMulOperator>("SiluMul", level, up, gate);
 
     private readonly struct SiluMulOperator : IInPlaceBinaryOperator
     {

@@ -1,3 +1,4 @@
+using Lowbit.Quantization.Primitives;
 using Lowbit.Tensors;
 
 namespace Lowbit.Quantization.Formats;
@@ -32,6 +33,24 @@ internal static unsafe class DenseRows
         int k = dense.Shape[1], size = dense.DType.Size();
         var bytes = new ReadOnlySpan<byte>((byte*)dense.Data + ((nint)row * k * size), k * size);
         DTypeConversion.ToSingle(bytes, dense.DType, destination);
+    }
+
+    /// <summary>Reads row <paramref name="r"/> into <paramref name="row"/> and quantizes it group by group with the
+    /// affine primitives: codes into <paramref name="q"/>, group g's scale at element r·(K/G) + g of
+    /// <paramref name="scales"/> and, where <paramref name="zeros"/> is not null, its zero point there.</summary>
+    public static void QuantizeGroups(Tensor dense, int r, float[] row, int[] q, int groupSize, AffineScheme scheme, Tensor scales, Tensor? zeros)
+    {
+        Read(dense, r, row);
+        int groups = row.Length / groupSize;
+        for (int g = 0; g < groups; g++)
+        {
+            var block = new ReadOnlySpan<float>(row, g * groupSize, groupSize);
+            QParams p = Affine.ChooseQParams(block, scheme, dense.DType);
+            Affine.Quantize(block, p, scheme, dense.DType, q.AsSpan(g * groupSize, groupSize));
+            SetScalar(scales, ((long)r * groups) + g, p.Scale);
+            if (zeros is not null)
+                SetScalar(zeros, ((long)r * groups) + g, p.ZeroPoint);
+        }
     }
 
     /// <summary>Element <paramref name="index"/> of an F32, BF16 or F16 vector, widened.</summary>

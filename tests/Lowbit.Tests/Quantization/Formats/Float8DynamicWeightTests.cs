@@ -42,8 +42,7 @@ public class Float8DynamicWeightTests
     [InlineData(Float8Granularity.PerTensor)]
     public void Sqnr_of_the_layer_output_is_above_25_dB(Float8Granularity granularity)
     {
-        double sqnr = QuantTestData.KernelLayerSqnr(new Random(19), dense => Float8DynamicWeight.Quantize(dense, granularity),
-            (x, m, w, y) => Float8DynamicGemv.Compute(x, m, (Float8DynamicWeight)w, y));
+        double sqnr = QuantTestData.KernelLayerSqnr(new Random(19), dense => Float8DynamicWeight.Quantize(dense, granularity));
         Assert.True(sqnr > 25, $"SQNR {sqnr:F1} dB");
     }
 }

@@ -1,3 +1,4 @@
+using Lowbit.Backends.Cpu;
 using Lowbit.Quantization.Formats;
 using Lowbit.Quantization.Primitives;
 using Lowbit.Tensors;
@@ -52,16 +53,16 @@ internal static class QuantTestData
         _ => throw new ArgumentOutOfRangeException(nameof(weight), weight.FormatName),
     };
 
-    /// <summary>SQNR of a dynamic-activation format's layer output (its kernel, which quantizes the activations)
+    /// <summary>SQNR of a dynamic-activation format's layer output (its CPU kernel, which quantizes the activations)
     /// against the float layer, on the same data as <see cref="LayerSqnr"/>.</summary>
-    public static double KernelLayerSqnr(Random rng, Func<Tensor, IWeight> quantize, Action<float[], int, IWeight, float[]> compute)
+    public static double KernelLayerSqnr(Random rng, Func<Tensor, IWeight> quantize)
     {
         const int n = 64, k = 256, m = 8;
         using Tensor dense = Gaussian(DType.BF16, n, k, rng, out float[] exact);
         using IWeight w = quantize(dense);
         float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
         var y = new float[m * n];
-        compute(x, m, w, y);
+        CpuLinearKernels.For(w)(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, w, y);
         double sqnr = Sqnr(Linear(x, m, exact, n, k), y.Select(v => (double)v).ToArray());
         TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
         return sqnr;
@@ -78,20 +79,18 @@ internal static class QuantTestData
     }
 
     /// <summary>SQNR of a quantized linear layer's output against the float layer's (torchao's test): a BF16
-    /// Gaussian weight [64, 256] quantized by <paramref name="quantize"/> (which returns the weight and its
-    /// reference dequantization), 8 Gaussian input rows. The value goes to the test output.</summary>
-    public static double LayerSqnr(Random rng, Func<Tensor, (IWeight Weight, float[] Dequantized)> quantize)
+    /// Gaussian weight [64, 256] quantized by <paramref name="quantize"/> and dequantized by its reference,
+    /// 8 Gaussian input rows. The value goes to the test output.</summary>
+    public static double LayerSqnr(Random rng, Func<Tensor, IWeight> quantize)
     {
         const int n = 64, k = 256, m = 8;
         using Tensor dense = Gaussian(DType.BF16, n, k, rng, out float[] exact);
-        var (weight, deq) = quantize(dense);
-        using (weight)
-        {
-            float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
-            double sqnr = Sqnr(Linear(x, m, exact, n, k), Linear(x, m, deq, n, k));
-            TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
-            return sqnr;
-        }
+        using IWeight weight = quantize(dense);
+        float[] deq = Dequantized(weight, Reference(weight));
+        float[] x = Enumerable.Range(0, m * k).Select(_ => (float)AffineTests.Gaussian(rng)).ToArray();
+        double sqnr = Sqnr(Linear(x, m, exact, n, k), Linear(x, m, deq, n, k));
+        TestContext.Current.TestOutputHelper?.WriteLine($"SQNR {sqnr:F1} dB");
+        return sqnr;
     }
 
     /// <summary>10·log10(‖ref‖² / ‖ref − test‖²) in dB, as torchao's compute_error.</summary>

@@ -119,19 +119,24 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
 {
     public const int Chunk = 16;
 
-    /// <summary>The job for a codes × scale weight; <paramref name="zeros"/> is null for formats without.</summary>
-    public static PackedJob Job(Tensors.Tensor codes, Tensors.Tensor scales, Tensors.Tensor? zeros, int n, int k, int groupSize, CodePlan* plan) => new()
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>, the codes cut as <paramref name="plan"/> says:
+    /// every codes × scale format's entry point.</summary>
+    public static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, CodedWeight weight, CodePlan* plan, Span<float> y)
     {
-        Q = (byte*)codes.Data,
-        RowBytes = codes.Shape[1],
-        Scales = (byte*)scales.Data,
-        Zeros = zeros is null ? null : (byte*)zeros.Data,
-        ScaleDType = Tensors.DType.F32,
-        GroupSize = groupSize,
-        Plan = plan,
-        N = n,
-        K = k,
-    };
+        ArgumentNullException.ThrowIfNull(weight);
+        PackedLinear.Compute<CodedGemv<TM>>(level, pool, weight.FormatName, x, m, new PackedJob
+        {
+            Q = (byte*)weight.Codes.Data,
+            RowBytes = weight.Codes.Shape[1],
+            Scales = (byte*)weight.Scales.Data,
+            Zeros = weight.Zeros is null ? null : (byte*)weight.Zeros.Data,
+            ScaleDType = Tensors.DType.F32,
+            GroupSize = weight.GroupSize,
+            Plan = plan,
+            N = weight.OutFeatures,
+            K = weight.InFeatures,
+        }, y);
+    }
 
     public static bool UsesGroupSums => TM.HasZero;
 
@@ -148,6 +153,18 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         for (nint b = direct; b < rowBytes; b++)
             tail[b - direct] = row[b];
         return tail;
+    }
+
+    /// <summary>Row <paramref name="row"/>'s codes, its bytes past <paramref name="direct"/> copied to <paramref name="tail"/>
+    /// (the one-row GEMV's and the unpack's setup).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* Row(PackedJob* job, int row, byte* tail, out nint direct)
+    {
+        nint rowBytes = job->RowBytes;
+        byte* q = job->Q + (row * rowBytes);
+        direct = Direct(rowBytes, 2 * job->Plan->Bits);
+        Tail(q, direct, rowBytes, tail);
+        return q;
     }
 
     /// <summary>The chunk at byte <paramref name="o"/> of a row: in place, or in the row's tail copy.</summary>
@@ -219,15 +236,13 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         where TV : unmanaged
         where TQ : IPackedLoads<TV>
     {
-        nint rowBytes = job->RowBytes;
-        byte* q = job->Q + (row * rowBytes);
+        byte* tail = stackalloc byte[2 * Chunk];
+        byte* q = Row(job, row, tail, out nint direct);
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* x = job->X;
         CodePlan* plan = job->Plan;
-        nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
-        byte* tail = stackalloc byte[2 * Chunk];
-        Tail(q, direct, rowBytes, tail);
+        nint chunkBytes = 2 * plan->Bits;
         TV y = TS.Zero;
         float u = 0;
         for (int g = 0; g < groups; g++)
@@ -254,15 +269,13 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         where TV : unmanaged
         where TQ : IPackedLoads<TV>
     {
-        nint rowBytes = job->RowBytes;
-        byte* q = job->Q + (row * rowBytes);
+        byte* tail = stackalloc byte[2 * Chunk];
+        byte* q = Row(job, row, tail, out nint direct);
         int size = job->GroupSize, groups = job->K / size;
         float* s = (float*)job->Scales + ((nint)row * groups);
         float* z = TM.HasZero ? (float*)job->Zeros + ((nint)row * groups) : null;
         CodePlan* plan = job->Plan;
-        nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
-        byte* tail = stackalloc byte[2 * Chunk];
-        Tail(q, direct, rowBytes, tail);
+        nint chunkBytes = 2 * plan->Bits;
         for (int g = 0; g < groups; g++)
         {
             // (v − z)·s or v·s, one rounding each, as the references: the unpacked row is bit-exact.

@@ -32,8 +32,7 @@ internal static unsafe class DynamicActivation
         where TF : IPackedFormat
     {
         int k = weight.K;
-        if (m < 0 || (long)m * k != x.Length)
-            throw new ArgumentException($"{format} linear: x has {x.Length} elements; m·K = {m}·{k} expected.", nameof(x));
+        PackedLinear.CheckX(format, x, m, k);
         if (m == 1)
         {
             weight.XQ = (short*)Buffer((nint)k * sizeof(short));

@@ -14,16 +14,12 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal static unsafe class Float8DynamicGemv
 {
-    /// <summary>y[m, N] = cast(x)[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Float8DynamicWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
+    /// <summary>y[m, N] = cast(x)[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Float8DynamicWeight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
         int k = weight.InFeatures;
-        if (m < 0 || (long)m * k != x.Length)
-            throw new ArgumentException($"{weight.FormatName} linear: x has {x.Length} elements; m·K = {m}·{k} expected.", nameof(x));
+        PackedLinear.CheckX(weight.FormatName, x, m, k);
         var cast = new Span<float>(DynamicActivation.Buffer((nint)m * k * sizeof(float)), m * k);
         if (weight.Granularity == Float8Granularity.PerRow)
         {

@@ -15,16 +15,9 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal static unsafe class Float8PerRowGemv
 {
-    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Float8PerRowWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
-    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Float8PerRowWeight weight, Span<float> y)
-    {
-        ArgumentNullException.ThrowIfNull(weight);
-        PackedLinear.Compute<CodedGemv<E4M3Map>>(level, pool, weight.FormatName, x, m,
-            CodedGemv<E4M3Map>.Job(weight.Codes, weight.Scales, null, weight.OutFeatures, weight.InFeatures, weight.InFeatures, CodePlan.Stream(8)), y);
-    }
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Float8PerRowWeight weight, Span<float> y) =>
+        CodedGemv<E4M3Map>.Compute(level, pool, x, m, weight, CodePlan.Stream(8), y);
 }
 
 /// <summary>

@@ -15,16 +15,9 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal static unsafe class Fp6PerRowGemv
 {
-    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Fp6PerRowWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
-    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Fp6PerRowWeight weight, Span<float> y)
-    {
-        ArgumentNullException.ThrowIfNull(weight);
-        PackedLinear.Compute<CodedGemv<Fp6Map>>(level, pool, weight.FormatName, x, m,
-            CodedGemv<Fp6Map>.Job(weight.Codes, weight.Scales, null, weight.OutFeatures, weight.InFeatures, weight.InFeatures, CodePlan.Stream(6)), y);
-    }
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Fp6PerRowWeight weight, Span<float> y) =>
+        CodedGemv<Fp6Map>.Compute(level, pool, x, m, weight, CodePlan.Stream(6), y);
 }
 
 /// <summary>FP6 E3M2 code → f32. AVX-512: the magnitude (bits 4..0) indexes a 32-entry table with one vpermt2ps

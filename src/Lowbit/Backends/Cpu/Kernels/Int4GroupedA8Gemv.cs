@@ -29,17 +29,13 @@ internal readonly unsafe struct Int4GroupedA8Gemv : IPackedFormat
     /// <summary>Elements per 64 packed bytes, the decode step.</summary>
     private const int Block = 128;
 
-    /// <summary>y[m, N] = x̂[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Int4GroupedA8Weight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
+    /// <summary>y[m, N] = x̂[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int4GroupedA8Weight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
         var w = weight.Weight;
         int k = w.InFeatures;
-        if (m < 0 || (long)m * k != x.Length)
-            throw new ArgumentException($"{weight.FormatName} linear: x has {x.Length} elements; m·K = {m}·{k} expected.", nameof(x));
+        PackedLinear.CheckX(weight.FormatName, x, m, k);
         int padded = (k + Block - 1) / Block * Block;
         // [x̂: m·K floats][codes: padded bytes][lane scales: padded / 8 floats]
         float* xhat = (float*)DynamicActivation.Buffer(((nint)m * k * sizeof(float)) + padded + (padded / 8 * sizeof(float)));
@@ -48,19 +44,8 @@ internal readonly unsafe struct Int4GroupedA8Gemv : IPackedFormat
         for (int t = 0; t < m; t++)
             Quantize(x.Slice(t * k, k), xhat + ((nint)t * k), m == 1 ? codes : null, laneScales);
 
-        PackedLinear.Compute<Int4GroupedA8Gemv>(level, pool, weight.FormatName, new ReadOnlySpan<float>(xhat, m * k), m, new PackedJob
-        {
-            Q = (byte*)w.Packed.Data,
-            RowBytes = k / 2,
-            Scales = (byte*)w.Scales.Data,
-            Zeros = (byte*)w.Zeros.Data,
-            ScaleDType = w.Scales.DType,
-            GroupSize = w.GroupSize,
-            XCodes = codes,
-            XLaneScales = laneScales,
-            N = w.OutFeatures,
-            K = k,
-        }, y);
+        PackedLinear.Compute<Int4GroupedA8Gemv>(level, pool, weight.FormatName, new ReadOnlySpan<float>(xhat, m * k), m,
+            Int4GroupedGemv.Job(w) with { XCodes = codes, XLaneScales = laneScales }, y);
     }
 
     /// <summary>One token: x̂ = q_x·s per block of 32 into <paramref name="xhat"/> and, when <paramref name="codes"/>

@@ -31,10 +31,7 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
 {
-    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Int4GroupedWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int4GroupedWeight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
@@ -46,19 +43,21 @@ internal readonly unsafe struct Int4GroupedGemv : IPackedFormat
             Split(x, split);
         }
 
-        PackedLinear.Compute<Int4GroupedGemv>(level, pool, weight.FormatName, x, m, new PackedJob
-        {
-            XSplit = split,
-            Q = (byte*)weight.Packed.Data,
-            RowBytes = weight.InFeatures / 2,
-            Scales = (byte*)weight.Scales.Data,
-            Zeros = (byte*)weight.Zeros.Data,
-            ScaleDType = weight.Scales.DType,
-            GroupSize = weight.GroupSize,
-            N = weight.OutFeatures,
-            K = weight.InFeatures,
-        }, y);
+        PackedLinear.Compute<Int4GroupedGemv>(level, pool, weight.FormatName, x, m, Job(weight) with { XSplit = split }, y);
     }
+
+    /// <summary>The job of an int4wo weight (int4wo-a8's weight is one too).</summary>
+    internal static PackedJob Job(Int4GroupedWeight weight) => new()
+    {
+        Q = (byte*)weight.Packed.Data,
+        RowBytes = weight.InFeatures / 2,
+        Scales = (byte*)weight.Scales.Data,
+        Zeros = (byte*)weight.Zeros.Data,
+        ScaleDType = weight.Scales.DType,
+        GroupSize = weight.GroupSize,
+        N = weight.OutFeatures,
+        K = weight.InFeatures,
+    };
 
     /// <summary>destination[32c + j] = x[32c + j] − x[32c + 16 + j]/16 (the low nibble's weight) and
     /// destination[32c + 16 + j] = x[32c + 16 + j]/16 (the whole byte's), j &lt; 16: the same f32 roundings at every

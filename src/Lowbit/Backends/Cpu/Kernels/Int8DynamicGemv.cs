@@ -23,24 +23,12 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal readonly unsafe struct Int8DynamicGemv : IPackedFormat
 {
-    /// <summary>y[m, N] = quant(x)[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Int8DynamicWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
+    /// <summary>y[m, N] = quant(x)[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int8DynamicWeight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
-        var w = weight.Weight;
-        DynamicActivation.Compute<Int8DynamicGemv>(level, pool, weight.FormatName, DynamicActivation.Scheme.Symmetric127, x, m, new PackedJob
-        {
-            Q = (byte*)w.Data.Data,
-            RowBytes = w.InFeatures,
-            Scales = (byte*)w.Scales.Data,
-            ScaleDType = w.Scales.DType,
-            GroupSize = w.InFeatures,
-            N = w.OutFeatures,
-            K = w.InFeatures,
-        }, y);
+        DynamicActivation.Compute<Int8DynamicGemv>(level, pool, weight.FormatName, DynamicActivation.Scheme.Symmetric127, x, m,
+            Int8PerRowGemv.Job(weight.Weight), y);
     }
 
     public static bool UsesGroupSums => false;

@@ -20,10 +20,7 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal readonly unsafe struct Int8DynamicInt4Gemv : IPackedFormat
 {
-    /// <summary>y[m, N] = quant(x)[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Int8DynamicInt4Weight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
+    /// <summary>y[m, N] = quant(x)[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int8DynamicInt4Weight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);

@@ -18,24 +18,24 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal readonly unsafe struct Int8PerRowGemv : IPackedFormat
 {
-    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Int8PerRowWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Int8PerRowWeight weight, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
-        PackedLinear.Compute<Int8PerRowGemv>(level, pool, weight.FormatName, x, m, new PackedJob
-        {
-            Q = (byte*)weight.Data.Data,
-            RowBytes = weight.InFeatures,
-            Scales = (byte*)weight.Scales.Data,
-            ScaleDType = weight.Scales.DType,
-            GroupSize = weight.InFeatures,
-            N = weight.OutFeatures,
-            K = weight.InFeatures,
-        }, y);
+        PackedLinear.Compute<Int8PerRowGemv>(level, pool, weight.FormatName, x, m, Job(weight), y);
     }
+
+    /// <summary>The job of an int8 weight with one scale per row (int8dq's weight is one too).</summary>
+    internal static PackedJob Job(Int8PerRowWeight weight) => new()
+    {
+        Q = (byte*)weight.Data.Data,
+        RowBytes = weight.InFeatures,
+        Scales = (byte*)weight.Scales.Data,
+        ScaleDType = weight.Scales.DType,
+        GroupSize = weight.InFeatures,
+        N = weight.OutFeatures,
+        K = weight.InFeatures,
+    };
 
     public static bool UsesGroupSums => false;
 

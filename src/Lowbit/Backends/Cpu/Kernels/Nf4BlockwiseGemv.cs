@@ -17,16 +17,9 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal static unsafe class Nf4BlockwiseGemv
 {
-    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, Nf4BlockwiseWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
-    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Nf4BlockwiseWeight weight, Span<float> y)
-    {
-        ArgumentNullException.ThrowIfNull(weight);
-        PackedLinear.Compute<CodedGemv<Nf4Map>>(level, pool, weight.FormatName, x, m,
-            CodedGemv<Nf4Map>.Job(weight.Codes, weight.Scales, null, weight.OutFeatures, weight.InFeatures, weight.GroupSize, CodePlan.Nf4), y);
-    }
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Nf4BlockwiseWeight weight, Span<float> y) =>
+        CodedGemv<Nf4Map>.Compute(level, pool, x, m, weight, CodePlan.Nf4, y);
 }
 
 /// <summary>NF4 code → T[code]: one vpermps on the 16-entry table (AVX-512; it reads only the low 4 index bits,

@@ -102,8 +102,7 @@ internal static unsafe class PackedLinear
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentOutOfRangeException.ThrowIfNegative(m);
         int n = weight.N, k = weight.K;
-        if ((long)m * k != x.Length)
-            throw new ArgumentException($"{format} linear: x has {x.Length} elements; m·K = {m}·{k} expected.", nameof(x));
+        CheckX(format, x, m, k);
         if ((long)m * n != y.Length)
             throw new ArgumentException($"{format} linear: y has {y.Length} elements; m·N = {m}·{n} expected.", nameof(y));
         if (m == 0 || n == 0)
@@ -141,6 +140,13 @@ internal static unsafe class PackedLinear
             else
                 pool.Run(work, &job, blocks);
         }
+    }
+
+    /// <summary>Fails unless x is [m, K] with m ≥ 0: every entry point's check, made before it reads x.</summary>
+    public static void CheckX(string format, ReadOnlySpan<float> x, int m, int k)
+    {
+        if (m < 0 || (long)m * k != x.Length)
+            throw new ArgumentException($"{format} linear: x has {x.Length} elements; m·K = {m}·{k} expected.", nameof(x));
     }
 
     /// <summary>Pool work item: row blocks [start, end).</summary>

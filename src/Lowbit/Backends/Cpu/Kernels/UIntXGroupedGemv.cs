@@ -16,15 +16,11 @@ namespace Lowbit.Backends.Cpu.Kernels;
 /// </summary>
 internal static unsafe class UIntXGroupedGemv
 {
-    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <see cref="CpuThreadPool.Shared"/>.</summary>
-    public static void Compute(ReadOnlySpan<float> x, int m, UIntXGroupedWeight weight, Span<float> y) =>
-        Compute(CpuCapabilities.Best, CpuThreadPool.Shared, x, m, weight, y);
-
+    /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, UIntXGroupedWeight weight, Span<float> y)
     {
-        ArgumentNullException.ThrowIfNull(weight);
-        PackedLinear.Compute<CodedGemv<UIntMap>>(level, pool, weight.FormatName, x, m,
-            CodedGemv<UIntMap>.Job(weight.Codes, weight.Scales, weight.Zeros, weight.OutFeatures, weight.InFeatures, weight.GroupSize, CodePlan.Stream(weight.Bits)), y);
+        ArgumentNullException.ThrowIfNull(weight); // before weight.Bits
+        CodedGemv<UIntMap>.Compute(level, pool, x, m, weight, CodePlan.Stream(weight.Bits), y);
     }
 }
 

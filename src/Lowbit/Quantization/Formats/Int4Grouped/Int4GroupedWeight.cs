@@ -74,23 +74,13 @@ public sealed class Int4GroupedWeight : IWeight
     {
         var (n, k) = DenseRows.Shape(dense, $"int4wo-{groupSize}");
         CheckGroupSize(k, groupSize);
-        var scheme = Scheme;
         int groups = k / groupSize;
         var packed = Tensor.Allocate(DType.U8, n, k / 2);
         var scales = Tensor.Allocate(DType.BF16, n, groups);
         var zeros = Tensor.Allocate(DType.BF16, n, groups);
         DenseRows.ForEachRow(n, k, (r, row, q) =>
         {
-            DenseRows.Read(dense, r, row);
-            for (int g = 0; g < groups; g++)
-            {
-                var block = new ReadOnlySpan<float>(row, g * groupSize, groupSize);
-                QParams p = Affine.ChooseQParams(block, scheme, dense.DType);
-                Affine.Quantize(block, p, scheme, dense.DType, q.AsSpan(g * groupSize, groupSize));
-                DenseRows.SetScalar(scales, ((long)r * groups) + g, p.Scale);
-                DenseRows.SetScalar(zeros, ((long)r * groups) + g, p.ZeroPoint);
-            }
-
+            DenseRows.QuantizeGroups(dense, r, row, q, groupSize, Scheme, scales, zeros);
             Span<byte> bytes = packed.Row<byte>(r);
             for (int i = 0; i < k; i++)
             {

@@ -79,15 +79,7 @@ public sealed class Int8DynamicInt4Weight : IWeight
         var scales = Tensor.Allocate(DType.F32, n, groups);
         DenseRows.ForEachRow(n, k, (r, row, q) =>
         {
-            DenseRows.Read(dense, r, row);
-            for (int g = 0; g < groups; g++)
-            {
-                var block = new ReadOnlySpan<float>(row, g * groupSize, groupSize);
-                QParams p = Affine.ChooseQParams(block, scheme, dense.DType);
-                Affine.Quantize(block, p, scheme, dense.DType, q.AsSpan(g * groupSize, groupSize));
-                scales.Row<float>(r)[g] = p.Scale;
-            }
-
+            DenseRows.QuantizeGroups(dense, r, row, q, groupSize, scheme, scales, null);
             Span<byte> bytes = packed.Row<byte>(r);
             for (int i = 0; i < k; i++)
             {

@@ -54,13 +54,10 @@ public sealed class Int8PerRowWeight : IWeight
         var scales = Tensor.Allocate(scaleDType, n);
         DenseRows.ForEachRow(n, k, (r, row, q) =>
         {
-            DenseRows.Read(dense, r, row);
-            QParams p = Affine.ChooseQParams(row, scheme, dense.DType);
-            Affine.Quantize(row, p, scheme, dense.DType, q);
+            DenseRows.QuantizeGroups(dense, r, row, q, k, scheme, scales, null);
             Span<sbyte> destination = data.Row<sbyte>(r);
             for (int i = 0; i < k; i++)
                 destination[i] = (sbyte)q[i];
-            DenseRows.SetScalar(scales, r, p.Scale);
         });
         return new Int8PerRowWeight(data, scales);
     }

@@ -49,17 +49,7 @@ public sealed class UIntXGroupedWeight : CodedWeight
         var zeros = Tensor.Allocate(DType.F32, n, groups);
         DenseRows.ForEachRow(n, k, (r, row, q) =>
         {
-            DenseRows.Read(dense, r, row);
-            Span<float> s = scales.Row<float>(r), z = zeros.Row<float>(r);
-            for (int g = 0; g < groups; g++)
-            {
-                var block = new ReadOnlySpan<float>(row, g * groupSize, groupSize);
-                QParams p = Affine.ChooseQParams(block, scheme, dense.DType);
-                Affine.Quantize(block, p, scheme, dense.DType, q.AsSpan(g * groupSize, groupSize));
-                s[g] = p.Scale;
-                z[g] = p.ZeroPoint;
-            }
-
+            DenseRows.QuantizeGroups(dense, r, row, q, groupSize, scheme, scales, zeros);
             var values = new byte[k];
             for (int i = 0; i < k; i++)
                 values[i] = (byte)q[i];

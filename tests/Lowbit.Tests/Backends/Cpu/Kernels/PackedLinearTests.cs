@@ -70,45 +70,6 @@ public class PackedLinearTests
 
     private static float Bf16(Tensor t, int i) => DTypeConversion.BFloat16ToSingle(t.AsSpan<ushort>()[i]);
 
-    private static void Compute(SimdLevel level, IWeight w, float[] x, int m, float[] y)
-    {
-        switch (w)
-        {
-            case Int8PerRowWeight w8:
-                Int8PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, w8, y);
-                break;
-            case Int4GroupedWeight w4:
-                Int4GroupedGemv.Compute(level, CpuTestData.Pool3, x, m, w4, y);
-                break;
-            case Int4GroupedA8Weight a8:
-                Int4GroupedA8Gemv.Compute(level, CpuTestData.Pool3, x, m, a8, y);
-                break;
-            case Float8PerRowWeight f8:
-                Float8PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, f8, y);
-                break;
-            case Int8DynamicWeight dq:
-                Int8DynamicGemv.Compute(level, CpuTestData.Pool3, x, m, dq, y);
-                break;
-            case UIntXGroupedWeight ux:
-                UIntXGroupedGemv.Compute(level, CpuTestData.Pool3, x, m, ux, y);
-                break;
-            case Fp6PerRowWeight fp6:
-                Fp6PerRowGemv.Compute(level, CpuTestData.Pool3, x, m, fp6, y);
-                break;
-            case Int8DynamicInt4Weight w84:
-                Int8DynamicInt4Gemv.Compute(level, CpuTestData.Pool3, x, m, w84, y);
-                break;
-            case Float8DynamicWeight f8dq:
-                Float8DynamicGemv.Compute(level, CpuTestData.Pool3, x, m, f8dq, y);
-                break;
-            case Nf4BlockwiseWeight nf4:
-                Nf4BlockwiseGemv.Compute(level, CpuTestData.Pool3, x, m, nf4, y);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(w), w.FormatName);
-        }
-    }
-
     [Theory]
     [MemberData(nameof(LevelsAndFormats))]
     public void MatchesReferenceDequantizeInFloat64(string levelName, string format)
@@ -124,7 +85,7 @@ public class PackedLinearTests
                 {
                     float[] x = CpuTestData.Floats(rng, m * k);
                     var y = new float[m * n];
-                    Compute(level, w, x, m, y);
+                    CpuLinearKernels.For(w)(level, CpuTestData.Pool3, x, m, w, y);
                     if (format == "int8dq" || format.StartsWith("8da4w-", StringComparison.Ordinal))
                         x = QuantTestData.FakeQuantizedPerToken(x, m, k, asymmetric: format != "int8dq"); // the reference multiplies the quantized activations
                     if (format.StartsWith("int4wo-a8-", StringComparison.Ordinal))
@@ -199,7 +160,7 @@ public class PackedLinearTests
     {
         using Tensor dense = QuantTestData.Gaussian(DType.F32, 4, 64, new Random(1), out _);
         using var w = Int4GroupedWeight.Quantize(dense, 64);
-        Assert.Throws<ArgumentException>(() => Int4GroupedGemv.Compute(new float[63], 1, w, new float[4]));
-        Assert.Throws<ArgumentException>(() => Int4GroupedGemv.Compute(new float[64], 1, w, new float[3]));
+        Assert.Throws<ArgumentException>(() => Int4GroupedGemv.Compute(CpuCapabilities.Best, CpuTestData.Pool3, new float[63], 1, w, new float[4]));
+        Assert.Throws<ArgumentException>(() => Int4GroupedGemv.Compute(CpuCapabilities.Best, CpuTestData.Pool3, new float[64], 1, w, new float[3]));
     }
 }
