@@ -66,9 +66,8 @@ public static class BackendCheck
                 }
             }
 
-            // q, k, v in one launch and gate·up with SiLU in one launch, the norm folded in (m = 1, K whole 16-float
-            // vectors) or not (K = 264), the GEMV adding into y, and their fallbacks (m = 3).
-            foreach (var (m, k) in new[] { (1, 256), (1, 264), (3, 40) })
+            // q, k, v in one launch and gate·up with SiLU in one launch (m = 1), and their fallbacks (m = 3).
+            foreach (var (m, k) in new[] { (1, 264), (3, 40) })
             {
                 foreach (var dtype in new[] { DType.F32, DType.BF16 })
                 {
@@ -95,35 +94,26 @@ public static class BackendCheck
                     CheckFused($"{format} m={m} k={k}", ws, Values(rng, m * k), m, k, 2e-5 * Math.Sqrt(k));
             }
 
-            // q, k, v (29, 13, 13 rows: not multiples of a GEMV warp's 4) of RMSNorm(x) through the three-weight
-            // Linear, gate·up of RMSNorm(x) through GatedLinear, and y += x·Wᵀ through AddLinear, against the CPU's
-            // one-by-one composition.
+            // q, k, v (29, 13, 13 rows: not multiples of a GEMV warp's 4) through the three-weight Linear, and
+            // gate·up through GatedLinear, against the CPU's one-by-one composition.
             void CheckFused(string how, IWeight[] ws, float[] x, int m, int k, double tolerance)
             {
-                var norm = HostTensor(host, DType.F32, 1, k, Values(rng, k));
-                var residual = Values(rng, m * ws[0].OutFeatures);
-                TensorView Scratch(IBackend b, int columns)
-                {
-                    var t = b.Allocate(DType.F32, m, columns);
-                    host.Add(t);
-                    return t.View();
-                }
-                RmsNormed Normed(IBackend b) => new(Put(b, host, x, m, k), norm, 1e-5f, Scratch(b, k));
                 for (int i = 0; i < 3; i++)
                 {
                     int output = i;
-                    Check($"rmsnorm + linear q/k/v [29, 13, 13] output {i} {how}", tolerance, b => Run(b, m, ws[output].OutFeatures, (b, y) =>
+                    Check($"linear q/k/v [29, 13, 13] output {i} {how}", tolerance, b => Run(b, m, ws[output].OutFeatures, (b, y) =>
                     {
-                        TensorView[] outputs = [.. ws.Select(w => Scratch(b, w.OutFeatures))];
+                        var buffers = ws.Select(w => b.Allocate(DType.F32, m, w.OutFeatures)).ToArray();
+                        host.AddRange(buffers);
+                        TensorView[] outputs = [.. buffers.Select(t => t.View())];
                         outputs[output] = y;
-                        b.Linear(Normed(b), [ws[0], ws[1], ws[2]], outputs);
+                        b.Linear(Put(b, host, x, m, k), [ws[0], ws[1], ws[2]], outputs);
                     }));
                 }
-                Check($"rmsnorm + gated linear [13] {how}", tolerance, b => Run(b, m, 13, (b, y) => b.GatedLinear(Normed(b), ws[1], ws[2], y, Scratch(b, 13))));
-                Check($"add linear [29] {how}", tolerance, b => Run(b, m, ws[0].OutFeatures, (b, y) =>
+                Check($"gated linear [13] {how}", tolerance, b => Run(b, m, 13, (b, y) =>
                 {
-                    b.CopyFromHost(residual, y);
-                    b.AddLinear(Put(b, host, x, m, k), ws[0], y, Scratch(b, ws[0].OutFeatures));
+                    using var scratch = b.Allocate(DType.F32, m, 13);
+                    b.GatedLinear(Put(b, host, x, m, k), ws[1], ws[2], y, scratch.View());
                 }));
             }
 
@@ -143,6 +133,23 @@ public static class BackendCheck
                 Check("rmsnorm [3, 301]", 1e-5, b => Run(b, 3, 301, (b, y) => b.RmsNorm(Put(b, host, x, 3, 301), weight, 1e-5f, y)));
                 var bias = HostTensor(host, DType.F32, 1, 301, Values(rng, 301));
                 Check("add bias [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.AddBias(v, bias))));
+                var up = Values(rng, 3 * 301);
+                Check("add [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.Add(v, Put(b, host, up, 3, 301)))));
+                foreach (int columns in new[] { 301, 256 })
+                {
+                    var y = Values(rng, 3 * columns);
+                    var w = HostTensor(host, DType.F32, 1, columns, Values(rng, columns));
+                    var addend = Values(rng, 3 * columns);
+                    foreach (bool sum in new[] { false, true })
+                    {
+                        Check($"add + rmsnorm [3, {columns}]: {(sum ? "sum" : "norm, in place of the addend")}", 1e-5, b =>
+                        {
+                            TensorView ys = Put(b, host, y, 3, columns), xs = Put(b, host, addend, 3, columns);
+                            b.AddRmsNorm(ys, xs, w, 1e-5f, xs);
+                            return Get(b, sum ? ys : xs);
+                        });
+                    }
+                }
             }
 
             foreach (var (rows, heads, kvHeads, headDim) in new[] { (5, 3, 1, 8), (1, 4, 2, 64), (3, 6, 2, 128) })

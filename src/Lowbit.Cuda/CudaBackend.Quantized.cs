@@ -84,8 +84,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Every weight but a host <see cref="DenseWeight"/>: quantized formats and <see cref="CudaWeight"/>s.</summary>
-    /// <param name="accumulate">destination += x·Wᵀ: the GEMVs only (one aligned row of x).</param>
-    private void PackedLinear(TensorView x, IWeight weight, TensorView destination, bool accumulate = false)
+    private void PackedLinear(TensorView x, IWeight weight, TensorView destination)
     {
         var w = weight as CudaWeight ?? Packed(weight);
         int m = x.Rows, n = w.OutFeatures, k = w.InFeatures;
@@ -96,8 +95,6 @@ public sealed unsafe partial class CudaBackend
         long xOffset = x.Data - AllocationOf(x.Data).NativePtr;
         // The GEMVs read x in 16-byte vectors; an unaligned single row takes the GEMM.
         bool gemv = m == 1 && xOffset % 16 == 0;
-        if (accumulate && !gemv)
-            throw new ArgumentException("Only the GEMVs add into the destination.", nameof(accumulate));
         ArrayView<Uint4> data = w.Data.View;
         ArrayView<uint> scales = w.Scales.View;
         var rowScaled = new RowScaledTile<Int8PerRowValues> { Data = data, Scales = scales.Cast<float>() };
@@ -105,22 +102,22 @@ public sealed unsafe partial class CudaBackend
         {
             case CudaFormat.Dense:
                 int code = DenseElements.Code(w.DenseType);
-                _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset), accumulate);
+                _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset));
                 break;
             case CudaFormat.Int8PerRow when gemv:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n, accumulate), xs, xs, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
                 break;
             case CudaFormat.Int8PerRow:
                 (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
                 break;
             case CudaFormat.Float8PerRow when gemv:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n, accumulate), xs, xs, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
                 break;
             case CudaFormat.Float8PerRow:
                 (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int4Grouped when gemv:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n, accumulate), xs, k, w.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n), xs, k, w.GroupSize);
                 break;
             case CudaFormat.Int4Grouped:
                 (_int4Gemm ??= new(_accelerator)).Launch(_stream, new Int4GroupedTile { Data = data, ScaleZero = scales, GroupSize = w.GroupSize }, xs, y, m, n, k);
@@ -130,7 +127,7 @@ public sealed unsafe partial class CudaBackend
                 var (codes, tokenScales) = ActivationScratch(m, k);
                 (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
                 if (m == 1)
-                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n, accumulate), codes, tokenScales, k);
+                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), codes, tokenScales, k);
                 else
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, codes, y, m, n, k);
                 break;
@@ -139,11 +136,11 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// q/k/v (two or three weights into their destinations) or, <paramref name="gated"/>, gate and up (into the one
-    /// destination, silu(gate)·up), of x normed by <paramref name="norm"/>, as one GEMV launch when the weights are int8wo, fp8wo or int4wo-G of one layout
+    /// destination, silu(gate)·up) as one GEMV launch when the weights are int8wo, fp8wo or int4wo-G of one layout
     /// and x is one aligned row; false otherwise (the caller then runs them one by one). int8dq stays separate:
     /// its activation codes come from a kernel of their own.
     /// </summary>
-    private bool FusedPackedGemv(TensorView x, FoldedNorm norm, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations, bool gated)
+    private bool FusedPackedGemv(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations, bool gated)
     {
         int k = x.Columns;
         if (x.Rows != 1 || (x.Data - AllocationOf(x.Data).NativePtr) % 16 != 0 || weights.Length is < 2 or > 3 || (gated && weights.Length != 2))
@@ -162,13 +159,13 @@ public sealed unsafe partial class CudaBackend
         switch (a.Format)
         {
             case CudaFormat.Int4Grouped:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated, norm), xs, k, a.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated), xs, k, a.GroupSize);
                 break;
             case CudaFormat.Int8PerRow:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated, norm), xs, xs, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated), xs, xs, k);
                 break;
             default:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated, norm), xs, xs, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated), xs, xs, k);
                 break;
         }
         return true;
@@ -186,10 +183,9 @@ public sealed unsafe partial class CudaBackend
     private static bool SameLayout(CudaWeight a, CudaWeight b) => a.Format == b.Format && a.GroupSize == b.GroupSize;
 
     private static GemvSources<T> Sources<T>(CudaWeight a, CudaWeight b, CudaWeight c, ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2,
-        int n1, int n2, bool gated, FoldedNorm norm)
+        int n1, int n2, bool gated)
         where T : unmanaged => new()
         {
-            Norm = norm,
             Data0 = a.Data.View,
             Data1 = b.Data.View,
             Data2 = c.Data.View,

@@ -197,7 +197,14 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         ArrayView<float> xs = F32(x), ws = Words(weight).Cast<float>(), ys = F32(destination);
         bool aligned = Aligned(xs) && Aligned(ws) && Aligned(ys);
-        _rmsNorm.Launch(_stream, xs, ws, ys, x.Rows, x.Columns, eps, aligned);
+        _rmsNorm.Launch(_stream, xs, null, ws, ys, x.Rows, x.Columns, eps, aligned);
+    }
+
+    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    {
+        ArrayView<float> ys = F32(y), xs = F32(x), ws = Words(weight).Cast<float>(), ds = F32(destination);
+        bool aligned = Aligned(ys) && Aligned(xs) && Aligned(ws) && Aligned(ds);
+        _rmsNorm.Launch(_stream, ys, xs, ws, ds, y.Rows, y.Columns, eps, aligned);
     }
 
     private static bool Aligned(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
@@ -293,77 +300,44 @@ public sealed unsafe partial class CudaBackend : IBackend
         return index;
     }
 
-    public void GatedLinear(RmsNormed x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
+    public void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
     {
-        if (FoldedNorm(x) is { } norm)
+        if (x.Rows == 1 && DenseVectors(x, gate) is { } g && DenseVectors(x, up) is { } u && g.DType == u.DType)
         {
-            if (DenseVectors(x.X, gate) is { } g && DenseVectors(x.X, up) is { } u && g.DType == u.DType)
-            {
-                _linear.LaunchGated(_stream, F32(x.X), norm, Words(g), Words(u), F32(destination), gate.OutFeatures, gate.InFeatures, DenseElements.Code(g.DType));
-                return;
-            }
-            if (FusedPackedGemv(x.X, norm, [gate, up], [destination], gated: true))
-                return;
+            _linear.LaunchGated(_stream, F32(x), Words(g), Words(u), F32(destination), gate.OutFeatures, gate.InFeatures, DenseElements.Code(g.DType));
+            return;
         }
-        RmsNorm(x.X, x.Weight, x.Eps, x.Scratch);
-        Linear(x.Scratch, gate, destination);
-        Linear(x.Scratch, up, scratch);
+        if (FusedPackedGemv(x, [gate, up], [destination], gated: true))
+            return;
+        Linear(x, gate, destination);
+        Linear(x, up, scratch);
         _elementwise.SiluMul(_stream, F32(destination), F32(scratch));
     }
 
-    public void Linear(RmsNormed x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
     {
         if (weights.Length != destinations.Length)
             throw new ArgumentException($"{weights.Length} weights for {destinations.Length} destinations.", nameof(destinations));
-        if (FoldedNorm(x) is { } norm)
+        if (x.Rows == 1 && weights.Length == 3 && DenseVectors(x, weights[0]) is { } a && DenseVectors(x, weights[1]) is { } b
+            && DenseVectors(x, weights[2]) is { } c && a.DType == b.DType && b.DType == c.DType)
         {
-            if (weights.Length == 3 && DenseVectors(x.X, weights[0]) is { } a && DenseVectors(x.X, weights[1]) is { } b
-                && DenseVectors(x.X, weights[2]) is { } c && a.DType == b.DType && b.DType == c.DType)
-            {
-                _linear.LaunchFused(_stream, F32(x.X), norm, x.X.Columns, DenseElements.Code(a.DType),
-                    Words(a), F32(destinations[0]), weights[0].OutFeatures, Words(b), F32(destinations[1]), weights[1].OutFeatures,
-                    Words(c), F32(destinations[2]), weights[2].OutFeatures);
-                return;
-            }
-            if (FusedPackedGemv(x.X, norm, weights, destinations, gated: false))
-                return;
+            _linear.LaunchFused(_stream, F32(x), x.Columns, DenseElements.Code(a.DType),
+                Words(a), F32(destinations[0]), weights[0].OutFeatures, Words(b), F32(destinations[1]), weights[1].OutFeatures,
+                Words(c), F32(destinations[2]), weights[2].OutFeatures);
+            return;
         }
-        RmsNorm(x.X, x.Weight, x.Eps, x.Scratch);
+        if (FusedPackedGemv(x, weights, destinations, gated: false))
+            return;
         for (int i = 0; i < weights.Length; i++)
-            Linear(x.Scratch, weights[i], destinations[i]);
-    }
-
-    public void AddLinear(TensorView x, IWeight weight, TensorView destination, TensorView scratch)
-    {
-        bool gemv = x.Rows == 1 && Aligned(F32(x));
-        if (gemv && DenseVectors(x, weight) is { } dense)
-        {
-            _linear.Launch(_stream, F32(x), Words(dense), F32(destination), 1, weight.OutFeatures, weight.InFeatures, DenseElements.Code(dense.DType), vectorLoads: true, accumulate: true);
-            return;
-        }
-        if (gemv && weight is not DenseWeight && (weight as CudaWeight ?? Packed(weight)) is { Format: not CudaFormat.Dense })
-        {
-            PackedLinear(x, weight, destination, accumulate: true);
-            return;
-        }
-        Linear(x, weight, scratch);
-        _elementwise.Add(_stream, F32(destination), F32(scratch));
-    }
-
-    /// <summary>The norm of <paramref name="x"/> as a GEMV folds it in: one aligned row whose width is whole
-    /// 16-byte vectors of x and of the F32 norm weight; null where the norm runs as a kernel of its own.</summary>
-    private FoldedNorm? FoldedNorm(RmsNormed x)
-    {
-        if (x.X.Rows != 1 || x.X.Columns % 16 != 0 || x.Weight.DType != DType.F32)
-            return null;
-        ArrayView<float> xs = F32(x.X), g = Words(x.Weight).Cast<float>();
-        return Aligned(xs) && Aligned(g) ? new FoldedNorm { Weight = g.Cast<Float4>(), Eps = x.Eps, On = 1 } : null;
+            Linear(x, weights[i], destinations[i]);
     }
 
     /// <summary>The dense tensor of <paramref name="weight"/> when the vector GEMV can read it with this x.</summary>
     private Tensor? DenseVectors(TensorView x, IWeight weight) =>
         weight is DenseWeight dense && DenseLinear.VectorLoadsFit(x.Columns, DenseElements.Code(dense.Tensor.DType), x.Data - AllocationOf(x.Data).NativePtr)
             ? dense.Tensor : null;
+
+    public void Add(TensorView y, TensorView x) => _elementwise.Add(_stream, F32(y), F32(x));
 
     /// <summary>Positions in a recorded step are relative to the replayed one's.</summary>
     private StepPosition Start(int startPos) => _recording ? StepPosition.Recorded(startPos) : StepPosition.Eager(startPos);

@@ -102,7 +102,7 @@ public sealed class KernelProfiler : IBackend
         Mark($"linear {weight.FormatName} {weight.OutFeatures}x{weight.InFeatures}", weight.ByteLength);
     }
 
-    public void Linear(RmsNormed x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
     {
         _inner.Linear(x, weights, destinations);
         long bytes = 0;
@@ -112,13 +112,7 @@ public sealed class KernelProfiler : IBackend
             bytes += w.ByteLength;
             rows += w.OutFeatures;
         }
-        Mark($"rmsnorm + linear {weights[0].FormatName} {rows}x{weights[0].InFeatures} ({weights.Length} fused)", bytes);
-    }
-
-    public void AddLinear(TensorView x, IWeight weight, TensorView destination, TensorView scratch)
-    {
-        _inner.AddLinear(x, weight, destination, scratch);
-        Mark($"linear + add {weight.FormatName} {weight.OutFeatures}x{weight.InFeatures}", weight.ByteLength);
+        Mark($"linear {weights[0].FormatName} {rows}x{weights[0].InFeatures} ({weights.Length} fused)", bytes);
     }
 
     public void AddBias(TensorView x, Tensor bias)
@@ -131,6 +125,12 @@ public sealed class KernelProfiler : IBackend
     {
         _inner.RopeAndStoreKv(q, k, v, rope, keys, values, startPos);
         Mark("rope + store kv");
+    }
+
+    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    {
+        _inner.AddRmsNorm(y, x, weight, eps, destination);
+        Mark("add + rmsnorm");
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
@@ -153,10 +153,16 @@ public sealed class KernelProfiler : IBackend
         return index;
     }
 
-    public void GatedLinear(RmsNormed x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
+    public void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
     {
         _inner.GatedLinear(x, gate, up, destination, scratch);
-        Mark($"rmsnorm + gated linear {gate.FormatName} 2×{gate.OutFeatures}x{gate.InFeatures}", gate.ByteLength + up.ByteLength);
+        Mark($"gated linear {gate.FormatName} 2×{gate.OutFeatures}x{gate.InFeatures}", gate.ByteLength + up.ByteLength);
+    }
+
+    public void Add(TensorView y, TensorView x)
+    {
+        _inner.Add(y, x);
+        Mark("add");
     }
 
     /// <summary>Frees the events; the inner backend stays open (its owner disposes it).</summary>

@@ -45,12 +45,8 @@ public sealed class DenseLinear
     /// <param name="x">[m, k].</param>
     /// <param name="w">[n, k] as 32-bit words.</param>
     /// <param name="y">[m, n].</param>
-    /// <param name="accumulate">y += x·Wᵀ (the vector GEMV only: m = 1 with <paramref name="vectorLoads"/>).</param>
-    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads,
-        bool accumulate = false)
+    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads)
     {
-        if (accumulate && (m > 1 || !vectorLoads))
-            throw new ArgumentException("Only the vector GEMV adds into y.", nameof(accumulate));
         var spec = SpecializedValue.New(dtype);
         if (m > 1)
         {
@@ -61,7 +57,6 @@ public sealed class DenseLinear
         if (vectorLoads)
         {
             var rows = Rows(n, 0, 0, k);
-            rows.Accumulate = accumulate ? 1 : 0;
             _gemv(stream, Config(rows), x.Cast<Float4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), y, y, y, rows, spec);
         }
         else
@@ -70,23 +65,20 @@ public sealed class DenseLinear
         }
     }
 
-    /// <summary>Three GEMVs of one x (q, k, v) in one launch: W0 [n0, k] into y0, W1 [n1, k] into y1, W2 into y2,
-    /// x normed on the way in when <paramref name="norm"/> is on. Needs 16-byte loads (<see cref="VectorLoadsFit"/>).</summary>
-    public void LaunchFused(AcceleratorStream stream, ArrayView<float> x, FoldedNorm norm, int k, int dtype,
+    /// <summary>Three GEMVs of one x (q, k, v) in one launch: W0 [n0, k] into y0, W1 [n1, k] into y1, W2 into y2.
+    /// Needs 16-byte loads (<see cref="VectorLoadsFit"/>).</summary>
+    public void LaunchFused(AcceleratorStream stream, ArrayView<float> x, int k, int dtype,
         ArrayView<uint> w0, ArrayView<float> y0, int n0, ArrayView<uint> w1, ArrayView<float> y1, int n1, ArrayView<uint> w2, ArrayView<float> y2, int n2)
     {
         var rows = Rows(n0, n1, n2, k);
-        rows.Norm = norm;
         _gemv(stream, Config(rows), x.Cast<Float4>(), w0.Cast<Uint4>(), w1.Cast<Uint4>(), w2.Cast<Uint4>(), y0, y1, y2, rows, SpecializedValue.New(dtype));
     }
 
     /// <summary>y = silu(x·Wgᵀ) ⊙ (x·Wuᵀ), Wg and Wu [n, k]: a warp takes row i of both (the SiLU-gated MLP's first
-    /// half in one launch, no gate and up round trip through memory), x normed on the way in when
-    /// <paramref name="norm"/> is on. Needs 16-byte loads.</summary>
-    public void LaunchGated(AcceleratorStream stream, ArrayView<float> x, FoldedNorm norm, ArrayView<uint> gate, ArrayView<uint> up, ArrayView<float> y, int n, int k, int dtype)
+    /// half in one launch, no gate and up round trip through memory). Needs 16-byte loads.</summary>
+    public void LaunchGated(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> gate, ArrayView<uint> up, ArrayView<float> y, int n, int k, int dtype)
     {
         var rows = Rows(n, 0, 0, k);
-        rows.Norm = norm;
         _gated(stream, Config(rows), x.Cast<Float4>(), gate.Cast<Uint4>(), up.Cast<Uint4>(), y, rows, SpecializedValue.New(dtype));
     }
 
@@ -126,10 +118,10 @@ public sealed class DenseLinear
                 y = y2;
             }
         }
-        var dot = row < n ? RowDot(w, r, part, rows, x, dtype.Value) : default;
-        float acc = rows.Reduce(dot.Sum, partial) * rows.NormScale(dot, partial);
+        float acc = row < n ? RowDot(w, r, part, rows, x, dtype.Value) : 0f;
+        acc = rows.Reduce(acc, partial);
         if (row < n && part == 0 && Warp.LaneIdx == 0)
-            y[r] = rows.Accumulate != 0 ? y[r] + acc : acc;
+            y[r] = acc;
     }
 
     private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype)
@@ -137,62 +129,46 @@ public sealed class DenseLinear
         var partial = SharedMemory.Allocate<float>(32);
         var (row, part) = rows.Locate();
         bool active = row < rows.N0;
-        var gd = active ? RowDot(gate, row, part, rows, x, dtype.Value) : default;
-        var ud = active ? RowDot(up, row, part, rows, x, dtype.Value) : default;
-        float scale = rows.NormScale(gd, partial);
-        float g = rows.Reduce(gd.Sum, partial) * scale;
-        float u = rows.Reduce(ud.Sum, partial) * scale;
+        float g = active ? RowDot(gate, row, part, rows, x, dtype.Value) : 0f;
+        float u = active ? RowDot(up, row, part, rows, x, dtype.Value) : 0f;
+        g = rows.Reduce(g, partial);
+        u = rows.Reduce(u, partial);
         if (active && part == 0 && Warp.LaneIdx == 0)
             y[row] = g / (1f + FastMath.Exp(-g)) * u;
     }
 
-    /// <summary>This warp's share of row r's dot product (and of Σx² when the norm is folded in): vectors
-    /// part·32 + lane, then every 32·warpsPerRow, four independent 16-byte loads in flight a lane.</summary>
-    private static RowPartial RowDot(ArrayView<Uint4> w, int r, int part, GemvLaunch rows, ArrayView<Float4> x, int code)
+    /// <summary>This warp's share of row r's dot product: vectors part·32 + lane, then every 32·warpsPerRow,
+    /// four independent 16-byte loads in flight a lane.</summary>
+    private static float RowDot(ArrayView<Uint4> w, int r, int part, GemvLaunch rows, ArrayView<Float4> x, int code)
     {
         int vectors = rows.K / DenseElements.PerVector(code);
         long start = (long)r * vectors;
         int stride = Warp.WarpSize * rows.WarpsPerRow;
         int v = (part * Warp.WarpSize) + Warp.LaneIdx;
-        var acc = default(RowPartial);
+        float acc = 0f;
         for (; v + (3 * stride) < vectors; v += 4 * stride)
         {
             Uint4 a = w[start + v], b = w[start + v + stride], c = w[start + v + (2 * stride)], d = w[start + v + (3 * stride)];
-            acc = Dot(d, x, v + (3 * stride), code, rows.Norm, Dot(c, x, v + (2 * stride), code, rows.Norm,
-                Dot(b, x, v + stride, code, rows.Norm, Dot(a, x, v, code, rows.Norm, acc))));
+            acc += Dot(a, x, v, code) + Dot(b, x, v + stride, code) + Dot(c, x, v + (2 * stride), code) + Dot(d, x, v + (3 * stride), code);
         }
         for (; v < vectors; v += stride)
-            acc = Dot(w[start + v], x, v, code, rows.Norm, acc);
+            acc += Dot(w[start + v], x, v, code);
         return acc;
     }
 
-    /// <summary>acc + vector v of a row (16 bytes: 4 f32 or 8 bf16/f16 weights) times the matching x (times g,
-    /// with its x² summed, when the norm is folded in).</summary>
-    private static RowPartial Dot(Uint4 q, ArrayView<Float4> x, int v, int code, FoldedNorm norm, RowPartial acc)
+    /// <summary>Vector v of a row (16 bytes: 4 f32 or 8 bf16/f16 weights) times the matching x.</summary>
+    private static float Dot(Uint4 q, ArrayView<Float4> x, int v, int code)
     {
         if (code == DenseElements.F32)
         {
             Float4 a = x[v];
-            if (norm.On != 0)
-            {
-                acc.Squares += FoldedNorm.Squares(a);
-                a = FoldedNorm.Times(a, norm.Weight[v]);
-            }
-            acc.Sum += (Interop.IntAsFloat(q.X) * a.X) + (Interop.IntAsFloat(q.Y) * a.Y) + (Interop.IntAsFloat(q.Z) * a.Z) + (Interop.IntAsFloat(q.W) * a.W);
-            return acc;
+            return (Interop.IntAsFloat(q.X) * a.X) + (Interop.IntAsFloat(q.Y) * a.Y) + (Interop.IntAsFloat(q.Z) * a.Z) + (Interop.IntAsFloat(q.W) * a.W);
         }
         Float4 lo = x[2 * v], hi = x[(2 * v) + 1];
-        if (norm.On != 0)
-        {
-            acc.Squares += FoldedNorm.Squares(lo) + FoldedNorm.Squares(hi);
-            lo = FoldedNorm.Times(lo, norm.Weight[2 * v]);
-            hi = FoldedNorm.Times(hi, norm.Weight[(2 * v) + 1]);
-        }
-        acc.Sum += (DenseElements.Low(q.X, code) * lo.X) + (DenseElements.High(q.X, code) * lo.Y)
-                 + (DenseElements.Low(q.Y, code) * lo.Z) + (DenseElements.High(q.Y, code) * lo.W)
-                 + (DenseElements.Low(q.Z, code) * hi.X) + (DenseElements.High(q.Z, code) * hi.Y)
-                 + (DenseElements.Low(q.W, code) * hi.Z) + (DenseElements.High(q.W, code) * hi.W);
-        return acc;
+        return (DenseElements.Low(q.X, code) * lo.X) + (DenseElements.High(q.X, code) * lo.Y)
+             + (DenseElements.Low(q.Y, code) * lo.Z) + (DenseElements.High(q.Y, code) * lo.W)
+             + (DenseElements.Low(q.Z, code) * hi.X) + (DenseElements.High(q.Z, code) * hi.Y)
+             + (DenseElements.Low(q.W, code) * hi.Z) + (DenseElements.High(q.W, code) * hi.W);
     }
 
     private static void GemvScalar(ArrayView<uint> w, ArrayView<float> x, ArrayView<float> y, int n, int k, SpecializedValue<int> dtype)
@@ -234,22 +210,11 @@ public sealed class DenseLinear
     }
 }
 
-/// <summary>A lane's running dot product and, with a folded norm, its Σx².</summary>
-public struct RowPartial
-{
-    public float Sum, Squares;
-}
-
-/// <summary>The rows of a GEMV launch: up to three weights' rows one after another (N0, N1, N2), K, how
-/// many warps of a 128-thread group share a row, whether y is added to, and the norm folded into x.</summary>
+/// <summary>The rows of a GEMV launch: up to three weights' rows one after another (N0, N1, N2), K, and how
+/// many warps of a 128-thread group share a row.</summary>
 public struct GemvLaunch
 {
-    public int N0, N1, N2, K, WarpsPerRow, Accumulate;
-    public FoldedNorm Norm;
-
-    /// <summary>The row's 1/rms from the lanes' Σx² (1 without a norm); every thread of the group must call it.</summary>
-    public readonly float NormScale(RowPartial partial, ArrayView<float> shared) =>
-        Norm.On != 0 ? Norm.Scale(Reduce(partial.Squares, shared), K) : 1f;
+    public int N0, N1, N2, K, WarpsPerRow;
 
     /// <summary>This warp's row (over all weights) and its part of the row.</summary>
     public readonly (int Row, int Part) Locate()

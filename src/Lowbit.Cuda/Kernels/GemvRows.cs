@@ -28,17 +28,6 @@ public struct X16
         D = Tail4(x, 16 * v + 12, k),
     };
 
-    /// <summary>x ⊙ g, and Σx² of x (the folded norm's two uses of a loaded x).</summary>
-    public readonly X16 Times(X16 g) => new()
-    {
-        A = FoldedNorm.Times(A, g.A),
-        B = FoldedNorm.Times(B, g.B),
-        C = FoldedNorm.Times(C, g.C),
-        D = FoldedNorm.Times(D, g.D),
-    };
-
-    public readonly float Squares() => FoldedNorm.Squares(A) + FoldedNorm.Squares(B) + FoldedNorm.Squares(C) + FoldedNorm.Squares(D);
-
     public readonly float Sum() => A.X + A.Y + A.Z + A.W + B.X + B.Y + B.Z + B.W + C.X + C.Y + C.Z + C.W + D.X + D.Y + D.Z + D.W;
 
     private static Float4 Tail4(ArrayView<float> x, long i, int k) => new()
@@ -148,7 +137,6 @@ public static class GemvRows
             t.Z += shared[RowsPerWarp * other + 2];
             t.W += shared[RowsPerWarp * other + 3];
         }
-        Group.Barrier(); // a second Reduce may overwrite shared only once every warp has read it
         return t;
     }
 }
@@ -170,14 +158,8 @@ public struct GemvSources<TScale>
     /// <summary>1 when Data0 and Data1 are gate and up.</summary>
     public int Gated;
 
-    /// <summary>1: y += the result (a block's output added into the residual stream).</summary>
-    public int Accumulate;
-
-    /// <summary>RMSNorm of x folded in (off by default).</summary>
-    public FoldedNorm Norm;
-
-    public static GemvSources<TScale> Single(ArrayView<Uint4> data, ArrayView<TScale> scales, ArrayView<float> y, int n, bool accumulate) =>
-        new() { Data0 = data, Data1 = data, Data2 = data, Scales0 = scales, Scales1 = scales, Scales2 = scales, Y0 = y, Y1 = y, Y2 = y, N0 = n, Accumulate = accumulate ? 1 : 0 };
+    public static GemvSources<TScale> Single(ArrayView<Uint4> data, ArrayView<TScale> scales, ArrayView<float> y, int n) =>
+        new() { Data0 = data, Data1 = data, Data2 = data, Scales0 = scales, Scales1 = scales, Scales2 = scales, Y0 = y, Y1 = y, Y2 = y, N0 = n };
 
     /// <summary>Warps' worth of rows: four rows of one matrix, or two rows of gate and up.</summary>
     public readonly int RowSets => Gated != 0 ? (N0 + 1) / 2 : Sets(N0) + Sets(N1) + Sets(N2);
@@ -190,7 +172,7 @@ public struct GemvSources<TScale>
         if (Gated != 0)
         {
             int first = 2 * set, r0 = GemvRows.Clamp(first, N0), r1 = GemvRows.Clamp(first + 1, N0);
-            return new GemvRowSet<TScale> { A = Data0, B = Data1, ScalesA = Scales0, ScalesB = Scales1, Y = Y0, First = first, N = N0, R0 = r0, R1 = r1, R2 = r0, R3 = r1, Gated = 1, Accumulate = Accumulate };
+            return new GemvRowSet<TScale> { A = Data0, B = Data1, ScalesA = Scales0, ScalesB = Scales1, Y = Y0, First = first, N = N0, R0 = r0, R1 = r1, R2 = r0, R3 = r1, Gated = 1 };
         }
         // The grid's last group may hold sets past every row: they go to the last matrix that has rows and read
         // its last row (a matrix with none has no row to clamp to).
@@ -202,7 +184,6 @@ public struct GemvSources<TScale>
                 : new GemvRowSet<TScale> { A = Data2, ScalesA = Scales2, Y = Y2, First = (set - sets0 - sets1) * GemvRows.RowsPerWarp, N = N2 };
         rows.B = rows.A;
         rows.ScalesB = rows.ScalesA;
-        rows.Accumulate = Accumulate;
         rows.R0 = GemvRows.Clamp(rows.First, rows.N);
         rows.R1 = GemvRows.Clamp(rows.First + 1, rows.N);
         rows.R2 = GemvRows.Clamp(rows.First + 2, rows.N);
@@ -212,15 +193,14 @@ public struct GemvSources<TScale>
 }
 
 /// <summary>One warp's four weight rows (see <see cref="GemvSources{TScale}.Resolve"/>): R0, R1 in A, R2, R3 in B
-/// (rows past N read as row N − 1), and where their results go (Y from row First, N rows; added to Y when
-/// Accumulate).</summary>
+/// (rows past N read as row N − 1), and where their results go (Y from row First, N rows).</summary>
 public struct GemvRowSet<TScale>
     where TScale : unmanaged
 {
     public ArrayView<Uint4> A, B;
     public ArrayView<TScale> ScalesA, ScalesB;
     public ArrayView<float> Y;
-    public int R0, R1, R2, R3, First, N, Gated, Accumulate;
+    public int R0, R1, R2, R3, First, N, Gated;
 
     /// <summary>Writes the four totals (each times its <paramref name="scale"/>) from lane 0 of slice 0 (after
     /// <see cref="GemvRows.Reduce"/>): y[First + i] for the rows below N, or, gated, silu(gate)·up for rows First
@@ -238,16 +218,14 @@ public struct GemvRowSet<TScale>
             return;
         }
         if (First < N)
-            Put(First, (float)t.X * scale.X);
+            Y[First] = (float)t.X * scale.X;
         if (First + 1 < N)
-            Put(First + 1, (float)t.Y * scale.Y);
+            Y[First + 1] = (float)t.Y * scale.Y;
         if (First + 2 < N)
-            Put(First + 2, (float)t.Z * scale.Z);
+            Y[First + 2] = (float)t.Z * scale.Z;
         if (First + 3 < N)
-            Put(First + 3, (float)t.W * scale.W);
+            Y[First + 3] = (float)t.W * scale.W;
     }
-
-    private readonly void Put(int row, float value) => Y[row] = Accumulate != 0 ? Y[row] + value : value;
 
     private static float Silu(float g) => g / (1f + FastMath.Exp(-g));
 }

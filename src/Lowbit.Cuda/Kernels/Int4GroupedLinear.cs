@@ -54,8 +54,7 @@ public sealed class Int4GroupedGemv
         long w0 = (long)rows.R0 * chunks, w1 = (long)rows.R1 * chunks, w2 = (long)rows.R2 * chunks, w3 = (long)rows.R3 * chunks;
         long g0 = (long)rows.R0 * groups, g1 = (long)rows.R1 * groups, g2 = (long)rows.R2 * groups, g3 = (long)rows.R3 * groups;
         var x4 = x.Cast<Float4>();
-        var norm = weights.Norm;
-        float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, squares = 0f;
+        float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
         int step = Warp.WarpSize << splitShift;
         int v = slice * Warp.WarpSize + Warp.LaneIdx;
         // The next chunk's weights and scales are loaded before this chunk is computed, so a warp has two chunks'
@@ -94,12 +93,6 @@ public sealed class Int4GroupedGemv
                 o3 = sb[g3 + g];
             }
             X16 lo = X16.Load(x4, 2L * v), hi = X16.Load(x4, 2L * v + 1);
-            if (norm.On != 0)
-            {
-                squares += lo.Squares() + hi.Squares();
-                lo = lo.Times(X16.Load(norm.Weight, 2L * v));
-                hi = hi.Times(X16.Load(norm.Weight, 2L * v + 1));
-            }
             float sum = lo.Sum() + hi.Sum();
             a0 += Chunk(q0, p0, lo, hi, sum);
             a1 += Chunk(q1, p1, lo, hi, sum);
@@ -108,8 +101,7 @@ public sealed class Int4GroupedGemv
             (q0, q1, q2, q3, p0, p1, p2, p3) = (n0, n1, n2, n3, o0, o1, o2, o3);
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
-        float rs = norm.On != 0 ? norm.Scale((float)GemvRows.Reduce(squares, 0f, 0f, 0f, splitShift, shared).X, k) : 1f;
-        rows.Store(slice, t, new Float4 { X = rs, Y = rs, Z = rs, W = rs });
+        rows.Store(slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f });
     }
 
     /// <summary>s·Σ x·(q − 8) + z·Σx over one chunk of 32 elements.</summary>

@@ -62,17 +62,11 @@ public sealed class RowScaledGemv<TValues>
         int vectors = RowBytes(k) / 16, full = k / 16;
         long w0 = (long)rows.R0 * vectors, w1 = (long)rows.R1 * vectors, w2 = (long)rows.R2 * vectors, w3 = (long)rows.R3 * vectors;
         var x4 = x.Cast<Float4>();
-        var norm = weights.Norm;
-        float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, squares = 0f;
+        float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
         for (int v = slice * Warp.WarpSize + Warp.LaneIdx; v < vectors; v += Warp.WarpSize << splitShift)
         {
             Uint4 q0 = rows.A[w0 + v], q1 = rows.A[w1 + v], q2 = rows.B[w2 + v], q3 = rows.B[w3 + v];
             X16 xv = v < full ? X16.Load(x4, v) : X16.LoadTail(x, v, k);
-            if (norm.On != 0)
-            {
-                squares += xv.Squares();
-                xv = xv.Times(v < full ? X16.Load(norm.Weight, v) : X16.LoadTail(norm.Weight.Cast<float>(), v, k));
-            }
             a0 = Dot(q0, xv, a0);
             a1 = Dot(q1, xv, a1);
             a2 = Dot(q2, xv, a2);
@@ -80,8 +74,6 @@ public sealed class RowScaledGemv<TValues>
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
         float sx = default(TValues).Codes ? xScale[0] : 1f;
-        if (norm.On != 0)
-            sx *= norm.Scale((float)GemvRows.Reduce(squares, 0f, 0f, 0f, splitShift, shared).X, k);
         var scale = new Float4
         {
             X = sx * rows.ScalesA[rows.R0],

@@ -41,13 +41,9 @@ public interface IBackend : IDisposable
     /// <summary>destination[r, n] = Σ_k x[r, k]·W[n, k].</summary>
     void Linear(TensorView x, IWeight weight, TensorView destination);
 
-    /// <summary>destinations[i] = RMSNorm(x)·weights[i]ᵀ: projections of one normed input (q, k and v), one launch
-    /// where the backend can.</summary>
-    void Linear(RmsNormed x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations);
-
-    /// <summary>destination += x·Wᵀ (a block's output added to the residual stream, in the matmul's store where the
-    /// backend can); <paramref name="scratch"/> ([rows, OutFeatures]) may hold x·Wᵀ first.</summary>
-    void AddLinear(TensorView x, IWeight weight, TensorView destination, TensorView scratch);
+    /// <summary>destinations[i] = x·weights[i]ᵀ: projections of one input (q, k and v), one launch where the
+    /// backend can.</summary>
+    void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations);
 
     /// <summary>x[r, :] += bias.</summary>
     void AddBias(TensorView x, Tensor bias);
@@ -77,8 +73,14 @@ public interface IBackend : IDisposable
     /// </summary>
     IRecordedStep? RecordStep(Action step);
 
-    /// <summary>destination = silu(h·gateᵀ) ⊙ (h·upᵀ), h = RMSNorm(x), silu(g) = g / (1 + e^−g): the first half of
-    /// the SiLU-gated MLP, one launch where the backend can; <paramref name="scratch"/> ([rows, up.OutFeatures])
-    /// may hold h·upᵀ.</summary>
-    void GatedLinear(RmsNormed x, IWeight gate, IWeight up, TensorView destination, TensorView scratch);
+    /// <summary>destination = silu(x·gateᵀ) ⊙ (x·upᵀ), silu(g) = g / (1 + e^−g): the first half of the SiLU-gated
+    /// MLP, one launch where the backend can; <paramref name="scratch"/> ([rows, up.OutFeatures]) may hold x·upᵀ.</summary>
+    void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch);
+
+    /// <summary>y += x, then destination = RMSNorm(y)·weight (the residual add and the next block's norm in one
+    /// pass); destination may be x.</summary>
+    void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination);
+
+    /// <summary>y += x, elementwise.</summary>
+    void Add(TensorView y, TensorView x);
 }

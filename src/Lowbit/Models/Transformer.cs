@@ -51,15 +51,15 @@ public sealed class Transformer : IDisposable
         TensorView gate = state.Gate.Slice(0, m), up = state.Up.Slice(0, m);
 
         b.Embedding(Weights.Embedding, tokens, x);
+        b.RmsNorm(x, Weights.Layers[0].AttentionNorm, c.RmsNormEps, xb);
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = Weights.Layers[l];
             TensorView keys = state.Keys[l].View(), values = state.Values[l].View();
             TensorView k = state.K.Slice(0, m), v = state.V.Slice(0, m);
 
-            // x is the residual stream: each block reads RMSNorm(x) (folded into its first matmul where the
-            // backend can; xb is the scratch otherwise) and adds its output back into x.
-            b.Linear(new RmsNormed(x, w.AttentionNorm, c.RmsNormEps, xb), [w.Query, w.Key, w.Value], [q, k, v]);
+            // xb holds this block's normed input.
+            b.Linear(xb, [w.Query, w.Key, w.Value], [q, k, v]);
             if (w.QueryBias is not null)
                 b.AddBias(q, w.QueryBias);
             if (w.KeyBias is not null)
@@ -68,10 +68,15 @@ public sealed class Transformer : IDisposable
                 b.AddBias(v, w.ValueBias);
             b.RopeAndStoreKv(q, k, v, Rope, keys, values, startPos);
             b.Attention(q, keys, values, startPos, c.NumHeads, c.NumKvHeads, c.HeadDim, att);
-            b.AddLinear(att, w.Output, x, xb);
+            b.Linear(att, w.Output, xb);
+            b.AddRmsNorm(x, xb, w.FeedForwardNorm, c.RmsNormEps, xb);
 
-            b.GatedLinear(new RmsNormed(x, w.FeedForwardNorm, c.RmsNormEps, xb), w.Gate, w.Up, gate, up);
-            b.AddLinear(gate, w.Down, x, xb);
+            b.GatedLinear(xb, w.Gate, w.Up, gate, up);
+            b.Linear(gate, w.Down, xb);
+            if (l + 1 < c.NumLayers)
+                b.AddRmsNorm(x, xb, Weights.Layers[l + 1].AttentionNorm, c.RmsNormEps, xb);
+            else
+                b.Add(x, xb);
         }
 
         TensorView last = x.Slice(m - logitRows, logitRows), normed = xb.Slice(0, logitRows);

@@ -48,19 +48,12 @@ public sealed class CpuBackend : IBackend
     public void Linear(TensorView x, IWeight weight, TensorView destination) =>
         CpuLinearKernels.For(weight)(CpuCapabilities.Best, _pool, x.AsSpan<float>(), x.Rows, weight, destination.AsSpan<float>());
 
-    public void Linear(RmsNormed x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
     {
         if (weights.Length != destinations.Length)
             throw new ArgumentException($"{weights.Length} weights for {destinations.Length} destinations.", nameof(destinations));
-        RmsNorm(x.X, x.Weight, x.Eps, x.Scratch);
         for (int i = 0; i < weights.Length; i++)
-            Linear(x.Scratch, weights[i], destinations[i]);
-    }
-
-    public void AddLinear(TensorView x, IWeight weight, TensorView destination, TensorView scratch)
-    {
-        Linear(x, weight, scratch);
-        Residual.Add(scratch.AsSpan<float>(), destination.AsSpan<float>());
+            Linear(x, weights[i], destinations[i]);
     }
 
     /// <summary>Fails at load, not at the first token, when a linear layer's format has no CPU kernel.</summary>
@@ -90,6 +83,12 @@ public sealed class CpuBackend : IBackend
         v.AsSpan<float>().CopyTo(values.Slice(startPos, v.Rows).AsSpan<float>());
     }
 
+    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    {
+        Add(y, x);
+        RmsNorm(y, weight, eps, destination);
+    }
+
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
     {
         int scratchLength = Cpu.Attention.ScratchLength(_pool.ThreadCount, keys.Rows);
@@ -110,13 +109,15 @@ public sealed class CpuBackend : IBackend
     /// <summary>Operations run as they are issued on the CPU: nothing to record.</summary>
     public IRecordedStep? RecordStep(Action step) => null;
 
-    public void GatedLinear(RmsNormed x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
+    public void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
     {
-        RmsNorm(x.X, x.Weight, x.Eps, x.Scratch);
-        Linear(x.Scratch, gate, destination);
-        Linear(x.Scratch, up, scratch);
+        Linear(x, gate, destination);
+        Linear(x, up, scratch);
         Cpu.SiluMul.Apply(scratch.AsSpan<float>(), destination.AsSpan<float>());
     }
+
+    public void Add(TensorView y, TensorView x) =>
+        Residual.Add(x.AsSpan<float>(), y.AsSpan<float>());
 
     public void Dispose()
     {
