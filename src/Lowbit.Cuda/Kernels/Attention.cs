@@ -119,6 +119,7 @@ public sealed class Attention
     {
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
         var p = SharedMemory.Allocate<float>(MaxGroupHeads * Chunk);
+        var stripes = SharedMemory.Allocate<float>(DecodeGroupSize * MaxGroupHeads);
         int chunks = Chunks(s.MaxSequence);
         int g = Grid.IdxX / chunks, c = Grid.IdxX - g * chunks;
         int length = start.Resolve(inputs) + 1;
@@ -127,78 +128,134 @@ public sealed class Attention
             return;
         int n = Math.Min(length - t0, Chunk);
         int group = s.Heads / s.KvHeads, d = s.HeadDim, kvColumns = s.KvHeads * d, h0 = g * group;
-        int warps = Group.DimX / Warp.WarpSize;
+        long at = ((long)t0 * kvColumns) + (g * d);
 
         for (int i = Group.IdxX; i < group * d; i += Group.DimX)
             queries[i] = q[(h0 * d) + i];
         Group.Barrier();
 
-        // Scores: a warp a position; each lane loads its (up to four) elements of k once, then one dot product
-        // and shuffle reduction per head from the queries in shared memory.
-        for (int j = Warp.WarpIdx; j < n; j += warps)
+        // Scores: warp w takes positions w, w + 8, w + 16 and w + 24 (8 warps, 32 positions) and loads their key
+        // rows (up to four elements a lane) before any dot product, so the four rows' loads are in flight
+        // together (one row at a time, each waited for, measured ~14 us a layer with the value pass below); then
+        // a dot product and shuffle reduction per (position, head) from the queries in shared memory.
+        int lane = Warp.LaneIdx, w = Warp.WarpIdx;
+        Float4 ka = KeyElements(keys, at, w, n, kvColumns, d, lane), kb = KeyElements(keys, at, w + 8, n, kvColumns, d, lane);
+        Float4 kc = KeyElements(keys, at, w + 16, n, kvColumns, d, lane), kd = KeyElements(keys, at, w + 24, n, kvColumns, d, lane);
+        for (int h = 0; h < group; h++)
         {
-            long k = (long)(t0 + j) * kvColumns + g * d;
-            int lane = Warp.LaneIdx;
-            float k0 = lane < d ? keys[k + lane] : 0f;
-            float k1 = lane + 32 < d ? keys[k + lane + 32] : 0f;
-            float k2 = lane + 64 < d ? keys[k + lane + 64] : 0f;
-            float k3 = lane + 96 < d ? keys[k + lane + 96] : 0f;
-            for (int h = 0; h < group; h++)
+            int qh = h * d;
+            var qv = new Float4
             {
-                int qh = h * d;
-                float dot = (lane < d ? queries[qh + lane] * k0 : 0f) + (lane + 32 < d ? queries[qh + lane + 32] * k1 : 0f)
-                          + (lane + 64 < d ? queries[qh + lane + 64] * k2 : 0f) + (lane + 96 < d ? queries[qh + lane + 96] * k3 : 0f);
-                dot = BlockReduce.WarpSum(dot);
-                if (lane == 0)
-                    p[h * Chunk + j] = dot * s.Scale;
+                X = lane < d ? queries[qh + lane] : 0f,
+                Y = lane + 32 < d ? queries[qh + lane + 32] : 0f,
+                Z = lane + 64 < d ? queries[qh + lane + 64] : 0f,
+                W = lane + 96 < d ? queries[qh + lane + 96] : 0f,
+            };
+            float da = BlockReduce.WarpSum(Dot(qv, ka, 0f)), db = BlockReduce.WarpSum(Dot(qv, kb, 0f));
+            float dc = BlockReduce.WarpSum(Dot(qv, kc, 0f)), dd = BlockReduce.WarpSum(Dot(qv, kd, 0f));
+            if (lane == 0)
+            {
+                int ph = h * Chunk;
+                if (w < n)
+                    p[ph + w] = da * s.Scale;
+                if (w + 8 < n)
+                    p[ph + w + 8] = db * s.Scale;
+                if (w + 16 < n)
+                    p[ph + w + 16] = dc * s.Scale;
+                if (w + 24 < n)
+                    p[ph + w + 24] = dd * s.Scale;
             }
         }
         Group.Barrier();
 
         // The chunk's max and Σ e^(score − max) per head: a warp a head.
-        for (int h = Warp.WarpIdx; h < group; h += warps)
+        for (int h = w; h < group; h += DecodeGroupSize / Warp.WarpSize)
         {
             float best = float.NegativeInfinity;
-            for (int j = Warp.LaneIdx; j < n; j += Warp.WarpSize)
+            for (int j = lane; j < n; j += Warp.WarpSize)
                 best = MathF.Max(best, p[h * Chunk + j]);
             best = Warp.Shuffle(BlockReduce.WarpMax(best), 0);
             float sum = 0f;
-            for (int j = Warp.LaneIdx; j < n; j += Warp.WarpSize)
+            for (int j = lane; j < n; j += Warp.WarpSize)
             {
                 float e = FastMath.Exp(p[h * Chunk + j] - best);
                 p[h * Chunk + j] = e;
                 sum += e;
             }
             sum = BlockReduce.WarpSum(sum);
-            if (Warp.LaneIdx == 0)
+            if (lane == 0)
             {
-                long at = 2L * (((long)(h0 + h) * chunks) + c);
-                stats[at] = best;
-                stats[at + 1] = sum;
+                long stat = 2L * (((long)(h0 + h) * chunks) + c);
+                stats[stat] = best;
+                stats[stat + 1] = sum;
             }
         }
         Group.Barrier();
 
-        // Σ_j p_j·v_j: threads across (head, d), so V rows are read coalesced; four rows a step, loaded before
-        // they are used, so four loads are in flight.
+        // Σ_j p_j·v_j: thread (stripe, i) loads element i of the chunk's V rows stripe, stripe + S, ... (S = 256 / D
+        // stripes: 2 at D = 128, each 16 rows) all at once, then uses them for every head of the group (V is
+        // shared by the group's heads); the stripes' sums meet in shared memory.
+        int parts = Math.Max(1, DecodeGroupSize / d);
+        int column = Group.IdxX % d, stripe = Group.IdxX / d;
+        if (stripe < parts)
+        {
+            long v = at + column;
+            Float4 va = ValueElements(values, v, stripe, parts, n, kvColumns), vb = ValueElements(values, v, stripe + (4 * parts), parts, n, kvColumns);
+            Float4 vc = ValueElements(values, v, stripe + (8 * parts), parts, n, kvColumns), vd = ValueElements(values, v, stripe + (12 * parts), parts, n, kvColumns);
+            for (int h = 0; h < group; h++)
+            {
+                int ph = h * Chunk;
+                float acc = Dot(Probabilities(p, ph, stripe, parts, n), va, 0f);
+                acc = Dot(Probabilities(p, ph, stripe + (4 * parts), parts, n), vb, acc);
+                acc = Dot(Probabilities(p, ph, stripe + (8 * parts), parts, n), vc, acc);
+                acc = Dot(Probabilities(p, ph, stripe + (12 * parts), parts, n), vd, acc);
+                stripes[(((stripe * group) + h) * d) + column] = acc;
+            }
+        }
+        Group.Barrier();
         for (int e = Group.IdxX; e < group * d; e += Group.DimX)
         {
-            int h = e / d, i = e - h * d;
-            long v = (long)t0 * kvColumns + g * d + i;
-            int ph = h * Chunk;
-            float acc = 0f;
-            int j = 0;
-            for (; j + 3 < n; j += 4)
-            {
-                float v0 = values[v + ((long)j * kvColumns)], v1 = values[v + ((long)(j + 1) * kvColumns)];
-                float v2 = values[v + ((long)(j + 2) * kvColumns)], v3 = values[v + ((long)(j + 3) * kvColumns)];
-                acc += (p[ph + j] * v0) + (p[ph + j + 1] * v1) + (p[ph + j + 2] * v2) + (p[ph + j + 3] * v3);
-            }
-            for (; j < n; j++)
-                acc += p[ph + j] * values[v + ((long)j * kvColumns)];
-            sums[((((long)(h0 + h) * chunks) + c) * d) + i] = acc;
+            float total = 0f;
+            for (int part = 0; part < parts; part++)
+                total += stripes[(part * group * d) + e];
+            int h = e / d;
+            sums[((((long)(h0 + h) * chunks) + c) * d) + e - (h * d)] = total;
         }
     }
+
+    /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D) of the key row at chunk
+    /// position j (zeros past the chunk's n positions).</summary>
+    private static Float4 KeyElements(ArrayView<float> keys, long at, int j, int n, int kvColumns, int d, int lane)
+    {
+        if (j >= n)
+            return default;
+        long row = at + ((long)j * kvColumns);
+        return new Float4
+        {
+            X = lane < d ? keys[row + lane] : 0f,
+            Y = lane + 32 < d ? keys[row + lane + 32] : 0f,
+            Z = lane + 64 < d ? keys[row + lane + 64] : 0f,
+            W = lane + 96 < d ? keys[row + lane + 96] : 0f,
+        };
+    }
+
+    /// <summary>The value element at <paramref name="at"/> of chunk positions j, j + S, j + 2S, j + 3S (zeros past n).</summary>
+    private static Float4 ValueElements(ArrayView<float> values, long at, int j, int parts, int n, int kvColumns) => new()
+    {
+        X = j < n ? values[at + ((long)j * kvColumns)] : 0f,
+        Y = j + parts < n ? values[at + ((long)(j + parts) * kvColumns)] : 0f,
+        Z = j + (2 * parts) < n ? values[at + ((long)(j + (2 * parts)) * kvColumns)] : 0f,
+        W = j + (3 * parts) < n ? values[at + ((long)(j + (3 * parts)) * kvColumns)] : 0f,
+    };
+
+    /// <summary>A head's probabilities at chunk positions j, j + S, j + 2S, j + 3S (zeros past n).</summary>
+    private static Float4 Probabilities(ArrayView<float> p, int ph, int j, int parts, int n) => new()
+    {
+        X = j < n ? p[ph + j] : 0f,
+        Y = j + parts < n ? p[ph + j + parts] : 0f,
+        Z = j + (2 * parts) < n ? p[ph + j + (2 * parts)] : 0f,
+        W = j + (3 * parts) < n ? p[ph + j + (3 * parts)] : 0f,
+    };
 
     private static void MergeKernel(ArrayView<float> sums, ArrayView<float> stats, ArrayView<float> output, ArrayView<int> inputs,
         StepPosition start, AttentionShape s)
