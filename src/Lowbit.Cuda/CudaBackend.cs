@@ -39,7 +39,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _stepInputs; // [token, position] of a replayed step; [index] of ArgMax
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _argMaxResult;
     private bool _recording;
-    private MemoryBuffer1D<int, Stride1D.Dense>? _tokens;
+    private MemoryBuffer1D<int, Stride1D.Dense>? _tokens, _attentionTickets;
     private MemoryBuffer1D<float, Stride1D.Dense>? _scores, _probabilities;
     private MemoryBuffer1D<float, Stride1D.Dense>? _ropeCos, _ropeSin;
     private RopeTable? _ropeUploaded;
@@ -267,7 +267,15 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
         ArrayView<float> qs = F32(q), ks = F32(keys), vs = F32(values), os = F32(destination);
         bool aligned = Aligned(qs) && Aligned(ks) && Aligned(vs) && Aligned(os);
-        _attention.Launch(_stream, qs, ks, vs, _scores.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
+        if (_attentionTickets is null || _attentionTickets.Length < kvHeads)
+        {
+            if (_recording)
+                throw new InvalidOperationException("Attention tickets would grow while recording a step: run the step eagerly first.");
+            _attentionTickets?.Dispose();
+            _attentionTickets = _accelerator.Allocate1D<int>(kvHeads);
+            _attentionTickets.MemSetToZero(_stream);
+        }
+        _attention.Launch(_stream, qs, ks, vs, _scores.View, _attentionTickets.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
     }
 
     public int Sample(TensorView row, float temperature, int topK, float topP, double uniform)
@@ -355,6 +363,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         _allocations.Clear();
         _tokens?.Dispose();
         _scores?.Dispose();
+        _attentionTickets?.Dispose();
         _probabilities?.Dispose();
         _ropeCos?.Dispose();
         _ropeSin?.Dispose();

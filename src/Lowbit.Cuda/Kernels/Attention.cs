@@ -17,7 +17,7 @@ public struct AttentionShape
 /// <para>Decode (one row), flash-decoding: the cache is cut into chunks of <see cref="Chunk"/> positions and
 /// one group of 256 threads takes a (kv head, chunk) for all the query heads sharing that kv head, so K and V
 /// are read once: scores through warp dot products, the chunk's max and sum of exponentials, and its
-/// unnormalised Σ p·v; a second kernel merges the chunks (rescaling by e^(m_c − M)). The grid covers the
+/// unnormalised Σ p·v; the kv head's last group to finish merges the chunks (rescaling by e^(m_c − M)). The grid covers the
 /// whole cache and chunks past the position return at once, so the launch does not depend on the position
 /// (a recorded step replays it at every position). Decode at 4k context, 8 kv heads, D 128 in F32: 2 × 16 MB
 /// of cache a layer; at short contexts it is launch-bound.</para>
@@ -58,15 +58,13 @@ public sealed class Attention
     private const int ProbabilityStride = FlashKeys + 4;
 
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _fallback;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _decode;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _merge;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape> _decode;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape> _flash;
 
     public Attention(Accelerator accelerator)
     {
         _fallback = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(FallbackKernel);
-        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(DecodeKernel);
-        _merge = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(MergeKernel);
+        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape>(DecodeKernel);
         _flash = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>(FlashKernel);
     }
 
@@ -87,11 +85,12 @@ public sealed class Attention
         : (long)rows * s.Heads * s.MaxSequence;
 
     /// <param name="scratch"><see cref="Scratch"/> floats.</param>
+    /// <param name="tickets">[kvHeads] zeros (decode counts its finished chunk groups there and leaves zeros).</param>
     /// <param name="inputs">The step's [token, position] (read only when <paramref name="start"/> says so).</param>
     /// <param name="aligned">q, the caches and the output start on 16-byte boundaries (the flash kernel's
     /// vector loads need it).</param>
     public void Launch(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch,
-        ArrayView<float> output, int rows, ArrayView<int> inputs, StepPosition start, AttentionShape shape, bool aligned)
+        ArrayView<int> tickets, ArrayView<float> output, int rows, ArrayView<int> inputs, StepPosition start, AttentionShape shape, bool aligned)
     {
         if (rows == 1 && DecodeFits(shape))
         {
@@ -99,8 +98,7 @@ public sealed class Attention
             long partials = (long)shape.Heads * chunks * shape.HeadDim;
             var sums = scratch.SubView(0, partials);
             var stats = scratch.SubView(partials, 2L * shape.Heads * chunks);
-            _decode(stream, new KernelConfig(shape.KvHeads * chunks, DecodeGroupSize), q, keys, values, sums, stats, inputs, start, shape);
-            _merge(stream, new KernelConfig(shape.Heads, GroupSize), sums, stats, output, inputs, start, shape);
+            _decode(stream, new KernelConfig(shape.KvHeads * chunks, DecodeGroupSize), q, keys, values, sums, stats, output, tickets, inputs, start, shape);
         }
         else if (rows > 1 && aligned && FlashFits(shape))
         {
@@ -115,8 +113,9 @@ public sealed class Attention
     }
 
     private static void DecodeKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> sums,
-        ArrayView<float> stats, ArrayView<int> inputs, StepPosition start, AttentionShape s)
+        ArrayView<float> stats, ArrayView<float> output, ArrayView<int> tickets, ArrayView<int> inputs, StepPosition start, AttentionShape s)
     {
+        var last = SharedMemory.Allocate<int>(1);
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
         var p = SharedMemory.Allocate<float>(MaxGroupHeads * Chunk);
         var stripes = SharedMemory.Allocate<float>(DecodeGroupSize * MaxGroupHeads);
@@ -221,6 +220,43 @@ public sealed class Attention
             int h = e / d;
             sums[((((long)(h0 + h) * chunks) + c) * d) + e - (h * d)] = total;
         }
+
+        // The kv head's last group to finish merges its chunks (no second launch): each thread's writes are
+        // fenced device-wide before the group takes a ticket, and the last ticket resets the count for the next
+        // launch (threadFenceReduction's pattern).
+        MemoryFence.DeviceLevel();
+        Group.Barrier();
+        int used = (length + Chunk - 1) / Chunk;
+        if (Group.IdxX == 0)
+            last[0] = Atomic.Add(ref tickets[g], 1) == used - 1 ? 1 : 0;
+        Group.Barrier();
+        if (last[0] == 0)
+            return;
+        if (Group.IdxX == 0)
+            tickets[g] = 0;
+        MemoryFence.DeviceLevel();
+        for (int e = Group.IdxX; e < group * d; e += Group.DimX)
+        {
+            int h = e / d;
+            Merge(sums, stats, output, h0 + h, e - (h * d), used, chunks, d);
+        }
+    }
+
+    /// <summary>Output element i of head h: the chunks' partial sums rescaled by e^(m_c − M) over their total.</summary>
+    private static void Merge(ArrayView<float> sums, ArrayView<float> stats, ArrayView<float> output, int h, int i, int used, int chunks, int d)
+    {
+        long first = (long)h * chunks;
+        float best = float.NegativeInfinity;
+        for (int c = 0; c < used; c++)
+            best = MathF.Max(best, stats[2 * (first + c)]);
+        float total = 0f, acc = 0f;
+        for (int c = 0; c < used; c++)
+        {
+            float weight = FastMath.Exp(stats[2 * (first + c)] - best);
+            total += weight * stats[(2 * (first + c)) + 1];
+            acc += weight * sums[((first + c) * d) + i];
+        }
+        output[((long)h * d) + i] = acc / total;
     }
 
     /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D) of the key row at chunk
@@ -256,29 +292,6 @@ public sealed class Attention
         Z = j + (2 * parts) < n ? p[ph + j + (2 * parts)] : 0f,
         W = j + (3 * parts) < n ? p[ph + j + (3 * parts)] : 0f,
     };
-
-    private static void MergeKernel(ArrayView<float> sums, ArrayView<float> stats, ArrayView<float> output, ArrayView<int> inputs,
-        StepPosition start, AttentionShape s)
-    {
-        int h = Grid.IdxX, d = s.HeadDim;
-        int chunks = Chunks(s.MaxSequence);
-        int used = (start.Resolve(inputs) + Chunk) / Chunk;
-        long first = (long)h * chunks;
-        float best = float.NegativeInfinity;
-        for (int c = 0; c < used; c++)
-            best = MathF.Max(best, stats[2 * (first + c)]);
-        float total = 0f;
-        for (int c = 0; c < used; c++)
-            total += FastMath.Exp(stats[2 * (first + c)] - best) * stats[(2 * (first + c)) + 1];
-        float inverse = 1f / total;
-        for (int i = Group.IdxX; i < d; i += Group.DimX)
-        {
-            float acc = 0f;
-            for (int c = 0; c < used; c++)
-                acc += FastMath.Exp(stats[2 * (first + c)] - best) * sums[((first + c) * d) + i];
-            output[((long)h * d) + i] = acc * inverse;
-        }
-    }
 
     private static void FallbackKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
         ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape s)
