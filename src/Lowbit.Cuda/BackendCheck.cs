@@ -135,7 +135,7 @@ public static class BackendCheck
                 Check("add bias [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.AddBias(v, bias))));
                 var up = Values(rng, 3 * 301);
                 Check("add [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.Add(v, Put(b, host, up, 3, 301)))));
-                foreach (int columns in new[] { 301, 256 })
+                foreach (int columns in new[] { 301, 256, 6148 }) // 6148: past two 16-byte vectors a thread
                 {
                     var y = Values(rng, 3 * columns);
                     var w = HostTensor(host, DType.F32, 1, columns, Values(rng, columns));
