@@ -108,27 +108,30 @@ public sealed unsafe partial class CudaBackend
                 (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
                 break;
             case CudaFormat.Int8PerRow:
-                (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
+                if (!TensorCorePackedLinear(x.Data, m, w, destination))
+                    (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
                 break;
             case CudaFormat.Float8PerRow when gemv:
                 (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
                 break;
             case CudaFormat.Float8PerRow:
-                (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
+                if (!TensorCorePackedLinear(x.Data, m, w, destination))
+                    (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int4Grouped when gemv:
                 (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n), xs, k, w.GroupSize);
                 break;
             case CudaFormat.Int4Grouped:
-                (_int4Gemm ??= new(_accelerator)).Launch(_stream, new Int4GroupedTile { Data = data, ScaleZero = scales, GroupSize = w.GroupSize }, xs, y, m, n, k);
+                if (!TensorCorePackedLinear(x.Data, m, w, destination))
+                    (_int4Gemm ??= new(_accelerator)).Launch(_stream, new Int4GroupedTile { Data = data, ScaleZero = scales, GroupSize = w.GroupSize }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int8Dynamic:
-                // Codes for the integer GEMV; for prefill c·s, as the CPU, through int8wo's GEMM.
+                // Codes for the integer GEMV; for prefill c·s, as the CPU, through int8wo's GEMM (tensor cores on a GPU).
                 var (codes, tokenScales) = ActivationScratch(m, k);
                 (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
                 if (m == 1)
                     (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), codes, tokenScales, k);
-                else
+                else if (!TensorCorePackedLinear(codes.LoadEffectiveAddressAsPtr(), m, w, destination))
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, codes, y, m, n, k);
                 break;
         }

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
+using Lowbit.Cuda.Kernels;
 using Lowbit.Cuda.Ptx;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
@@ -8,7 +9,7 @@ using Lowbit.Tensors;
 namespace Lowbit.Cuda;
 
 /// <summary>
-/// Prefill linear layers (m &gt; 1) with dense bf16 weights on tensor cores: PTX of ours
+/// Prefill linear layers (m &gt; 1) with dense bf16 weights, and quantized ones expanded to bf16, on tensor cores: PTX of ours
 /// (<see cref="TensorCoreGemmPtx"/>) JIT-compiled by the driver on first use. Only on a CUDA GPU (ILGPU's CPU
 /// accelerator cannot run PTX and keeps the ILGPU GEMM) and for k a multiple of 8. Activations are rounded to
 /// bf16 on the way in (relative error up to 2^-9 an element; the f32 GEMV of decode is unchanged). If the driver
@@ -19,6 +20,8 @@ public sealed partial class CudaBackend
 {
     private readonly Dictionary<GemmTile, TensorCoreGemm> _tensorCoreGemms = [];
     private MemoryBuffer1D<byte, Stride1D.Dense>? _activationsBf16; // [m, k] bf16 scratch, grown on demand
+    private MemoryBuffer1D<byte, Stride1D.Dense>? _weightsBf16; // a quantized weight expanded for prefill, grown on demand
+    private Bf16Dequantizer? _bf16Dequantizer;
 
     /// <summary>The tiling Linear uses (the bench times every one of <see cref="GemmTile.Candidates"/>).</summary>
     public GemmTile TensorCoreTile { get; set; } = GemmTile.Default;
@@ -42,14 +45,51 @@ public sealed partial class CudaBackend
         var gemm = TensorCoreGemmFor(tile);
         _ = F32(x); // bounds checks
         _ = F32(destination);
+        // On the backend's stream, so the PTX launches stay in order with the ILGPU kernels.
+        gemm.Launch(_stream, x.Data, ActivationsBf16(m, k), Words(w).LoadEffectiveAddressAsPtr(), destination.Data, m, n, k);
+    }
+
+    /// <summary>The [m, k] bf16 scratch the GEMM converts x into, grown on demand.</summary>
+    private nint ActivationsBf16(int m, int k)
+    {
         long bytes = (long)m * k * 2;
         if (_activationsBf16 is null || _activationsBf16.Length < bytes)
         {
             _activationsBf16?.Dispose();
             _activationsBf16 = _accelerator.Allocate1D<byte>(bytes);
         }
-        // On the backend's stream, so the PTX launches stay in order with the ILGPU kernels.
-        gemm.Launch(_stream, x.Data, _activationsBf16.NativePtr, Words(w).LoadEffectiveAddressAsPtr(), destination.Data, m, n, k);
+        return _activationsBf16.NativePtr;
+    }
+
+    /// <summary>
+    /// Prefill of a quantized weight on tensor cores: the weight expanded into a bf16 scratch matrix
+    /// (<see cref="Bf16Dequantizer"/>), then the bf16 GEMM; false where that does not apply (no GPU, K not a multiple
+    /// of 8, x at <paramref name="x"/> not 16-byte aligned), and the SIMT GEMM runs.
+    /// </summary>
+    private bool TensorCorePackedLinear(nint x, int m, CudaWeight w, TensorView destination)
+    {
+        int n = w.OutFeatures, k = w.InFeatures;
+        if (!HasTensorCores || TensorCoreError is not null || !Bf16Dequantizer.Supports(w.Format) || !TensorCoreGemm.Supports(m, n, k) || x % 16 != 0)
+            return false;
+        TensorCoreGemm gemm;
+        try
+        {
+            gemm = TensorCoreGemmFor(TensorCoreTile);
+        }
+        catch (InvalidOperationException e)
+        {
+            TensorCoreError = e.Message;
+            return false;
+        }
+        long bytes = (long)n * k * 2;
+        if (_weightsBf16 is null || _weightsBf16.Length < bytes)
+        {
+            _weightsBf16?.Dispose();
+            _weightsBf16 = _accelerator.Allocate1D<byte>(bytes);
+        }
+        (_bf16Dequantizer ??= new(_accelerator)).Launch(_stream, w, ((ArrayView<byte>)_weightsBf16.View).Cast<uint>());
+        gemm.Launch(_stream, x, ActivationsBf16(m, k), _weightsBf16.NativePtr, destination.Data, m, n, k);
+        return true;
     }
 
     /// <summary>The loaded kernels of <paramref name="tile"/>, for the bench's report.</summary>
@@ -85,11 +125,25 @@ public sealed partial class CudaBackend
         return true;
     }
 
+    /// <summary>The bf16 matrix [N, K] prefill expands a quantized weight into (for tests: the expansion also runs
+    /// where tensor cores do not).</summary>
+    internal ushort[] ExpandedToBf16(IWeight weight)
+    {
+        var w = weight as CudaWeight ?? Packed(weight);
+        var words = new uint[(long)w.OutFeatures * w.InFeatures / 2];
+        using var buffer = _accelerator.Allocate1D<uint>(words.Length);
+        (_bf16Dequantizer ??= new(_accelerator)).Launch(_stream, w, buffer.View);
+        buffer.View.CopyToCPU(_stream, ref words[0], words.Length);
+        _stream.Synchronize();
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<uint, ushort>(words).ToArray();
+    }
+
     private void DisposeTensorCores()
     {
         foreach (var gemm in _tensorCoreGemms.Values)
             gemm.Dispose();
         _tensorCoreGemms.Clear();
         _activationsBf16?.Dispose();
+        _weightsBf16?.Dispose();
     }
 }

@@ -5,8 +5,11 @@ using Lowbit.Backends.Cpu;
 using Lowbit.Cuda;
 using Lowbit.Cuda.Ptx;
 using Lowbit.Models;
+using Lowbit.Quantization;
+using Lowbit.Quantization.Configs;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
+using Lowbit.Tests.Quantization.Formats;
 
 namespace Lowbit.Tests.Backends.Cuda;
 
@@ -93,6 +96,38 @@ public sealed class CudaBackendOnIlgpuCpuTests : CudaBackendTests
         Assert.Throws<NotSupportedException>(() => backend.LinearOnTensorCores(x.View(), w, y.View(), GemmTile.Simple));
         backend.Linear(x.View(), new DenseWeight(w), y.View());
         Assert.Null(backend.TensorCoreError);
+    }
+
+    /// <summary>Prefill on a GPU expands quantized weights to bf16 for the tensor cores: every element must be the
+    /// format's reference dequantized value rounded to nearest even (odd N, byte rows padded to 16, several groups).</summary>
+    [Theory]
+    [InlineData("int8wo", 72)]
+    [InlineData("int8dq", 24)]
+    [InlineData("fp8wo", 40)]
+    [InlineData("int4wo-32", 96)]
+    [InlineData("int4wo-128", 256)]
+    public void Quantized_weights_expand_to_their_reference_values_in_bf16(string format, int k)
+    {
+        const int n = 37;
+        using var backend = Open();
+        using var dense = QuantTestData.Gaussian(DType.BF16, n, k, new Random(11), out _);
+        using var weight = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+        ushort[] expanded = backend.ExpandedToBf16(weight);
+        var row = new float[k];
+        for (int r = 0; r < n; r++)
+        {
+            Action<int, Span<float>> dequantize = weight switch
+            {
+                Int8PerRowWeight w => w.Dequantize,
+                Int8DynamicWeight w => w.Dequantize,
+                Float8PerRowWeight w => w.Dequantize,
+                Int4GroupedWeight w => w.Dequantize,
+                _ => throw new InvalidOperationException(format),
+            };
+            dequantize(r, row);
+            for (int j = 0; j < k; j++)
+                Assert.True(DTypeConversion.SingleToBFloat16(row[j]) == expanded[(r * k) + j], $"{format} [{r}, {j}]: {row[j]} vs bf16 bits {expanded[(r * k) + j]:X4}");
+        }
     }
 
     protected override CudaBackend Open()
