@@ -47,7 +47,6 @@ public static class BackendCheck
 
             // The GEMV's two ways (a warp a row, a row over the group's warps) at every shape.
             var cuda = device as CudaBackend;
-            int split = cuda?.GemvSplitRowsBelow ?? 0;
             foreach (var (m, n, k) in LinearShapes(large))
             {
                 foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
@@ -57,7 +56,7 @@ public static class BackendCheck
                     foreach (bool rowsSplit in m == 1 && cuda is not null ? new[] { false, true } : [false])
                     {
                         if (cuda is not null)
-                            cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
+                            cuda.GemvSplit = rowsSplit ? 4 : 0;
                         // bf16 weights with m > 1 run on tensor cores on a GPU, which round x to bf16 first.
                         Check($"linear {dtype} m={m} n={n} k={k}{(rowsSplit ? ", rows split" : "")}",
                             dtype == DType.BF16 && m > 1 ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k),
@@ -76,14 +75,14 @@ public static class BackendCheck
                     foreach (bool rowsSplit in m == 1 && cuda is not null ? new[] { false, true } : [false])
                     {
                         if (cuda is not null)
-                            cuda.GemvSplitRowsBelow = rowsSplit ? int.MaxValue : 0;
+                            cuda.GemvSplit = rowsSplit ? 4 : 0;
                         string how = $"{dtype} m={m} k={k}{(rowsSplit ? ", rows split" : "")}";
                         CheckFused(how, ws, x, m, k, dtype == DType.BF16 && m > 1 ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k));
                     }
                 }
             }
             if (cuda is not null)
-                cuda.GemvSplitRowsBelow = split;
+                cuda.GemvSplit = 0;
 
             // The quantized formats' fused launches (int8dq runs them one by one), K split over warps at 4096.
             foreach (var (format, k) in new[] { ("int8wo", 67), ("fp8wo", 4096), ("int8dq", 256), ("int4wo-64", 256), ("int4wo-32", 4096) })

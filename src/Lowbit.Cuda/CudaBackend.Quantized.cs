@@ -105,21 +105,21 @@ public sealed unsafe partial class CudaBackend
                 _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset));
                 break;
             case CudaFormat.Int8PerRow when gemv:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, xs, xs, k);
                 break;
             case CudaFormat.Int8PerRow:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
                 break;
             case CudaFormat.Float8PerRow when gemv:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), xs, xs, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, xs, xs, k);
                 break;
             case CudaFormat.Float8PerRow:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
                     (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int4Grouped when gemv:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n), xs, k, w.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n) with { Split = GemvSplit }, xs, k, w.GroupSize);
                 break;
             case CudaFormat.Int4Grouped:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
@@ -130,7 +130,7 @@ public sealed unsafe partial class CudaBackend
                 var (codes, tokenScales) = ActivationScratch(m, k);
                 (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
                 if (m == 1)
-                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n), codes, tokenScales, k);
+                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, codes, tokenScales, k);
                 else if (!TensorCorePackedLinear(codes.LoadEffectiveAddressAsPtr(), m, w, destination))
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, codes, y, m, n, k);
                 break;
@@ -162,13 +162,13 @@ public sealed unsafe partial class CudaBackend
         switch (a.Format)
         {
             case CudaFormat.Int4Grouped:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated), xs, k, a.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, k, a.GroupSize);
                 break;
             case CudaFormat.Int8PerRow:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated), xs, xs, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, xs, k);
                 break;
             default:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated), xs, xs, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, xs, k);
                 break;
         }
         return true;

@@ -111,11 +111,18 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public Accelerator Accelerator => _accelerator;
 
-    /// <summary>Dense GEMVs with fewer rows than this split each row over four warps (DenseLinear).</summary>
-    public int GemvSplitRowsBelow
+    /// <summary>Warps sharing a GEMV row (dense) or four-row set (quantized): 1, 2 or 4; 0 (the default) lets each
+    /// kernel choose (dense: one; quantized: by the matrix's rows and the kernel's occupancy). For the checks and
+    /// the bench's sweep (<c>lowbit selftest --bench</c>).</summary>
+    public int GemvSplit
     {
-        get => _linear.SplitRowsBelow;
-        set => _linear.SplitRowsBelow = value;
+        get => _linear.Split;
+        set
+        {
+            if (value is not (0 or 1 or 2 or 4))
+                throw new ArgumentOutOfRangeException(nameof(value), value, "GemvSplit is 0 (automatic), 1, 2 or 4.");
+            _linear.Split = value;
+        }
     }
 
     /// <summary>The stream every operation is launched on, in order.</summary>

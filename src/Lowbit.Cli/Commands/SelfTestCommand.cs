@@ -55,6 +55,22 @@ internal static class SelfTestCommand
                             Console.WriteLine($"bench gemv {format,-10} {n}x{k}: {us,6:F1} us, {bytes / us / 1e3,5:F0} GB/s ({bytes / us / 1e3 / 2970,4:P0} of 2.97 TB/s) {resources}");
                         }
                     }
+                    // The row split each GEMV chooses against the others: warps sharing a row (dense) or a four-row set.
+                    foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336), (6144, 4096), (4096, 4096) })
+                    {
+                        foreach (string format in new[] { "bf16", "int8wo", "int4wo-64" })
+                        {
+                            var line = new System.Text.StringBuilder($"bench gemv split {format,-10} {n}x{k}:");
+                            foreach (int split in new[] { 0, 1, 2, 4 })
+                            {
+                                cuda.GemvSplit = split;
+                                var (us, bytes, _) = cuda.TimeGemv(format, n, k);
+                                line.Append($"  {(split == 0 ? "auto" : $"{split} warps")} {us:F1} us {bytes / us / 1e3:F0} GB/s");
+                            }
+                            cuda.GemvSplit = 0;
+                            Console.WriteLine(line);
+                        }
+                    }
                     if (cuda.HasTensorCores)
                         BenchGemm(cuda);
                 }

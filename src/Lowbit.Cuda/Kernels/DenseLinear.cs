@@ -6,8 +6,8 @@ namespace Lowbit.Cuda.Kernels;
 /// <summary>
 /// y[r, n] = Σ_k x[r, k]·W[n, k] for a dense weight W [N, K] in F32, BF16 or F16 (row-major, as 32-bit
 /// words), x and y F32.
-/// GEMV (one token): one warp a row, four rows a group of 128 threads (or, below <see cref="SplitRowsBelow"/>
-/// rows, the group's four warps on one row); each lane reads 16 bytes of W at a time (<c>ld.global.v4</c>:
+/// GEMV (one token): one warp a row, four rows a group of 128 threads (or, with <see cref="Split"/>, two or four
+/// warps on one row); each lane reads 16 bytes of W at a time (<c>ld.global.v4</c>:
 /// 8 bf16/f16 or 4 f32), four loads in flight, with the matching x as 16-byte float vectors, then a
 /// shuffle reduction. Needs K·size a multiple of 16 bytes (rows start aligned); otherwise the scalar GEMV
 /// reads one element a lane.
@@ -20,8 +20,11 @@ public sealed class DenseLinear
 {
     public const int GemvGroupSize = 128;
 
-    /// <summary>GEMVs with fewer rows split each row over the group's warps (settable for checks and benchmarks).</summary>
-    public int SplitRowsBelow { get; set; } = 8192;
+    /// <summary>Warps sharing each row (1, 2 or 4; 0 = 1). One warp a row is as fast or faster at every Llama-3-8B
+    /// decode shape on the H100 (<c>lowbit selftest --bench</c>'s sweep, 2026-11-25: 4096×4096 15.3 us against
+    /// 20.7 us with four warps, 6144×4096 24.0 against 28.3, 4096×14336 46.8 against 49.0); the split stays for
+    /// the checks and the sweep.</summary>
+    public int Split { get; set; }
     private const int Tile = 16;
     private readonly int _rowsPerGroup;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvLaunch, SpecializedValue<int>> _gemv;
@@ -82,12 +85,12 @@ public sealed class DenseLinear
         _gated(stream, Config(rows), x.Cast<Float4>(), gate.Cast<Uint4>(), up.Cast<Uint4>(), y, rows, SpecializedValue.New(dtype));
     }
 
-    /// <summary>Fewer rows than ~8k (q, k, v, o at dim 4096) leave too few warps to cover HBM latency with one warp
-    /// a row: the group's warps then share one row's K and add their sums through shared memory.</summary>
+    /// <summary>The launch's rows; with <see cref="Split"/> warps a row, they share its K and add their sums through
+    /// shared memory.</summary>
     private GemvLaunch Rows(int n0, int n1, int n2, int k)
     {
         int n = n0 + n1 + n2;
-        return new GemvLaunch { N0 = n0, N1 = n1, N2 = n2, K = k, WarpsPerRow = n < SplitRowsBelow ? _rowsPerGroup : 1 };
+        return new GemvLaunch { N0 = n0, N1 = n1, N2 = n2, K = k, WarpsPerRow = Split != 0 ? Split : 1 };
     }
 
     private KernelConfig Config(GemvLaunch rows)

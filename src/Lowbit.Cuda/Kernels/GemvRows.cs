@@ -158,6 +158,14 @@ public struct GemvSources<TScale>
     /// <summary>1 when Data0 and Data1 are gate and up.</summary>
     public int Gated;
 
+    /// <summary>Warps a row set is split over (1, 2 or 4), or 0 for <see cref="GemvRows.SplitShift"/>'s choice
+    /// (read by the launch, for the bench's sweep).</summary>
+    public int Split;
+
+    /// <summary>log2 of the warps a row set is split over.</summary>
+    public readonly int SplitShift(int vectors, int targetWarps) =>
+        Split != 0 ? System.Numerics.BitOperations.Log2((uint)Split) : GemvRows.SplitShift(RowSets, vectors, targetWarps);
+
     public static GemvSources<TScale> Single(ArrayView<Uint4> data, ArrayView<TScale> scales, ArrayView<float> y, int n) =>
         new() { Data0 = data, Data1 = data, Data2 = data, Scales0 = scales, Scales1 = scales, Scales2 = scales, Y0 = y, Y1 = y, Y2 = y, N0 = n };
 

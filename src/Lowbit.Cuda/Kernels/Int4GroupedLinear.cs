@@ -38,7 +38,7 @@ public sealed class Int4GroupedGemv
     /// <param name="x">[K], 16-byte aligned.</param>
     public void Launch(AcceleratorStream stream, GemvSources<uint> weights, ArrayView<float> x, int k, int groupSize)
     {
-        int sets = weights.RowSets, split = GemvRows.SplitShift(sets, k / 32, _targetWarps);
+        int sets = weights.RowSets, split = weights.SplitShift(k / 32, _targetWarps);
         // Chunk v is in group v >> shift (G / 32 is a power of two).
         int shift = System.Numerics.BitOperations.Log2((uint)groupSize / 32);
         _kernel(stream, GemvRows.Config(sets, split), weights, x, k, shift, split);

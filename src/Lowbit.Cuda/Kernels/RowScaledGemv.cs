@@ -50,7 +50,7 @@ public sealed class RowScaledGemv<TValues>
     /// <param name="xScale">[1]: int8dq's token scale; unused otherwise.</param>
     public void Launch(AcceleratorStream stream, GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k)
     {
-        int sets = weights.RowSets, split = GemvRows.SplitShift(sets, RowBytes(k) / 16, _targetWarps);
+        int sets = weights.RowSets, split = weights.SplitShift(RowBytes(k) / 16, _targetWarps);
         _kernel(stream, GemvRows.Config(sets, split), weights, x, xScale, k, split);
     }
 
