@@ -60,6 +60,11 @@ public static class QuantizedCheckpoint
         },
         [typeof(Float8PerRowWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Nf4DoubleQuantWeight)] = static w =>
+        {
+            var q = (Nf4DoubleQuantWeight)w;
+            return [("weight", q.Codes), ("weight_scale", q.ScaleCodes), ("weight_scale_factor", q.ScaleFactors), ("weight_scale_mean", q.ScaleMean)];
+        },
         [typeof(UIntXGroupedWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Fp6PerRowWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Float8DynamicWeight)] = static w => CodedParts(((Float8DynamicWeight)w).Weight),
@@ -126,6 +131,24 @@ public static class QuantizedCheckpoint
             return new Nf4BlockwiseWeight(
                 c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
                 c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.F32), k, blockSize);
+        },
+        [Nf4DoubleQuantWeight.Family] = static (c, layer, n, k, b) =>
+        {
+            int blockSize = b ?? Primitives.Nf4.DefaultBlockSize;
+            string name = Nf4DoubleQuantWeight.NameOf(blockSize);
+            if (Nf4BlockwiseWeight.Incompatibility(k, blockSize) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {name} but {reason}.");
+            // The scale codes' second dimension is the scaler block size S; the rest follows from it.
+            int[] stored = c.GetInfo($"{layer}.weight_scale").Shape;
+            long blocks = (long)n * (k / blockSize);
+            int s = stored.Length == 2 && stored[1] > 0 ? stored[1] : 1;
+            int groups = (int)((blocks + s - 1) / s);
+            string shape = $"{name} (U8 [N, K/2], I8 [⌈N·K/B / S⌉, S], F32 [⌈N·K/B / S⌉], F32 [1])";
+            return new Nf4DoubleQuantWeight(
+                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+                c.Get($"{layer}.weight_scale", [groups, s], shape, DType.I8),
+                c.Get($"{layer}.weight_scale_factor", [groups], shape, DType.F32),
+                c.Get($"{layer}.weight_scale_mean", [1], shape, DType.F32), k, blockSize);
         },
     };
 

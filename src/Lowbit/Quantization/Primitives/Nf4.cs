@@ -158,8 +158,17 @@ public static class Nf4
     public static void DequantizeScales(ReadOnlySpan<sbyte> quantized, ReadOnlySpan<float> factors, float mean, int scalerBlockSize, Span<float> scales)
     {
         CheckScaleShapes(scales.Length, quantized.Length, factors.Length, scalerBlockSize);
+        DequantizeScales(quantized, factors, mean, scalerBlockSize, 0, scales);
+    }
+
+    /// <summary>Scales [start, start + scales.Length) only, as <see cref="DequantizeScales(ReadOnlySpan{sbyte}, ReadOnlySpan{float}, float, int, Span{float})"/>
+    /// computes them (a kernel decodes one row's scales at a time).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range passes the codes or their factors.</exception>
+    public static void DequantizeScales(ReadOnlySpan<sbyte> quantized, ReadOnlySpan<float> factors, float mean, int scalerBlockSize, int start, Span<float> scales)
+    {
+        ReadOnlySpan<sbyte> q = quantized.Slice(start, scales.Length);
         for (int j = 0; j < scales.Length; j++)
-            scales[j] = (quantized[j] / factors[j / scalerBlockSize]) + mean;
+            scales[j] = (q[j] / factors[(start + j) / scalerBlockSize]) + mean;
     }
 
     private static void CheckShapes(int n, int packed, int scales, int blockSize)
