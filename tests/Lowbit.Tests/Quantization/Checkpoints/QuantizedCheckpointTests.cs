@@ -17,7 +17,7 @@ public sealed class QuantizedCheckpointTests : IDisposable
 
     private static string Bundled => Path.Combine(AppContext.BaseDirectory, "bundled-model");
 
-    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "int4wo-a8-32", "fp8wo", "nf4", "int8dq", "uintx-3-32", "fp6", "8da4w-32", "fp8dq-tensor", "fp8dq-row" };
+    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "int4wo-a8-32", "fp8wo", "nf4", "nf4-dq", "nf4-dq-32", "int8dq", "uintx-3-32", "fp6", "8da4w-32", "fp8dq-tensor", "fp8dq-row" };
 
     private static (string Name, IWeight Weight)[] Linears(LanguageModel lm) => [.. lm.Weights.Linears()];
 
@@ -30,6 +30,7 @@ public sealed class QuantizedCheckpointTests : IDisposable
         Int8DynamicInt4Weight q => [q.Packed.AsBytes().ToArray(), q.Scales.AsBytes().ToArray()],
         Float8DynamicWeight q => [q.Weight.Codes.AsBytes().ToArray(), q.Weight.Scales.AsBytes().ToArray()],
         Int8DynamicWeight q => [q.Weight.Data.AsBytes().ToArray(), q.Weight.Scales.AsBytes().ToArray()],
+        Nf4DoubleQuantWeight q => [q.Codes.AsBytes().ToArray(), q.ScaleCodes.AsBytes().ToArray(), q.ScaleFactors.AsBytes().ToArray(), q.ScaleMean.AsBytes().ToArray()],
         CodedWeight q => q.Zeros is null ? [q.Codes.AsBytes().ToArray(), q.Scales.AsBytes().ToArray()]
             : [q.Codes.AsBytes().ToArray(), q.Scales.AsBytes().ToArray(), q.Zeros.AsBytes().ToArray()],
         _ => throw new ArgumentOutOfRangeException(nameof(w)),
