@@ -1,3 +1,4 @@
+using System.Globalization;
 using Lowbit.Models;
 using Lowbit.Models.HuggingFace;
 using Lowbit.Models.IO;
@@ -33,6 +34,10 @@ public static class QuantizedCheckpoint
     public const string Int8DynamicInt4LayoutKey = "lowbit.8da4w.layout";
 
     public const string Int8DynamicInt4Layout = "block64-lowhigh-v1";
+
+    /// <summary>Metadata key prefix of an nf4-dq layer's scaler block size S (block scales per F32 factor), which its
+    /// tensors' shapes do not imply.</summary>
+    public const string ScalerBlockKeyPrefix = "lowbit.scaler_block_size.";
 
     /// <summary>The families whose nibble order is Lowbit's own: (metadata key, the version this code reads).</summary>
     private static readonly Dictionary<string, (string Key, string Version)> s_layouts = new()
@@ -138,17 +143,16 @@ public static class QuantizedCheckpoint
             string name = Nf4DoubleQuantWeight.NameOf(blockSize);
             if (Nf4BlockwiseWeight.Incompatibility(k, blockSize) is { } reason)
                 throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {name} but {reason}.");
-            // The scale codes' second dimension is the scaler block size S; the rest follows from it.
-            int[] stored = c.GetInfo($"{layer}.weight_scale").Shape;
-            long blocks = (long)n * (k / blockSize);
-            int s = stored.Length == 2 && stored[1] > 0 ? stored[1] : 1;
-            int groups = (int)((blocks + s - 1) / s);
-            string shape = $"{name} (U8 [N, K/2], I8 [⌈N·K/B / S⌉, S], F32 [⌈N·K/B / S⌉], F32 [1])";
+            string? stored = c.Metadata.GetValueOrDefault(ScalerBlockKeyPrefix + layer);
+            if (!int.TryParse(stored, NumberStyles.None, CultureInfo.InvariantCulture, out int s) || s <= 0)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {name}; its metadata {ScalerBlockKeyPrefix}{layer} is \"{stored}\", not a positive scaler block size.");
+            long groups = (((long)n * (k / blockSize)) + s - 1) / s;
+            string shape = $"{name} (U8 [N, K/2], I8 [N, K/B], F32 [⌈N·K/B / {s}⌉], F32 [1])";
             return new Nf4DoubleQuantWeight(
                 c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
-                c.Get($"{layer}.weight_scale", [groups, s], shape, DType.I8),
-                c.Get($"{layer}.weight_scale_factor", [groups], shape, DType.F32),
-                c.Get($"{layer}.weight_scale_mean", [1], shape, DType.F32), k, blockSize);
+                c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.I8),
+                c.Get($"{layer}.weight_scale_factor", [checked((int)groups)], shape, DType.F32),
+                c.Get($"{layer}.weight_scale_mean", [1], shape, DType.F32), k, blockSize, s);
         },
     };
 
@@ -283,6 +287,8 @@ public static class QuantizedCheckpoint
                 metadata[Int4LayoutKey] = Int4Layout;
             if (weight is Int8DynamicInt4Weight)
                 metadata[Int8DynamicInt4LayoutKey] = Int8DynamicInt4Layout;
+            if (weight is Nf4DoubleQuantWeight dq)
+                metadata[ScalerBlockKeyPrefix + layer] = dq.ScalerBlockSize.ToString(CultureInfo.InvariantCulture);
         }
 
         using var writer = new SafetensorsWriter(path, entries, metadata);

@@ -97,6 +97,44 @@ public sealed class QuantizedCheckpointTests : IDisposable
         Assert.False(file.Metadata.ContainsKey(QuantizedCheckpoint.Int4LayoutKey));
     }
 
+    /// <summary>nf4-dq's scaler block size lives in per-layer metadata (the shapes do not give it): a non-default one
+    /// loads back, and a checkpoint without it is refused naming the key.</summary>
+    [Fact]
+    public void Nf4_dq_scaler_block_size_is_in_the_metadata()
+    {
+        string outDir = _dir.File("dq");
+        const string q = "model.layers.0.self_attn.q_proj";
+        QuantizedCheckpoint.Write(Bundled, new NF4WeightOnlyConfig(32, DoubleQuantize: true, ScalerBlockSize: 24), outDir);
+        string path = Path.Combine(outDir, "model.safetensors");
+        using (var file = new SafetensorsFile(path))
+        {
+            Assert.Equal("nf4-dq-32", file.Metadata["lowbit.layer." + q]);
+            Assert.Equal("24", file.Metadata[QuantizedCheckpoint.ScalerBlockKeyPrefix + q]);
+            Assert.Equal(DType.I8, file.GetInfo(q + ".weight_scale").DType);
+            Assert.Equal([64, 2], file.GetInfo(q + ".weight_scale").Shape);
+            Assert.Equal([6], file.GetInfo(q + ".weight_scale_factor").Shape); // ⌈128 / 24⌉
+            Assert.Equal([1], file.GetInfo(q + ".weight_scale_mean").Shape);
+        }
+
+        using (var lm = LanguageModel.Load(outDir, new ModelLoadOptions { Threads = 1 }))
+            Assert.Equal(24, Assert.IsType<Nf4DoubleQuantWeight>(lm.Weights.Layers[0].Query).ScalerBlockSize);
+
+        // The same file without the key.
+        string copy = path + ".copy";
+        using (var file = new SafetensorsFile(path))
+        {
+            var metadata = file.Metadata.Where(e => e.Key != QuantizedCheckpoint.ScalerBlockKeyPrefix + q).ToDictionary();
+            using var writer = new SafetensorsWriter(copy, [.. file.Tensors.Select(t => new SafetensorsEntry(t.Name, t.DType, t.Shape))], metadata);
+            foreach (var t in file.Tensors)
+                writer.WriteTensor(t.Name, file.GetTensor(t.Name));
+            writer.Commit();
+        }
+
+        File.Move(copy, path, overwrite: true);
+        var e = Assert.Throws<InvalidDataException>(() => LanguageModel.Load(outDir, new ModelLoadOptions { Threads = 1 }));
+        Assert.Contains(QuantizedCheckpoint.ScalerBlockKeyPrefix + q, e.Message);
+    }
+
     [Fact]
     public void Non_empty_output_is_refused_and_left_alone()
     {

@@ -21,11 +21,11 @@ public class Nf4DoubleQuantWeightTests
         using var plain = Nf4BlockwiseWeight.Quantize(dense, blockSize);
         using var w = Nf4DoubleQuantWeight.Quantize(dense, blockSize, scalerBlockSize);
         int blocks = n * k / blockSize, groups = (blocks + scalerBlockSize - 1) / scalerBlockSize;
-        Assert.Equal([groups, scalerBlockSize], w.ScaleCodes.Shape);
+        Assert.Equal([n, k / blockSize], w.ScaleCodes.Shape);
+        Assert.Equal([groups], w.ScaleFactors.Shape);
         Assert.Equal(scalerBlockSize, w.ScalerBlockSize);
-        Assert.All(w.ScaleCodes.AsSpan<sbyte>()[blocks..].ToArray(), q => Assert.Equal(0, q)); // padding
         Assert.Equal(plain.Codes.AsBytes().ToArray(), w.Codes.AsBytes().ToArray());
-        Assert.Equal(((long)n * k / 2) + (groups * scalerBlockSize) + (4L * groups) + 4, w.ByteLength);
+        Assert.Equal(((long)n * k / 2) + blocks + (4L * groups) + 4, w.ByteLength);
 
         float[] exact = plain.Scales.AsSpan<float>().ToArray();
         float mean = w.ScaleMean.AsSpan<float>()[0];
@@ -77,19 +77,21 @@ public class Nf4DoubleQuantWeightTests
     public void Constructor_checks_the_scale_tensors()
     {
         using var codes = Tensor.Allocate(DType.U8, 4, 64);        // N = 4, K = 128, B = 64: 8 blocks
-        using var codes3 = Tensor.Allocate(DType.I8, 3, 3);        // S = 3: 3 scaler blocks
-        using var factors3 = Tensor.Allocate(DType.F32, 3);
+        using var scales = Tensor.Allocate(DType.I8, 4, 2);
+        using var factors3 = Tensor.Allocate(DType.F32, 3);        // S = 3: ⌈8/3⌉ = 3 factors
         using var mean = Tensor.Allocate(DType.F32, 1);
-        using var wrongRows = Tensor.Allocate(DType.I8, 2, 3);
-        using var wrongType = Tensor.Allocate(DType.U8, 3, 3);
+        using var wrongRows = Tensor.Allocate(DType.I8, 3, 2);
+        using var wrongType = Tensor.Allocate(DType.U8, 4, 2);
         using var factors2 = Tensor.Allocate(DType.F32, 2);
         using var mean2 = Tensor.Allocate(DType.F32, 2);
-        var w = new Nf4DoubleQuantWeight(codes, codes3, factors3, mean, 128, 64);
+        var w = new Nf4DoubleQuantWeight(codes, scales, factors3, mean, 128, 64, 3);
         Assert.Equal(3, w.ScalerBlockSize);
-        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, wrongRows, factors3, mean, 128, 64));
-        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, wrongType, factors3, mean, 128, 64));
-        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, codes3, factors2, mean, 128, 64));
-        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, codes3, factors3, mean2, 128, 64));
-        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, codes3, factors3, mean, 172, 64));
+        Assert.Equal(256 + 8 + 12 + 4, w.ByteLength);
+        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, wrongRows, factors3, mean, 128, 64, 3));
+        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, wrongType, factors3, mean, 128, 64, 3));
+        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, scales, factors2, mean, 128, 64, 3));
+        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, scales, factors3, mean2, 128, 64, 3));
+        Assert.Throws<ArgumentException>(() => new Nf4DoubleQuantWeight(codes, scales, factors3, mean, 172, 64, 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Nf4DoubleQuantWeight(codes, scales, factors3, mean, 128, 64, 0));
     }
 }

@@ -8,9 +8,9 @@ namespace Lowbit.Quantization.Formats;
 /// <see cref="Nf4BlockwiseWeight"/>, but each block's absmax s_j (j = n·K/B + b, the whole tensor's blocks in
 /// order) is stored as int8 q_j with one F32 factor per scaler block of S consecutive blocks and one F32 mean:
 /// s_j ≈ q_j / factor[j / S] + mean (<see cref="Nf4.QuantizeScales"/>), W[n, k] ≈ T[code]·s_j.
-/// <para>Layout: <see cref="Codes"/> U8 [N, K/2] as nf4; <see cref="ScaleCodes"/> I8 [⌈N·K/B / S⌉, S] (row g =
-/// scaler block g, so the shape carries S; the last row's slots past N·K/B are 0); <see cref="ScaleFactors"/> F32
-/// [⌈N·K/B / S⌉]; <see cref="ScaleMean"/> F32 [1].</para>
+/// <para>Layout: <see cref="Codes"/> U8 [N, K/2] as nf4; <see cref="ScaleCodes"/> I8 [N, K/B] (q_j at element j);
+/// <see cref="ScaleFactors"/> F32 [⌈N·K/B / S⌉]; <see cref="ScaleMean"/> F32 [1]. S is not implied by the shapes
+/// (checkpoints store it in metadata).</para>
 /// <para>torchao asserts that N·K/B is a multiple of S; here the last scaler block may be shorter (it gets its own
 /// factor from its own scales), so every tensor whose K takes blocks of B quantizes, and a tensor torchao accepts
 /// gets torchao's values.</para>
@@ -20,7 +20,7 @@ public sealed class Nf4DoubleQuantWeight : IWeight
     public const string Family = "nf4-dq";
 
     /// <summary>Wraps existing tensors (a loaded checkpoint); checks their shapes and dtypes.</summary>
-    public Nf4DoubleQuantWeight(Tensor codes, Tensor scaleCodes, Tensor scaleFactors, Tensor scaleMean, int inFeatures, int blockSize)
+    public Nf4DoubleQuantWeight(Tensor codes, Tensor scaleCodes, Tensor scaleFactors, Tensor scaleMean, int inFeatures, int blockSize, int scalerBlockSize)
     {
         ArgumentNullException.ThrowIfNull(codes);
         ArgumentNullException.ThrowIfNull(scaleCodes);
@@ -31,11 +31,11 @@ public sealed class Nf4DoubleQuantWeight : IWeight
             throw new ArgumentException($"{name}: {reason}.");
         if (codes.Rank != 2 || codes.DType != DType.U8 || codes.Shape[1] != inFeatures / 2)
             throw new ArgumentException($"{name}: codes must be U8 [N, {inFeatures / 2}]; got {codes}.", nameof(codes));
-        long blocks = (long)codes.Shape[0] * (inFeatures / blockSize);
-        int s = scaleCodes.Rank == 2 ? scaleCodes.Shape[1] : 0;
-        long groups = s > 0 ? (blocks + s - 1) / s : -1;
-        if (scaleCodes.DType != DType.I8 || s <= 0 || scaleCodes.Shape[0] != groups)
-            throw new ArgumentException($"{name}: scale codes must be I8 [⌈{blocks}/S⌉, S]; got {scaleCodes}.", nameof(scaleCodes));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(scalerBlockSize);
+        int n = codes.Shape[0], perRow = inFeatures / blockSize;
+        long groups = (((long)n * perRow) + scalerBlockSize - 1) / scalerBlockSize;
+        if (scaleCodes.Rank != 2 || scaleCodes.DType != DType.I8 || scaleCodes.Shape[0] != n || scaleCodes.Shape[1] != perRow)
+            throw new ArgumentException($"{name}: scale codes must be I8 [{n}, {perRow}]; got {scaleCodes}.", nameof(scaleCodes));
         if (scaleFactors.Rank != 1 || scaleFactors.DType != DType.F32 || scaleFactors.Shape[0] != groups)
             throw new ArgumentException($"{name}: scale factors must be F32 [{groups}]; got {scaleFactors}.", nameof(scaleFactors));
         if (scaleMean.Rank != 1 || scaleMean.DType != DType.F32 || scaleMean.Shape[0] != 1)
@@ -46,6 +46,7 @@ public sealed class Nf4DoubleQuantWeight : IWeight
         ScaleMean = scaleMean;
         InFeatures = inFeatures;
         BlockSize = blockSize;
+        ScalerBlockSize = scalerBlockSize;
         FormatName = name;
     }
 
@@ -58,20 +59,18 @@ public sealed class Nf4DoubleQuantWeight : IWeight
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(scalerBlockSize);
         var plain = Nf4BlockwiseWeight.Quantize(dense, blockSize);
         using Tensor scales = plain.Scales; // the codes move into the new weight; only the F32 scales go
-        int count = checked((int)(scales.ElementCount));
-        int groups = (count + scalerBlockSize - 1) / scalerBlockSize;
-        var scaleCodes = Tensor.Allocate(DType.I8, groups, scalerBlockSize);
+        int groups = checked((int)((scales.ElementCount + scalerBlockSize - 1) / scalerBlockSize));
+        var scaleCodes = Tensor.Allocate(DType.I8, scales.Shape);
         var factors = Tensor.Allocate(DType.F32, groups);
         var mean = Tensor.Allocate(DType.F32, 1);
-        scaleCodes.AsSpan<sbyte>().Clear();
-        mean.AsSpan<float>()[0] = Nf4.QuantizeScales(scales.AsSpan<float>(), scalerBlockSize, scaleCodes.AsSpan<sbyte>()[..count], factors.AsSpan<float>());
-        return new Nf4DoubleQuantWeight(plain.Codes, scaleCodes, factors, mean, plain.InFeatures, blockSize);
+        mean.AsSpan<float>()[0] = Nf4.QuantizeScales(scales.AsSpan<float>(), scalerBlockSize, scaleCodes.AsSpan<sbyte>(), factors.AsSpan<float>());
+        return new Nf4DoubleQuantWeight(plain.Codes, scaleCodes, factors, mean, plain.InFeatures, blockSize, scalerBlockSize);
     }
 
     /// <summary>The NF4 codes: U8 [N, K/2].</summary>
     public Tensor Codes { get; }
 
-    /// <summary>The int8 block scales: I8 [⌈N·K/B / S⌉, S].</summary>
+    /// <summary>The int8 block scales: I8 [N, K/B].</summary>
     public Tensor ScaleCodes { get; }
 
     /// <summary>One factor per scaler block: F32 [⌈N·K/B / S⌉].</summary>
@@ -83,7 +82,7 @@ public sealed class Nf4DoubleQuantWeight : IWeight
     public int BlockSize { get; }
 
     /// <summary>S: block scales per factor.</summary>
-    public int ScalerBlockSize => ScaleCodes.Shape[1];
+    public int ScalerBlockSize { get; }
 
     public int Blocks => InFeatures / BlockSize;
     public int OutFeatures => Codes.Shape[0];
