@@ -7,7 +7,7 @@ namespace Lowbit.Tests.Quantization.Formats;
 public class Nf4DoubleQuantWeightTests
 {
     /// <summary>Random weights at several shapes and scaler block sizes (whole, ragged, straddling rows): the codes
-    /// are nf4's, each decoded scale is within torchao's step of the plain absmax (max|s − mean| / 256 over its scaler
+    /// are nf4's, each decoded scale is exactly q / factor + mean and within torchao's step of the plain absmax (max|s − mean| / 256 over its scaler
     /// block, / 128 for a code clamped to 127), and Dequantize is T[code]·decoded scale.</summary>
     [Theory]
     [InlineData(64, 256, 64, 256)] // 256 blocks: one whole scaler block
@@ -41,6 +41,7 @@ public class Nf4DoubleQuantWeightTests
             {
                 int j = (r * decoded.Length) + b, g = j / scalerBlockSize;
                 float deviation = exact[(g * scalerBlockSize)..Math.Min(blocks, (g + 1) * scalerBlockSize)].Max(s => Math.Abs(s - mean));
+                Assert.Equal((q[j] / w.ScaleFactors.AsSpan<float>()[g]) + mean, decoded[b]); // torchao's formula, in f32
                 float bound = (q[j] == 127 ? deviation / 128 : deviation / 256) * 1.001f;
                 Assert.True(Math.Abs(decoded[b] - exact[j]) <= bound + 1e-7f, $"block {j}: {exact[j]} → {decoded[b]} (q {q[j]}), bound {bound}");
             }
