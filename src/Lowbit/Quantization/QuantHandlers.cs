@@ -60,10 +60,10 @@ internal static class QuantHandlers
             LayerQuantization.Done(Float8DynamicWeight.Quantize(w.Tensor, ((Float8DynamicActivationFloat8WeightConfig)config).Granularity)),
         [typeof(NF4WeightOnlyConfig)] = static (config, w) =>
         {
-            int b = ((NF4WeightOnlyConfig)config).BlockSize;
-            return Nf4BlockwiseWeight.Incompatibility(w.InFeatures, b) is { } reason
-                ? LayerQuantization.Skip(reason)
-                : LayerQuantization.Done(Nf4BlockwiseWeight.Quantize(w.Tensor, b));
+            var c = (NF4WeightOnlyConfig)config;
+            return Nf4BlockwiseWeight.Incompatibility(w.InFeatures, c.BlockSize) is { } reason ? LayerQuantization.Skip(reason)
+                : c.DoubleQuantize ? LayerQuantization.Done(Nf4DoubleQuantWeight.Quantize(w.Tensor, c.BlockSize, c.ScalerBlockSize))
+                : LayerQuantization.Done(Nf4BlockwiseWeight.Quantize(w.Tensor, c.BlockSize));
         },
     };
 

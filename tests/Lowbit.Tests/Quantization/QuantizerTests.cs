@@ -72,6 +72,7 @@ public class QuantizerTests
     [Theory]
     [InlineData("nf4", "K=172 not a multiple of 64")]
     [InlineData("nf4-32", "K=172 not a multiple of 32")]
+    [InlineData("nf4-dq", "K=172 not a multiple of 64")]
     [InlineData("uintx-3-32", "K=172 not a multiple of 32")]
     [InlineData("8da4w-32", "K=172 not a multiple of 32")]
     [InlineData("fp8wo", null)]

@@ -25,6 +25,7 @@ internal static class CpuLinearKernels
         [typeof(Int8DynamicInt4Weight)] = static (level, pool, x, m, w, y) => Int8DynamicInt4Gemv.Compute(level, pool, x, m, (Int8DynamicInt4Weight)w, y),
         [typeof(Float8DynamicWeight)] = static (level, pool, x, m, w, y) => Float8DynamicGemv.Compute(level, pool, x, m, (Float8DynamicWeight)w, y),
         [typeof(Nf4BlockwiseWeight)] = static (level, pool, x, m, w, y) => Nf4BlockwiseGemv.Compute(level, pool, x, m, (Nf4BlockwiseWeight)w, y),
+        [typeof(Nf4DoubleQuantWeight)] = static (level, pool, x, m, w, y) => Nf4BlockwiseGemv.Compute(level, pool, x, m, (Nf4DoubleQuantWeight)w, y),
     };
 
     /// <summary>True when the CPU backend has a kernel for <paramref name="weight"/>'s format.</summary>

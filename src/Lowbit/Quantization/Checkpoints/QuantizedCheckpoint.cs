@@ -1,3 +1,4 @@
+using System.Globalization;
 using Lowbit.Models;
 using Lowbit.Models.HuggingFace;
 using Lowbit.Models.IO;
@@ -34,6 +35,10 @@ public static class QuantizedCheckpoint
 
     public const string Int8DynamicInt4Layout = "block64-lowhigh-v1";
 
+    /// <summary>Metadata key prefix of an nf4-dq layer's scaler block size S (block scales per F32 factor), which its
+    /// tensors' shapes do not imply.</summary>
+    public const string ScalerBlockKeyPrefix = "lowbit.scaler_block_size.";
+
     /// <summary>The families whose nibble order is Lowbit's own: (metadata key, the version this code reads).</summary>
     private static readonly Dictionary<string, (string Key, string Version)> s_layouts = new()
     {
@@ -60,6 +65,11 @@ public static class QuantizedCheckpoint
         },
         [typeof(Float8PerRowWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Nf4BlockwiseWeight)] = static w => CodedParts((CodedWeight)w),
+        [typeof(Nf4DoubleQuantWeight)] = static w =>
+        {
+            var q = (Nf4DoubleQuantWeight)w;
+            return [("weight", q.Codes), ("weight_scale", q.ScaleCodes), ("weight_scale_factor", q.ScaleFactors), ("weight_scale_mean", q.ScaleMean)];
+        },
         [typeof(UIntXGroupedWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Fp6PerRowWeight)] = static w => CodedParts((CodedWeight)w),
         [typeof(Float8DynamicWeight)] = static w => CodedParts(((Float8DynamicWeight)w).Weight),
@@ -126,6 +136,23 @@ public static class QuantizedCheckpoint
             return new Nf4BlockwiseWeight(
                 c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
                 c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.F32), k, blockSize);
+        },
+        [Nf4DoubleQuantWeight.Family] = static (c, layer, n, k, b) =>
+        {
+            int blockSize = b ?? Primitives.Nf4.DefaultBlockSize;
+            string name = Nf4DoubleQuantWeight.NameOf(blockSize);
+            if (Nf4BlockwiseWeight.Incompatibility(k, blockSize) is { } reason)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {name} but {reason}.");
+            string? stored = c.Metadata.GetValueOrDefault(ScalerBlockKeyPrefix + layer);
+            if (!int.TryParse(stored, NumberStyles.None, CultureInfo.InvariantCulture, out int s) || s <= 0)
+                throw new InvalidDataException($"{c.Directory}: \"{layer}\" is {name}; its metadata {ScalerBlockKeyPrefix}{layer} is \"{stored}\", not a positive scaler block size.");
+            long groups = (((long)n * (k / blockSize)) + s - 1) / s;
+            string shape = $"{name} (U8 [N, K/2], I8 [N, K/B], F32 [⌈N·K/B / {s}⌉], F32 [1])";
+            return new Nf4DoubleQuantWeight(
+                c.Get($"{layer}.weight", [n, k / 2], shape, DType.U8),
+                c.Get($"{layer}.weight_scale", [n, k / blockSize], shape, DType.I8),
+                c.Get($"{layer}.weight_scale_factor", [checked((int)groups)], shape, DType.F32),
+                c.Get($"{layer}.weight_scale_mean", [1], shape, DType.F32), k, blockSize, s);
         },
     };
 
@@ -260,6 +287,8 @@ public static class QuantizedCheckpoint
                 metadata[Int4LayoutKey] = Int4Layout;
             if (weight is Int8DynamicInt4Weight)
                 metadata[Int8DynamicInt4LayoutKey] = Int8DynamicInt4Layout;
+            if (weight is Nf4DoubleQuantWeight dq)
+                metadata[ScalerBlockKeyPrefix + layer] = dq.ScalerBlockSize.ToString(CultureInfo.InvariantCulture);
         }
 
         using var writer = new SafetensorsWriter(path, entries, metadata);

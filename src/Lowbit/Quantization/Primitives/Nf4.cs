@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Lowbit.Quantization.Primitives;
@@ -158,8 +159,35 @@ public static class Nf4
     public static void DequantizeScales(ReadOnlySpan<sbyte> quantized, ReadOnlySpan<float> factors, float mean, int scalerBlockSize, Span<float> scales)
     {
         CheckScaleShapes(scales.Length, quantized.Length, factors.Length, scalerBlockSize);
-        for (int j = 0; j < scales.Length; j++)
-            scales[j] = (quantized[j] / factors[j / scalerBlockSize]) + mean;
+        DequantizeScales(quantized, factors, mean, scalerBlockSize, 0, scales);
+    }
+
+    /// <summary>Scales [start, start + scales.Length) only, as <see cref="DequantizeScales(ReadOnlySpan{sbyte}, ReadOnlySpan{float}, float, int, Span{float})"/>
+    /// computes them (a kernel decodes one row's scales at a time).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range passes the codes or their factors.</exception>
+    public static void DequantizeScales(ReadOnlySpan<sbyte> quantized, ReadOnlySpan<float> factors, float mean, int scalerBlockSize, int start, Span<float> scales)
+    {
+        // Checked once here; the loops below read through refs. A run of scales that shares a factor is decoded 8
+        // at a time (vpmovsx, convert, vdivps, add: each lane rounds as the scalar q / factor + mean), with no integer
+        // division per scale; the kernels pay this per row.
+        ref sbyte q = ref MemoryMarshal.GetReference(quantized.Slice(start, scales.Length));
+        ref float s = ref MemoryMarshal.GetReference(scales);
+        for (int j = 0, end; j < scales.Length; j = end)
+        {
+            int g = (start + j) / scalerBlockSize;
+            end = Math.Min(scales.Length, ((g + 1) * scalerBlockSize) - start);
+            float factor = factors[g];
+            Vector256<float> f = Vector256.Create(factor), m = Vector256.Create(mean);
+            for (; j + 8 <= end; j += 8)
+            {
+                var bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.As<sbyte, byte>(ref Unsafe.Add(ref q, j)))).AsSByte();
+                Vector256<float> v = Vector256.ConvertToSingle(Vector256.WidenLower(Vector128.WidenLower(bytes).ToVector256Unsafe()));
+                ((v / f) + m).StoreUnsafe(ref s, (nuint)j);
+            }
+
+            for (; j < end; j++)
+                Unsafe.Add(ref s, j) = (Unsafe.Add(ref q, j) / factor) + mean;
+        }
     }
 
     private static void CheckShapes(int n, int packed, int scales, int blockSize)

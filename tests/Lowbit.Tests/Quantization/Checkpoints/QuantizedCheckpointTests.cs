@@ -17,7 +17,7 @@ public sealed class QuantizedCheckpointTests : IDisposable
 
     private static string Bundled => Path.Combine(AppContext.BaseDirectory, "bundled-model");
 
-    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "int4wo-a8-32", "fp8wo", "nf4", "int8dq", "uintx-3-32", "fp6", "8da4w-32", "fp8dq-tensor", "fp8dq-row" };
+    public static TheoryData<string> Names => new() { "int8wo", "int4wo-32", "int4wo-64", "int4wo-a8-32", "fp8wo", "nf4", "nf4-dq", "nf4-dq-32", "int8dq", "uintx-3-32", "fp6", "8da4w-32", "fp8dq-tensor", "fp8dq-row" };
 
     private static (string Name, IWeight Weight)[] Linears(LanguageModel lm) => [.. lm.Weights.Linears()];
 
@@ -30,6 +30,7 @@ public sealed class QuantizedCheckpointTests : IDisposable
         Int8DynamicInt4Weight q => [q.Packed.AsBytes().ToArray(), q.Scales.AsBytes().ToArray()],
         Float8DynamicWeight q => [q.Weight.Codes.AsBytes().ToArray(), q.Weight.Scales.AsBytes().ToArray()],
         Int8DynamicWeight q => [q.Weight.Data.AsBytes().ToArray(), q.Weight.Scales.AsBytes().ToArray()],
+        Nf4DoubleQuantWeight q => [q.Codes.AsBytes().ToArray(), q.ScaleCodes.AsBytes().ToArray(), q.ScaleFactors.AsBytes().ToArray(), q.ScaleMean.AsBytes().ToArray()],
         CodedWeight q => q.Zeros is null ? [q.Codes.AsBytes().ToArray(), q.Scales.AsBytes().ToArray()]
             : [q.Codes.AsBytes().ToArray(), q.Scales.AsBytes().ToArray(), q.Zeros.AsBytes().ToArray()],
         _ => throw new ArgumentOutOfRangeException(nameof(w)),
@@ -94,6 +95,44 @@ public sealed class QuantizedCheckpointTests : IDisposable
         Assert.Equal("8da4w-32", file.Metadata["lowbit.layer.model.layers.0.self_attn.q_proj"]);
         Assert.Equal(QuantizedCheckpoint.Int8DynamicInt4Layout, file.Metadata[QuantizedCheckpoint.Int8DynamicInt4LayoutKey]);
         Assert.False(file.Metadata.ContainsKey(QuantizedCheckpoint.Int4LayoutKey));
+    }
+
+    /// <summary>nf4-dq's scaler block size lives in per-layer metadata (the shapes do not give it): a non-default one
+    /// loads back, and a checkpoint without it is refused naming the key.</summary>
+    [Fact]
+    public void Nf4_dq_scaler_block_size_is_in_the_metadata()
+    {
+        string outDir = _dir.File("dq");
+        const string q = "model.layers.0.self_attn.q_proj";
+        QuantizedCheckpoint.Write(Bundled, new NF4WeightOnlyConfig(32, DoubleQuantize: true, ScalerBlockSize: 24), outDir);
+        string path = Path.Combine(outDir, "model.safetensors");
+        using (var file = new SafetensorsFile(path))
+        {
+            Assert.Equal("nf4-dq-32", file.Metadata["lowbit.layer." + q]);
+            Assert.Equal("24", file.Metadata[QuantizedCheckpoint.ScalerBlockKeyPrefix + q]);
+            Assert.Equal(DType.I8, file.GetInfo(q + ".weight_scale").DType);
+            Assert.Equal([64, 2], file.GetInfo(q + ".weight_scale").Shape);
+            Assert.Equal([6], file.GetInfo(q + ".weight_scale_factor").Shape); // ⌈128 / 24⌉
+            Assert.Equal([1], file.GetInfo(q + ".weight_scale_mean").Shape);
+        }
+
+        using (var lm = LanguageModel.Load(outDir, new ModelLoadOptions { Threads = 1 }))
+            Assert.Equal(24, Assert.IsType<Nf4DoubleQuantWeight>(lm.Weights.Layers[0].Query).ScalerBlockSize);
+
+        // The same file without the key.
+        string copy = path + ".copy";
+        using (var file = new SafetensorsFile(path))
+        {
+            var metadata = file.Metadata.Where(e => e.Key != QuantizedCheckpoint.ScalerBlockKeyPrefix + q).ToDictionary();
+            using var writer = new SafetensorsWriter(copy, [.. file.Tensors.Select(t => new SafetensorsEntry(t.Name, t.DType, t.Shape))], metadata);
+            foreach (var t in file.Tensors)
+                writer.WriteTensor(t.Name, file.GetTensor(t.Name));
+            writer.Commit();
+        }
+
+        File.Move(copy, path, overwrite: true);
+        var e = Assert.Throws<InvalidDataException>(() => LanguageModel.Load(outDir, new ModelLoadOptions { Threads = 1 }));
+        Assert.Contains(QuantizedCheckpoint.ScalerBlockKeyPrefix + q, e.Message);
     }
 
     [Fact]

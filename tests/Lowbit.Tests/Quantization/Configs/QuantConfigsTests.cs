@@ -14,6 +14,8 @@ public class QuantConfigsTests
     [InlineData("fp8wo")]
     [InlineData("nf4")]
     [InlineData("nf4-32")]
+    [InlineData("nf4-dq")]
+    [InlineData("nf4-dq-128")]
     [InlineData("int8dq")]
     [InlineData("fp6")]
     [InlineData("8da4w-32")]
@@ -57,6 +59,18 @@ public class QuantConfigsTests
         Assert.Equal("nf4", new NF4WeightOnlyConfig().ShortName);
         Assert.Equal("nf4-128", new NF4WeightOnlyConfig(128).ShortName);
         Assert.Throws<ArgumentOutOfRangeException>(() => new NF4WeightOnlyConfig(48));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new NF4WeightOnlyConfig(48, DoubleQuantize: true));
+    }
+
+    [Fact]
+    public void Nf4_double_quantization_validates_its_scaler_block_size()
+    {
+        Assert.Equal(new NF4WeightOnlyConfig(64, DoubleQuantize: true, ScalerBlockSize: 256), QuantConfigs.Parse("nf4-dq"));
+        Assert.Equal(new NF4WeightOnlyConfig(32, DoubleQuantize: true), QuantConfigs.Parse("nf4-dq-32"));
+        Assert.Equal("nf4-dq-32-s8", new NF4WeightOnlyConfig(32, DoubleQuantize: true, ScalerBlockSize: 8).ShortName);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new NF4WeightOnlyConfig(DoubleQuantize: true, ScalerBlockSize: 0));
+        Assert.Contains("scaler block size", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new NF4WeightOnlyConfig(ScalerBlockSize: -256));
     }
 
     [Fact]

@@ -46,6 +46,7 @@ internal static class QuantTestData
         Int8PerRowWeight w => w.Dequantize,
         Int4GroupedWeight w => w.Dequantize,
         CodedWeight w => w.Dequantize,
+        Nf4DoubleQuantWeight w => w.Dequantize,
         Int8DynamicWeight w => w.Dequantize,
         Int4GroupedA8Weight w => w.Dequantize,
         Int8DynamicInt4Weight w => w.Dequantize,

@@ -124,18 +124,57 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
     public static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, CodedWeight weight, CodePlan* plan, Span<float> y)
     {
         ArgumentNullException.ThrowIfNull(weight);
-        PackedLinear.Compute<CodedGemv<TM>>(level, pool, weight.FormatName, x, m, new PackedJob
-        {
-            Q = (byte*)weight.Codes.Data,
-            RowBytes = weight.Codes.Shape[1],
-            Scales = (byte*)weight.Scales.Data,
-            Zeros = weight.Zeros is null ? null : (byte*)weight.Zeros.Data,
-            ScaleDType = Tensors.DType.F32,
-            GroupSize = weight.GroupSize,
-            Plan = plan,
-            N = weight.OutFeatures,
-            K = weight.InFeatures,
-        }, y);
+        PackedJob job = Job(weight.Codes, weight.InFeatures, weight.GroupSize, plan);
+        job.Scales = (byte*)weight.Scales.Data;
+        job.Zeros = weight.Zeros is null ? null : (byte*)weight.Zeros.Data;
+        PackedLinear.Compute<CodedGemv<TM>>(level, pool, weight.FormatName, x, m, job, y);
+    }
+
+    /// <summary>The same on double-quantized NF4 scales: each call decodes the scales of the rows it works on
+    /// (<see cref="RowScales"/>), never the whole matrix's.</summary>
+    public static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Nf4DoubleQuantWeight weight, CodePlan* plan, Span<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        PackedJob job = Job(weight.Codes, weight.InFeatures, weight.BlockSize, plan);
+        job.ScaleCodes = (sbyte*)weight.ScaleCodes.Data;
+        job.ScaleFactors = (float*)weight.ScaleFactors.Data;
+        job.ScaleMean = weight.ScaleMean.AsSpan<float>()[0];
+        job.ScalerBlockSize = weight.ScalerBlockSize;
+        PackedLinear.Compute<CodedGemv<TM>>(level, pool, weight.FormatName, x, m, job, y);
+    }
+
+    private static PackedJob Job(Tensors.Tensor codes, int k, int groupSize, CodePlan* plan) => new()
+    {
+        Q = (byte*)codes.Data,
+        RowBytes = codes.Shape[1],
+        ScaleDType = Tensors.DType.F32,
+        GroupSize = groupSize,
+        Plan = plan,
+        N = codes.Shape[0],
+        K = k,
+    };
+
+    [ThreadStatic]
+    private static float[]? t_scales;
+
+    /// <summary>The F32 scales of rows [row, row + rows): in place, or decoded from <see cref="PackedJob.ScaleCodes"/>
+    /// into this thread's buffer (valid until its next call), so the loops below read F32 either way.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* RowScales(PackedJob* job, int row, int rows)
+    {
+        int groups = job->K / job->GroupSize;
+        return job->ScaleCodes == null ? (float*)job->Scales + ((nint)row * groups) : DecodeScales(job, row * groups, rows * groups);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float* DecodeScales(PackedJob* job, int start, int count)
+    {
+        if (t_scales is null || t_scales.Length < count)
+            t_scales = GC.AllocateUninitializedArray<float>(count, pinned: true);
+        int total = job->N * (job->K / job->GroupSize), factors = ((total - 1) / job->ScalerBlockSize) + 1;
+        Quantization.Primitives.Nf4.DequantizeScales(new ReadOnlySpan<sbyte>(job->ScaleCodes, total), new ReadOnlySpan<float>(job->ScaleFactors, factors),
+            job->ScaleMean, job->ScalerBlockSize, start, t_scales.AsSpan(0, count));
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(t_scales));
     }
 
     public static bool UsesGroupSums => TM.HasZero;
@@ -180,7 +219,7 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         nint rowBytes = job->RowBytes;
         byte* q0 = job->Q + (row * rowBytes), q1 = q0 + rowBytes, q2 = q1 + rowBytes, q3 = q2 + rowBytes;
         int size = job->GroupSize, groups = job->K / size;
-        float* s0 = (float*)job->Scales + ((nint)row * groups), s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
+        float* s0 = RowScales(job, row, 4), s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
         CodePlan* plan = job->Plan;
         float* x = job->X;
         nint chunkBytes = 2 * plan->Bits, direct = Direct(rowBytes, chunkBytes);
@@ -239,7 +278,7 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         byte* tail = stackalloc byte[2 * Chunk];
         byte* q = Row(job, row, tail, out nint direct);
         int size = job->GroupSize, groups = job->K / size;
-        float* s = (float*)job->Scales + ((nint)row * groups);
+        float* s = RowScales(job, row, 1);
         float* x = job->X;
         CodePlan* plan = job->Plan;
         nint chunkBytes = 2 * plan->Bits;
@@ -272,7 +311,7 @@ internal readonly unsafe struct CodedGemv<TM> : IPackedFormat
         byte* tail = stackalloc byte[2 * Chunk];
         byte* q = Row(job, row, tail, out nint direct);
         int size = job->GroupSize, groups = job->K / size;
-        float* s = (float*)job->Scales + ((nint)row * groups);
+        float* s = RowScales(job, row, 1);
         float* z = TM.HasZero ? (float*)job->Zeros + ((nint)row * groups) : null;
         CodePlan* plan = job->Plan;
         nint chunkBytes = 2 * plan->Bits;

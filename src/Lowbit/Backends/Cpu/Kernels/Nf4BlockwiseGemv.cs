@@ -20,6 +20,11 @@ internal static unsafe class Nf4BlockwiseGemv
     /// <summary>y[m, N] = x[m, K] · deq(W)ᵀ on <paramref name="pool"/>.</summary>
     internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Nf4BlockwiseWeight weight, Span<float> y) =>
         CodedGemv<Nf4Map>.Compute(level, pool, x, m, weight, CodePlan.Nf4, y);
+
+    /// <summary>The same with double-quantized scales ("nf4-dq"): the loops are nf4's; the scales of the 4 (or 1)
+    /// rows a step reads are decoded first, 4·K/B divisions per 4·K weights.</summary>
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> x, int m, Nf4DoubleQuantWeight weight, Span<float> y) =>
+        CodedGemv<Nf4Map>.Compute(level, pool, x, m, weight, CodePlan.Nf4, y);
 }
 
 /// <summary>NF4 code → T[code]: one vpermps on the 16-entry table (AVX-512; it reads only the low 4 index bits,

@@ -11,7 +11,11 @@ internal unsafe struct PackedJob
 {
     public byte* Q;          // packed values, row n at Q + n·RowBytes
     public nint RowBytes;
-    public byte* Scales;     // the format's scale tensor
+    public byte* Scales;     // the format's scale tensor, or null when ScaleCodes holds them
+    public sbyte* ScaleCodes; // double-quantized F32 scales (nf4-dq): s_j = ScaleCodes[j] / ScaleFactors[j / ScalerBlockSize] + ScaleMean, or null
+    public float* ScaleFactors;
+    public float ScaleMean;
+    public int ScalerBlockSize;
     public byte* Zeros;      // the format's zero tensor, or null
     public DType ScaleDType;
     public int GroupSize;    // K for per-row formats

@@ -9,8 +9,8 @@ namespace Lowbit.Quantization.Formats;
 /// <para>Layout: <see cref="CodedWeight.Codes"/> is U8 [N, K/2], row n at byte n·K/2; byte j of a row holds
 /// elements 2j (HIGH nibble, bits 4–7) and 2j + 1 (low nibble), torchao's order (<see cref="Nf4"/>).
 /// <see cref="CodedWeight.Scales"/> is F32 [N, K/B], the block's max |W| (blocks never straddle rows: B divides
-/// K). Scales are stored plain; torchao's double quantization of scales (int8 per block + a factor per 256
-/// blocks, <see cref="Nf4.QuantizeScales"/>) is not a layout here yet.</para>
+/// K). Scales are stored plain; <see cref="Nf4DoubleQuantWeight"/> ("nf4-dq") has the same codes with torchao's
+/// double-quantized scales.</para>
 /// <para>Quantization: <see cref="Nf4.Quantize"/>: scale = max |x| over the block, q = the nearest T entry to
 /// x / scale (an all-zero block: scale 0, code 7).</para>
 /// </summary>

@@ -18,7 +18,10 @@ public class PackedLinearTests
     private static readonly int[] Ns = [1, 7, 33];
     private static readonly int[] Ms = [1, 2, 5, 17];
 
-    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-a8-32", "int4wo-a8-64", "int4wo-a8-128", "int4wo-a8-256", "fp8wo", "nf4", "nf4-32", "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "fp8dq-tensor", "fp8dq-row"];
+    /// <summary>nf4-dq-32 with 7 block scales per factor: scaler blocks straddle rows, and a 4-row step reads several.</summary>
+    private const string NarrowScalerBlocks = "nf4-dq-32-s7";
+
+    private static readonly string[] Formats = ["int8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-a8-32", "int4wo-a8-64", "int4wo-a8-128", "int4wo-a8-256", "fp8wo", "nf4", "nf4-32", "nf4-dq", "nf4-dq-32", NarrowScalerBlocks, "int8dq", "uintx-1-32", "uintx-2-64", "uintx-3-32", "uintx-4-32", "uintx-5-128", "uintx-6-32", "uintx-7-64", "fp6", "8da4w-32", "8da4w-64", "8da4w-128", "fp8dq-tensor", "fp8dq-row"];
 
     public static TheoryData<string, string> LevelsAndFormats()
     {
@@ -35,7 +38,8 @@ public class PackedLinearTests
     private static int[] Ks(string format) => format switch
     {
         "int8wo" or "fp8wo" or "int8dq" or "fp8dq-tensor" or "fp8dq-row" => [1, 17, 172, 192],
-        "nf4" => [64, 192],
+        "nf4" or "nf4-dq" => [64, 192],
+        NarrowScalerBlocks => [32, 96],
         "fp6" => [4, 20, 172, 192],
         _ => [int.Parse(format[(format.LastIndexOf('-') + 1)..]), 3 * int.Parse(format[(format.LastIndexOf('-') + 1)..])],
     };
@@ -47,7 +51,7 @@ public class PackedLinearTests
     private static IWeight Make(string format, int n, int k, Random rng, out float[] deq, out float[] magnitude)
     {
         using Tensor dense = QuantTestData.Gaussian(DType.BF16, n, k, rng, out _, sigma: 0.1f);
-        IWeight w = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+        IWeight w = Quantizer.QuantizeWeight(format == NarrowScalerBlocks ? new NF4WeightOnlyConfig(32, DoubleQuantize: true, ScalerBlockSize: 7) : QuantConfigs.Parse(format), dense);
         deq = QuantTestData.Dequantized(w, QuantTestData.Reference(w));
         magnitude = new float[n * k];
         for (int i = 0; i < deq.Length; i++)
