@@ -84,7 +84,7 @@ public static class BackendCheck
             if (cuda is not null)
                 cuda.GemvSplit = 0;
 
-            // The quantized formats' fused launches (int8dq runs them one by one), K split over warps at 4096.
+            // The quantized formats' fused launches (int8dq: its codes made once for all the weights), K split over warps at 4096.
             foreach (var (format, k) in new[] { ("int8wo", 67), ("fp8wo", 4096), ("int8dq", 256), ("int4wo-64", 256), ("int4wo-32", 4096) })
             {
                 var ws = new[] { 29, 13, 13 }.Select(n => Quantizer.QuantizeWeight(QuantConfigs.Parse(format), HostTensor(host, DType.BF16, n, k, Values(rng, n * k)))).ToArray();

@@ -139,9 +139,9 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>
     /// q/k/v (two or three weights into their destinations) or, <paramref name="gated"/>, gate and up (into the one
-    /// destination, silu(gate)·up) as one GEMV launch when the weights are int8wo, fp8wo or int4wo-G of one layout
-    /// and x is one aligned row; false otherwise (the caller then runs them one by one). int8dq stays separate:
-    /// its activation codes come from a kernel of their own.
+    /// destination, silu(gate)·up) as one GEMV launch when the weights are int8wo, int8dq, fp8wo or int4wo-G of one
+    /// layout and x is one aligned row (int8dq: x's codes made once, then one GEMV); false otherwise (the caller then
+    /// runs them one by one).
     /// </summary>
     private bool FusedPackedGemv(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations, bool gated)
     {
@@ -167,6 +167,12 @@ public sealed unsafe partial class CudaBackend
             case CudaFormat.Int8PerRow:
                 (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, xs, k);
                 break;
+            case CudaFormat.Int8Dynamic:
+                // x's codes once for all the weights.
+                var (codes, tokenScales) = ActivationScratch(1, k);
+                (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, 1, k, dequantized: false);
+                (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, codes, tokenScales, k);
+                break;
             default:
                 (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, xs, k);
                 break;
@@ -174,13 +180,13 @@ public sealed unsafe partial class CudaBackend
         return true;
     }
 
-    /// <summary>The device weight of a quantized layer the fused GEMVs take (int8wo, fp8wo, int4wo-G with this K), or null.</summary>
+    /// <summary>The device weight of a quantized layer the fused GEMVs take (int8wo, int8dq, fp8wo, int4wo-G with this K), or null.</summary>
     private CudaWeight? Fusable(IWeight weight, int k)
     {
         if (weight is DenseWeight || !HasLinearKernel(weight))
             return null;
         var w = weight as CudaWeight ?? Packed(weight);
-        return w.InFeatures == k && w.Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped ? w : null;
+        return w.InFeatures == k && w.Format is CudaFormat.Int8PerRow or CudaFormat.Int8Dynamic or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped ? w : null;
     }
 
     private static bool SameLayout(CudaWeight a, CudaWeight b) => a.Format == b.Format && a.GroupSize == b.GroupSize;
