@@ -23,8 +23,9 @@ public abstract class CudaBackendTests
     /// <summary>The backend under test, or null to skip.</summary>
     protected abstract CudaBackend? Open();
 
-    /// <summary>Tokens decoded greedily; 0 skips (ILGPU's CPU accelerator: its barriers over 128-256 OS
-    /// threads make each launch slow, and a 4-token decode took 1 m 47 s on 2 cores).</summary>
+    /// <summary>Tokens decoded greedily. ILGPU's CPU accelerator runs a few (each launch is slow there:
+    /// its barriers run over 128-256 OS threads), enough to run every kernel of a model's step in order, which
+    /// the one-kernel checks do not (a reverted fused norm passed every kernel check and hung here).</summary>
     protected abstract int DecodeSteps { get; }
 
     [Fact]
@@ -67,8 +68,6 @@ public abstract class CudaBackendTests
     [Fact]
     public void Greedy_decode_of_the_bundled_model_matches_the_cpu_backend()
     {
-        if (DecodeSteps == 0)
-            Assert.Skip("Too slow on ILGPU's CPU accelerator; runs on a GPU (here or lowbit selftest --device cuda).");
         var device = Open();
         if (device is null)
             return;
@@ -83,7 +82,7 @@ public abstract class CudaBackendTests
 /// <summary>The kernels on ILGPU's CPU accelerator, warps of 32 as on the GPU.</summary>
 public sealed class CudaBackendOnIlgpuCpuTests : CudaBackendTests
 {
-    protected override int DecodeSteps => 0;
+    protected override int DecodeSteps => 3;
 
     [Fact]
     public void Tensor_core_kernels_are_refused_off_a_gpu_and_linear_keeps_the_ilgpu_gemm()
