@@ -137,35 +137,20 @@ public static class BackendCheck
                 Check("rmsnorm [3, 301]", 1e-5, b => Run(b, 3, 301, (b, y) => b.RmsNorm(Put(b, host, x, 3, 301), weight, 1e-5f, y)));
                 var bias = HostTensor(host, DType.F32, 1, 301, Values(rng, 301));
                 Check("add bias [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.AddBias(v, bias))));
-            }
-
-            // residual += x·Wᵀ and normed = RMSNorm(residual)·g: the decode GEMVs do both in one launch (the last
-            // group norms; many groups at 301 and 6148 rows), prefill (m = 3) composes the GEMM and the norm kernel
-            // (scalar at 301 columns, vectors at 256, past two vectors a thread at 6148).
-            foreach (var (format, n, k) in new[] { ("f32", 301, 64), ("f32", 256, 64), ("f32", 6148, 16), ("bf16", 301, 256), ("int8wo", 301, 256),
-                ("fp8wo", 301, 256), ("int8dq", 301, 256), ("int4wo-64", 301, 256) })
-            {
-                var dense = HostTensor(host, format == "f32" ? DType.F32 : DType.BF16, n, k, Values(rng, n * k));
-                IWeight w = new DenseWeight(dense);
-                if (format is not ("f32" or "bf16"))
+                var up = Values(rng, 3 * 301);
+                Check("add [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.Add(v, Put(b, host, up, 3, 301)))));
+                foreach (int columns in new[] { 301, 256, 6148 }) // 6148: past two 16-byte vectors a thread
                 {
-                    w = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
-                    weights.Add(w);
-                }
-                var g = HostTensor(host, DType.F32, 1, n, Values(rng, n));
-                foreach (int m in new[] { 1, 3 })
-                {
-                    float[] x = Values(rng, m * k), residual = Values(rng, m * n);
-                    double tolerance = format == "bf16" && m > 1 ? Bf16ActivationTolerance : format is "f32" or "bf16" ? 2e-5 * Math.Sqrt(k) : QuantizedTolerance(m, k);
-                    foreach (bool normed in new[] { false, true })
+                    var y = Values(rng, 3 * columns);
+                    var w = HostTensor(host, DType.F32, 1, columns, Values(rng, columns));
+                    var addend = Values(rng, 3 * columns);
+                    foreach (bool sum in new[] { false, true })
                     {
-                        Check($"linear + add + rmsnorm {format} m={m} [{n}, {k}]: {(normed ? "normed" : "residual")}", tolerance, b =>
+                        Check($"add + rmsnorm [3, {columns}]: {(sum ? "sum" : "norm, in place of the addend")}", 1e-5, b =>
                         {
-                            TensorView rs = Put(b, host, residual, m, n);
-                            var ns = b.Allocate(DType.F32, m, n);
-                            host.Add(ns);
-                            b.LinearAddRmsNorm(Put(b, host, x, m, k), w, rs, g, 1e-5f, ns.View());
-                            return Get(b, normed ? ns.View() : rs);
+                            TensorView ys = Put(b, host, y, 3, columns), xs = Put(b, host, addend, 3, columns);
+                            b.AddRmsNorm(ys, xs, w, 1e-5f, xs);
+                            return Get(b, sum ? ys : xs);
                         });
                     }
                 }

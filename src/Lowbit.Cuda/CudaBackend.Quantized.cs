@@ -84,8 +84,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Every weight but a host <see cref="DenseWeight"/>: quantized formats and <see cref="CudaWeight"/>s.</summary>
-    /// <param name="norm">For the GEMVs: add into a residual and norm it instead of writing the destination.</param>
-    private void PackedLinear(TensorView x, IWeight weight, TensorView destination, ResidualNorm norm = default)
+    private void PackedLinear(TensorView x, IWeight weight, TensorView destination)
     {
         var w = weight as CudaWeight ?? Packed(weight);
         int m = x.Rows, n = w.OutFeatures, k = w.InFeatures;
@@ -96,8 +95,6 @@ public sealed unsafe partial class CudaBackend
         long xOffset = x.Data - AllocationOf(x.Data).NativePtr;
         // The GEMVs read x in 16-byte vectors; an unaligned single row takes the GEMM.
         bool gemv = m == 1 && xOffset % 16 == 0;
-        if (norm.On != 0 && !gemv)
-            throw new ArgumentException("Only the GEMVs add into a residual.", nameof(norm));
         ArrayView<Uint4> data = w.Data.View;
         ArrayView<uint> scales = w.Scales.View;
         var rowScaled = new RowScaledTile<Int8PerRowValues> { Data = data, Scales = scales.Cast<float>() };
@@ -105,24 +102,24 @@ public sealed unsafe partial class CudaBackend
         {
             case CudaFormat.Dense:
                 int code = DenseElements.Code(w.DenseType);
-                _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset), norm);
+                _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset));
                 break;
             case CudaFormat.Int8PerRow when gemv:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit, Norm = norm }, xs, xs, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, xs, xs, k);
                 break;
             case CudaFormat.Int8PerRow:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
                 break;
             case CudaFormat.Float8PerRow when gemv:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit, Norm = norm }, xs, xs, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, xs, xs, k);
                 break;
             case CudaFormat.Float8PerRow:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
                     (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int4Grouped when gemv:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n) with { Split = GemvSplit, Norm = norm }, xs, k, w.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n) with { Split = GemvSplit }, xs, k, w.GroupSize);
                 break;
             case CudaFormat.Int4Grouped:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
@@ -133,7 +130,7 @@ public sealed unsafe partial class CudaBackend
                 var (codes, tokenScales) = ActivationScratch(m, k);
                 (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
                 if (m == 1)
-                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit, Norm = norm }, codes, tokenScales, k);
+                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, codes, tokenScales, k);
                 else if (!TensorCorePackedLinear(codes.LoadEffectiveAddressAsPtr(), m, w, destination))
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, codes, y, m, n, k);
                 break;

@@ -38,10 +38,9 @@ public sealed unsafe partial class CudaBackend : IBackend
     private readonly Sampling _sampling;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _stepInputs; // [token, position] of a replayed step; [index] of ArgMax
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _argMaxResult;
-    private readonly MemoryBuffer1D<int, Stride1D.Dense> _normTicket; // ResidualNorm's count of finished groups, 0 between launches
     private bool _recording;
     private MemoryBuffer1D<int, Stride1D.Dense>? _tokens, _attentionTickets;
-    private MemoryBuffer1D<float, Stride1D.Dense>? _scores, _probabilities, _normPartials;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _scores, _probabilities;
     private MemoryBuffer1D<float, Stride1D.Dense>? _ropeCos, _ropeSin;
     private RopeTable? _ropeUploaded;
 
@@ -63,8 +62,6 @@ public sealed unsafe partial class CudaBackend : IBackend
         _stream = accelerator.CreateStream();
         _stepInputs = accelerator.Allocate1D<int>(2);
         _argMaxResult = accelerator.Allocate1D<int>(1);
-        _normTicket = accelerator.Allocate1D<int>(1);
-        _normTicket.MemSetToZero();
     }
 
     /// <summary>The first CUDA GPU.</summary>
@@ -210,55 +207,11 @@ public sealed unsafe partial class CudaBackend : IBackend
         _rmsNorm.Launch(_stream, xs, null, ws, ys, x.Rows, x.Columns, eps, aligned);
     }
 
-    public void LinearAddRmsNorm(TensorView x, IWeight weight, TensorView residual, Tensor normWeight, float eps, TensorView normed)
+    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
     {
-        if (x.Rows == 1 && Aligned(F32(x)) && ResidualNormFits(weight, residual, normWeight, normed))
-        {
-            var norm = ResidualNormFor(residual, normWeight, eps, normed);
-            if (DenseVectors(x, weight) is { } dense)
-            {
-                _linear.Launch(_stream, F32(x), Words(dense), F32(normed), 1, weight.OutFeatures, weight.InFeatures, DenseElements.Code(dense.DType), vectorLoads: true, norm);
-                return;
-            }
-            if (weight is not DenseWeight && (weight as CudaWeight ?? Packed(weight)).Format != CudaFormat.Dense)
-            {
-                PackedLinear(x, weight, normed, norm);
-                return;
-            }
-        }
-        Linear(x, weight, normed);
-        ArrayView<float> rs = F32(residual), ns = F32(normed), ws = Words(normWeight).Cast<float>();
-        _rmsNorm.Launch(_stream, rs, ns, ws, ns, residual.Rows, residual.Columns, eps, Aligned(rs) && Aligned(ns) && Aligned(ws));
-    }
-
-    /// <summary>True when a decode GEMV can add into <paramref name="residual"/> and norm it itself: one row each,
-    /// the weight's width, an F32 norm weight.</summary>
-    private static bool ResidualNormFits(IWeight weight, TensorView residual, Tensor normWeight, TensorView normed) =>
-        residual.Rows == 1 && normed.Rows == 1 && residual.Columns == weight.OutFeatures && normed.Columns == weight.OutFeatures
-        && normWeight.DType == DType.F32 && normWeight.ElementCount == weight.OutFeatures;
-
-    /// <summary>The GEMV-side residual norm, with its partial sums (one a row: at least one a group) and ticket.</summary>
-    private ResidualNorm ResidualNormFor(TensorView residual, Tensor normWeight, float eps, TensorView normed)
-    {
-        int n = residual.Columns;
-        if (_normPartials is null || _normPartials.Length < n)
-        {
-            if (_recording)
-                throw new InvalidOperationException("Norm partials would grow while recording a step: run the step eagerly first.");
-            _normPartials?.Dispose();
-            _normPartials = _accelerator.Allocate1D<float>(n);
-        }
-        return new ResidualNorm
-        {
-            Residual = F32(residual),
-            Weight = Words(normWeight).Cast<float>(),
-            Normed = F32(normed),
-            Partials = _normPartials.View,
-            Ticket = _normTicket.View,
-            Eps = eps,
-            On = 1,
-            Width = n,
-        };
+        ArrayView<float> ys = F32(y), xs = F32(x), ws = Words(weight).Cast<float>(), ds = F32(destination);
+        bool aligned = Aligned(ys) && Aligned(xs) && Aligned(ws) && Aligned(ds);
+        _rmsNorm.Launch(_stream, ys, xs, ws, ds, y.Rows, y.Columns, eps, aligned);
     }
 
     private static bool Aligned(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
@@ -399,6 +352,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         weight is DenseWeight dense && DenseLinear.VectorLoadsFit(x.Columns, DenseElements.Code(dense.Tensor.DType), x.Data - AllocationOf(x.Data).NativePtr)
             ? dense.Tensor : null;
 
+    public void Add(TensorView y, TensorView x) => _elementwise.Add(_stream, F32(y), F32(x));
+
     /// <summary>Positions in a recorded step are relative to the replayed one's.</summary>
     private StepPosition Start(int startPos) => _recording ? StepPosition.Recorded(startPos) : StepPosition.Eager(startPos);
 
@@ -416,8 +371,6 @@ public sealed unsafe partial class CudaBackend : IBackend
         _tokens?.Dispose();
         _scores?.Dispose();
         _attentionTickets?.Dispose();
-        _normPartials?.Dispose();
-        _normTicket.Dispose();
         _probabilities?.Dispose();
         _ropeCos?.Dispose();
         _ropeSin?.Dispose();

@@ -48,12 +48,8 @@ public sealed class DenseLinear
     /// <param name="x">[m, k].</param>
     /// <param name="w">[n, k] as 32-bit words.</param>
     /// <param name="y">[m, n].</param>
-    /// <param name="norm">For the vector GEMV: add into a residual and norm it instead of writing y (off by default).</param>
-    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads,
-        ResidualNorm norm = default)
+    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads)
     {
-        if (norm.On != 0 && (m > 1 || !vectorLoads))
-            throw new ArgumentException("Only the vector GEMV adds into a residual.", nameof(norm));
         var spec = SpecializedValue.New(dtype);
         if (m > 1)
         {
@@ -64,7 +60,6 @@ public sealed class DenseLinear
         if (vectorLoads)
         {
             var rows = Rows(n, 0, 0, k);
-            rows.Norm = norm;
             _gemv(stream, Config(rows), x.Cast<Float4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), y, y, y, rows, spec);
         }
         else
@@ -126,17 +121,10 @@ public sealed class DenseLinear
                 y = y2;
             }
         }
-        var last = SharedMemory.Allocate<int>(1);
         float acc = row < n ? RowDot(w, r, part, rows, x, dtype.Value) : 0f;
         acc = rows.Reduce(acc, partial);
-        bool writes = row < n && part == 0 && Warp.LaneIdx == 0;
-        if (rows.Norm.On == 0)
-        {
-            if (writes)
-                y[r] = acc;
-            return;
-        }
-        rows.Norm.Finish(writes ? rows.Norm.Add(r, acc) : 0f, partial, last);
+        if (row < n && part == 0 && Warp.LaneIdx == 0)
+            y[r] = acc;
     }
 
     private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype)
@@ -230,9 +218,6 @@ public sealed class DenseLinear
 public struct GemvLaunch
 {
     public int N0, N1, N2, K, WarpsPerRow;
-
-    /// <summary>One weight whose rows add into a residual that is then normed (instead of writing y).</summary>
-    public ResidualNorm Norm;
 
     /// <summary>This warp's row (over all weights) and its part of the row.</summary>
     public readonly (int Row, int Part) Locate()

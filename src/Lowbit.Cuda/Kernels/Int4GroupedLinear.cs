@@ -101,7 +101,7 @@ public sealed class Int4GroupedGemv
             (q0, q1, q2, q3, p0, p1, p2, p3) = (n0, n1, n2, n3, o0, o1, o2, o3);
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
-        rows.Store(slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f }, SharedMemory.Allocate<float>(32), SharedMemory.Allocate<int>(1));
+        rows.Store(slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f });
     }
 
     /// <summary>s·Σ x·(q − 8) + z·Σx over one chunk of 32 elements.</summary>

@@ -81,7 +81,7 @@ public sealed class RowScaledGemv<TValues>
             Z = sx * rows.ScalesB[rows.R2],
             W = sx * rows.ScalesB[rows.R3],
         };
-        rows.Store(slice, t, scale, SharedMemory.Allocate<float>(32), SharedMemory.Allocate<int>(1));
+        rows.Store(slice, t, scale);
     }
 
     /// <summary>acc + Σ x·v over the 16 bytes of <paramref name="q"/>, one FMA after another (a sum of products
