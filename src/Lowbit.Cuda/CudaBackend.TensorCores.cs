@@ -49,16 +49,36 @@ public sealed partial class CudaBackend
         gemm.Launch(_stream, x.Data, ActivationsBf16(m, k), Words(w).LoadEffectiveAddressAsPtr(), destination.Data, m, n, k);
     }
 
-    /// <summary>The [m, k] bf16 scratch the GEMM converts x into, grown on demand.</summary>
-    private nint ActivationsBf16(int m, int k)
+    /// <summary>The [m, k] bf16 scratch the GEMM converts x into.</summary>
+    private nint ActivationsBf16(int m, int k) => Grown(ref _activationsBf16, (long)m * k * 2).NativePtr;
+
+    /// <summary><paramref name="buffer"/>, reallocated when it holds fewer than <paramref name="bytes"/>.</summary>
+    private MemoryBuffer1D<byte, Stride1D.Dense> Grown(ref MemoryBuffer1D<byte, Stride1D.Dense>? buffer, long bytes)
     {
-        long bytes = (long)m * k * 2;
-        if (_activationsBf16 is null || _activationsBf16.Length < bytes)
+        if (buffer is null || buffer.Length < bytes)
         {
-            _activationsBf16?.Dispose();
-            _activationsBf16 = _accelerator.Allocate1D<byte>(bytes);
+            buffer?.Dispose();
+            buffer = _accelerator.Allocate1D<byte>(bytes);
         }
-        return _activationsBf16.NativePtr;
+        return buffer;
+    }
+
+    /// <summary>The tensor-core GEMM for an [m, k]·[n, k]ᵀ prefill with x at <paramref name="x"/>, loaded on first
+    /// use; null where it does not apply (one row, no GPU, K not a multiple of 8, x not 16-byte aligned, or the
+    /// driver rejected the PTX: kept in <see cref="TensorCoreError"/>), so the ILGPU kernels run.</summary>
+    private TensorCoreGemm? ReadyTensorCoreGemm(int m, int n, int k, nint x)
+    {
+        if (m < 2 || !HasTensorCores || TensorCoreError is not null || !TensorCoreGemm.Supports(m, n, k) || x % 16 != 0)
+            return null;
+        try
+        {
+            return TensorCoreGemmFor(TensorCoreTile);
+        }
+        catch (InvalidOperationException e)
+        {
+            TensorCoreError = e.Message;
+            return null;
+        }
     }
 
     /// <summary>
@@ -69,26 +89,11 @@ public sealed partial class CudaBackend
     private bool TensorCorePackedLinear(nint x, int m, CudaWeight w, TensorView destination)
     {
         int n = w.OutFeatures, k = w.InFeatures;
-        if (!HasTensorCores || TensorCoreError is not null || !Bf16Dequantizer.Supports(w.Format) || !TensorCoreGemm.Supports(m, n, k) || x % 16 != 0)
+        if (!Bf16Dequantizer.Supports(w.Format) || ReadyTensorCoreGemm(m, n, k, x) is not { } gemm)
             return false;
-        TensorCoreGemm gemm;
-        try
-        {
-            gemm = TensorCoreGemmFor(TensorCoreTile);
-        }
-        catch (InvalidOperationException e)
-        {
-            TensorCoreError = e.Message;
-            return false;
-        }
-        long bytes = (long)n * k * 2;
-        if (_weightsBf16 is null || _weightsBf16.Length < bytes)
-        {
-            _weightsBf16?.Dispose();
-            _weightsBf16 = _accelerator.Allocate1D<byte>(bytes);
-        }
-        (_bf16Dequantizer ??= new(_accelerator)).Launch(_stream, w, ((ArrayView<byte>)_weightsBf16.View).Cast<uint>());
-        gemm.Launch(_stream, x, ActivationsBf16(m, k), _weightsBf16.NativePtr, destination.Data, m, n, k);
+        var weights = Grown(ref _weightsBf16, (long)n * k * 2);
+        (_bf16Dequantizer ??= new(_accelerator)).Launch(_stream, w, ((ArrayView<byte>)weights.View).Cast<uint>());
+        gemm.Launch(_stream, x, ActivationsBf16(m, k), weights.NativePtr, destination.Data, m, n, k);
         return true;
     }
 
@@ -109,18 +114,8 @@ public sealed partial class CudaBackend
     /// <summary>Linear's tensor-core path; false when it does not apply, so the ILGPU kernels run.</summary>
     private bool TensorCoreLinear(TensorView x, DenseWeight weight, TensorView destination)
     {
-        if (x.Rows < 2 || weight.Tensor.DType != DType.BF16 || !HasTensorCores || TensorCoreError is not null
-            || !TensorCoreGemm.Supports(x.Rows, weight.OutFeatures, x.Columns) || x.Data % 16 != 0)
+        if (weight.Tensor.DType != DType.BF16 || ReadyTensorCoreGemm(x.Rows, weight.OutFeatures, x.Columns, x.Data) is null)
             return false;
-        try
-        {
-            TensorCoreGemmFor(TensorCoreTile);
-        }
-        catch (InvalidOperationException e)
-        {
-            TensorCoreError = e.Message;
-            return false;
-        }
         LinearOnTensorCores(x, weight.Tensor, destination, TensorCoreTile);
         return true;
     }

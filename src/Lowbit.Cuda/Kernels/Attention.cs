@@ -199,15 +199,15 @@ public sealed class Attention
         if (stripe < parts)
         {
             long v = at + column;
-            Float4 va = ValueElements(values, v, stripe, parts, n, kvColumns), vb = ValueElements(values, v, stripe + (4 * parts), parts, n, kvColumns);
-            Float4 vc = ValueElements(values, v, stripe + (8 * parts), parts, n, kvColumns), vd = ValueElements(values, v, stripe + (12 * parts), parts, n, kvColumns);
+            Float4 va = Strided(values, v, kvColumns, stripe, parts, n), vb = Strided(values, v, kvColumns, stripe + (4 * parts), parts, n);
+            Float4 vc = Strided(values, v, kvColumns, stripe + (8 * parts), parts, n), vd = Strided(values, v, kvColumns, stripe + (12 * parts), parts, n);
             for (int h = 0; h < group; h++)
             {
                 int ph = h * Chunk;
-                float acc = Dot(Probabilities(p, ph, stripe, parts, n), va, 0f);
-                acc = Dot(Probabilities(p, ph, stripe + (4 * parts), parts, n), vb, acc);
-                acc = Dot(Probabilities(p, ph, stripe + (8 * parts), parts, n), vc, acc);
-                acc = Dot(Probabilities(p, ph, stripe + (12 * parts), parts, n), vd, acc);
+                float acc = Dot(Strided(p, ph, 1, stripe, parts, n), va, 0f);
+                acc = Dot(Strided(p, ph, 1, stripe + (4 * parts), parts, n), vb, acc);
+                acc = Dot(Strided(p, ph, 1, stripe + (8 * parts), parts, n), vc, acc);
+                acc = Dot(Strided(p, ph, 1, stripe + (12 * parts), parts, n), vd, acc);
                 stripes[(((stripe * group) + h) * d) + column] = acc;
             }
         }
@@ -275,22 +275,14 @@ public sealed class Attention
         };
     }
 
-    /// <summary>The value element at <paramref name="at"/> of chunk positions j, j + S, j + 2S, j + 3S (zeros past n).</summary>
-    private static Float4 ValueElements(ArrayView<float> values, long at, int j, int parts, int n, int kvColumns) => new()
+    /// <summary>a[at + t·pitch] at chunk positions t = j, j + S, j + 2S, j + 3S (zeros past n): a V column's elements
+    /// (pitch: a cache row) or a head's probabilities (pitch 1).</summary>
+    private static Float4 Strided(ArrayView<float> a, long at, int pitch, int j, int parts, int n) => new()
     {
-        X = j < n ? values[at + ((long)j * kvColumns)] : 0f,
-        Y = j + parts < n ? values[at + ((long)(j + parts) * kvColumns)] : 0f,
-        Z = j + (2 * parts) < n ? values[at + ((long)(j + (2 * parts)) * kvColumns)] : 0f,
-        W = j + (3 * parts) < n ? values[at + ((long)(j + (3 * parts)) * kvColumns)] : 0f,
-    };
-
-    /// <summary>A head's probabilities at chunk positions j, j + S, j + 2S, j + 3S (zeros past n).</summary>
-    private static Float4 Probabilities(ArrayView<float> p, int ph, int j, int parts, int n) => new()
-    {
-        X = j < n ? p[ph + j] : 0f,
-        Y = j + parts < n ? p[ph + j + parts] : 0f,
-        Z = j + (2 * parts) < n ? p[ph + j + (2 * parts)] : 0f,
-        W = j + (3 * parts) < n ? p[ph + j + (3 * parts)] : 0f,
+        X = j < n ? a[at + ((long)j * pitch)] : 0f,
+        Y = j + parts < n ? a[at + ((long)(j + parts) * pitch)] : 0f,
+        Z = j + (2 * parts) < n ? a[at + ((long)(j + (2 * parts)) * pitch)] : 0f,
+        W = j + (3 * parts) < n ? a[at + ((long)(j + (3 * parts)) * pitch)] : 0f,
     };
 
     private static void FallbackKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
