@@ -316,13 +316,11 @@ public sealed unsafe partial class CudaBackend
         }
     }
 
-    private void WriteRowScales(CudaWeight weight, Func<int, float> scale)
-    {
-        var scales = new float[weight.OutFeatures];
-        for (int i = 0; i < scales.Length; i++)
-            scales[i] = scale(i);
-        ((ArrayView<uint>)weight.Scales.View).Cast<float>().CopyFromCPU(ref scales[0], scales.Length);
-    }
+    // Through WriteRows, so the copy is finished before any kernel on the backend's stream reads the scales (a
+    // bare CopyFromCPU of a managed array on the default stream was not, and an int8dq check once read zeros).
+    private void WriteRowScales(CudaWeight weight, Func<int, float> scale) =>
+        WriteRows(((ArrayView<uint>)weight.Scales.View).Cast<byte>(), weight.OutFeatures, sizeof(float),
+            (row, destination) => MemoryMarshal.Write(destination, scale(row)));
 
     /// <summary>int8dq's activation codes [m, k] and token scales [m], grown on demand.</summary>
     private (ArrayView<float> Codes, ArrayView<float> Scales) ActivationScratch(int m, int k)
