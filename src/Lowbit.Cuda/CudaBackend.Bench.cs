@@ -9,6 +9,12 @@ namespace Lowbit.Cuda;
 /// <summary>What benchmarks on the device need: random tensors made on the GPU, the copy roofline, memory in use.</summary>
 public sealed partial class CudaBackend
 {
+    /// <summary>Decode operations (m = 1) to leave out, for the bench's what-if timings: how much a step would
+    /// gain if they cost nothing (the tokens are then garbage). Prefill is never affected.</summary>
+    public DecodeOps Skipped { get; set; }
+
+    private bool Skips(DecodeOps op, int rows) => rows == 1 && (Skipped & op) != 0;
+
     private Action<AcceleratorStream, Index1D, ArrayView<Uint4>, ArrayView<Uint4>> _copy =>
         field ??= _accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<Uint4>, ArrayView<Uint4>>(CopyKernel);
 
@@ -62,4 +68,16 @@ public sealed partial class CudaBackend
     }
 
     private static void CopyKernel(Index1D i, ArrayView<Uint4> source, ArrayView<Uint4> destination) => destination[i] = source[i];
+}
+
+/// <summary>Operations of a decode step <see cref="CudaBackend.Skipped"/> can leave out.</summary>
+[Flags]
+public enum DecodeOps
+{
+    None = 0,
+    /// <summary>RMSNorm and the residual add fused with it.</summary>
+    Norms = 1,
+    /// <summary>RoPE and the KV-cache store.</summary>
+    Rope = 2,
+    Attention = 4,
 }

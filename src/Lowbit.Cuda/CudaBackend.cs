@@ -202,6 +202,8 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void RmsNorm(TensorView x, Tensor weight, float eps, TensorView destination)
     {
+        if (Skips(DecodeOps.Norms, x.Rows))
+            return;
         ArrayView<float> xs = F32(x), ws = Words(weight).Cast<float>(), ys = F32(destination);
         bool aligned = Aligned(xs) && Aligned(ws) && Aligned(ys);
         _rmsNorm.Launch(_stream, xs, null, ws, ys, x.Rows, x.Columns, eps, aligned);
@@ -209,6 +211,8 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
     {
+        if (Skips(DecodeOps.Norms, y.Rows))
+            return;
         ArrayView<float> ys = F32(y), xs = F32(x), ws = Words(weight).Cast<float>(), ds = F32(destination);
         bool aligned = Aligned(ys) && Aligned(xs) && Aligned(ws) && Aligned(ds);
         _rmsNorm.Launch(_stream, ys, xs, ws, ds, y.Rows, y.Columns, eps, aligned);
@@ -236,6 +240,8 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos)
     {
+        if (Skips(DecodeOps.Rope, q.Rows))
+            return;
         if (startPos + k.Rows > keys.Rows)
             throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + k.Rows} exceed the cache of {keys.Rows} rows.");
         if (!ReferenceEquals(rope, _ropeUploaded))
@@ -252,6 +258,8 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
     {
+        if (Skips(DecodeOps.Attention, q.Rows))
+            return;
         if (heads % kvHeads != 0)
             throw new ArgumentException($"Attention: heads ({heads}) must be a multiple of kvHeads ({kvHeads}).", nameof(kvHeads));
         if (startPos + q.Rows > keys.Rows)
@@ -264,7 +272,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             MaxSequence = keys.Rows,
             Scale = 1f / MathF.Sqrt(headDim),
         };
-        long scratch = Kernels.Attention.Scratch(shape, q.Rows);
+        long scratch = _attention.Scratch(shape, q.Rows);
         if (_scores is null || _scores.Length < scratch)
         {
             if (_recording)

@@ -33,9 +33,13 @@ internal static class BenchCommand
         var prompts = new Option<string>("--prompts") { Description = "With --shape: comma-separated prefill lengths.", DefaultValueFactory = _ => "512,2048" };
         var eager = new Option<bool>("--eager") { Description = "With --shape: launch every kernel of a decode step instead of replaying a CUDA graph." };
         var profile = new Option<bool>("--profile") { Description = "With --shape: also print the GPU time of each operation of a decode step." };
+        var whatIf = new Option<string?>("--what-if")
+        {
+            Description = "With --shape: also time decode with these operations left out, one at a time (norms, rope, attention, or a+b): what each would gain at zero cost.",
+        };
         var command = new Command("bench", "Speed, size and accuracy of a model in each quantized format, side by side.")
         {
-            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts, eager, profile,
+            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts, eager, profile, whatIf,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
@@ -48,7 +52,9 @@ internal static class BenchCommand
                 cuda.RecordSteps = !r.GetValue(eager);
                 string[] shapeFormats = r.GetResult(quant) is null ? ["bf16"] : r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 int[] lengths = [.. r.GetValue(prompts)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
-                return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths, r.GetValue(profile));
+                DecodeOps[] whatIfs = [.. (r.GetValue(whatIf) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(o => Enum.Parse<DecodeOps>(o.Replace('+', ','), ignoreCase: true))];
+                return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths, r.GetValue(profile), whatIfs);
             }
             string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
             string[] formats = r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

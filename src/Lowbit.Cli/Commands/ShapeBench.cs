@@ -24,7 +24,7 @@ internal static class ShapeBench
         ["int4wo-128"] = 265.4,
     };
 
-    public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts, bool profile)
+    public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts, bool profile, IReadOnlyList<DecodeOps> whatIfs)
     {
         var config = SyntheticModel.Shape(shape);
         int maxSeq = Math.Max(gen + 1, prompts.Count == 0 ? 0 : prompts.Max());
@@ -48,6 +48,14 @@ internal static class ShapeBench
             {
                 decode = SpeedBenchmark.Decode(transformer, state, gen, reps);
                 Sample();
+            }
+            foreach (var skipped in whatIfs)
+            {
+                cuda.Skipped = skipped;
+                using var state = new DecodeState(config, maxSeq, 1, cuda);
+                double t = SpeedBenchmark.Decode(transformer, state, gen, reps);
+                cuda.Skipped = DecodeOps.None;
+                Console.Error.WriteLine($"{format}: decode without {skipped}: {t:F1} tok/s ({1e6 / t:F0} us a token) against {decode:F1} ({1e6 / decode:F0} us)");
             }
             var prefill = new List<double>();
             foreach (int p in prompts)

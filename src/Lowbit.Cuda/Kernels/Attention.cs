@@ -8,19 +8,24 @@ public struct AttentionShape
 {
     public int Heads, KvHeads, HeadDim, MaxSequence;
     public float Scale;
+
+    /// <summary>Decode: groups a kv head's chunks are shared out over (set by <see cref="Attention.Launch"/>).</summary>
+    public int Blocks;
 }
 
 /// <summary>
 /// Causal grouped-query attention (as Backends/Cpu/Attention.cs): query row r (position p = start + r),
 /// head h, kv head g = h / (heads / kvHeads): out = Σ_t softmax_t(q·k_t · 1/√D) v_t over t ≤ p.
 /// Shapes: q and out [rows, heads·D]; K and V caches [maxSeq, kvHeads·D].
-/// <para>Decode (one row), flash-decoding: the cache is cut into chunks of <see cref="Chunk"/> positions and
-/// one group of 256 threads takes a (kv head, chunk) for all the query heads sharing that kv head, so K and V
-/// are read once: scores through warp dot products, the chunk's max and sum of exponentials, and its
-/// unnormalised Σ p·v; the kv head's last group to finish merges the chunks (rescaling by e^(m_c − M)). The grid covers the
-/// whole cache and chunks past the position return at once, so the launch does not depend on the position
-/// (a recorded step replays it at every position). Decode at 4k context, 8 kv heads, D 128 in F32: 2 × 16 MB
-/// of cache a layer; at short contexts it is launch-bound.</para>
+/// <para>Decode (one row), flash-decoding: the cache is cut into chunks of <see cref="Chunk"/> positions; a
+/// group of 256 threads takes chunks b, b + B, ... of one kv head (B groups a kv head, at most
+/// <see cref="AttentionShape.Blocks"/>, at least <see cref="MinChunksPerBlock"/> chunks each) for all the
+/// query heads sharing it, so K and V are read once: per chunk, scores through warp dot products, then online
+/// softmax (running max and sum, earlier sums rescaled) and Σ p·v in shared memory. With one group (short
+/// contexts) it writes the output; otherwise the kv head's last group to finish merges the groups' sums
+/// (rescaling by e^(m_b − M)). The grid (kvHeads · Blocks) does not depend on the position, so a recorded step
+/// replays it at every position, nor on the cache length (groups past the work return at once). Decode at 4k
+/// context, 8 kv heads, D 128 in F32: 2 × 16 MB of cache a layer; at short contexts it is latency-bound.</para>
 /// <para>Prefill (several rows), flash attention: a group of 128 threads takes <see cref="FlashRows"/> query
 /// rows of one head and walks the keys up to its last row's position in tiles of <see cref="FlashKeys"/>,
 /// K and V staged in shared memory; each row keeps its running max and sum (online softmax) and its output
@@ -36,6 +41,13 @@ public sealed class Attention
     /// warp walks only four positions one after another (at short contexts the kernel is latency-bound: 64
     /// positions over 4 warps measured 25 us a layer).</summary>
     public const int Chunk = 32, DecodeGroupSize = 256;
+
+    /// <summary>A decode group takes at least this many chunks before a second group joins (a merge costs a
+    /// fence, a ticket and a pass over the groups' sums: more than a chunk's round trip).</summary>
+    public const int MinChunksPerBlock = 2;
+
+    /// <summary>Decode groups a kv head's chunks go to at most: enough for two groups an SM at 8 kv heads.</summary>
+    private const int MaxBlocks = 64;
 
     /// <summary>Limits of the decode kernel's shared memory: the group's queries (heads/kvHeads · D floats)
     /// and its scores (heads/kvHeads · Chunk floats).</summary>
@@ -61,8 +73,11 @@ public sealed class Attention
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape> _decode;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape> _flash;
 
+    private readonly int _multiprocessors;
+
     public Attention(Accelerator accelerator)
     {
+        _multiprocessors = accelerator.NumMultiprocessors;
         _fallback = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(FallbackKernel);
         _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape>(DecodeKernel);
         _flash = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>(FlashKernel);
@@ -70,6 +85,11 @@ public sealed class Attention
 
     /// <summary>Chunks the decode kernel cuts a cache of <paramref name="maxSequence"/> positions into.</summary>
     public static int Chunks(int maxSequence) => (maxSequence + Chunk - 1) / Chunk;
+
+    /// <summary>Decode groups a kv head's chunks are shared out over: two groups an SM over all kv heads (at least
+    /// four, so ILGPU's CPU accelerator still merges), no more than the cache has chunks.</summary>
+    public int DecodeBlocks(AttentionShape s) =>
+        Math.Min(Chunks(s.MaxSequence), Math.Clamp(((2 * _multiprocessors) + s.KvHeads - 1) / s.KvHeads, 4, MaxBlocks));
 
     /// <summary>True when the decode kernel takes this shape (its shared memory holds the group's queries).</summary>
     public static bool DecodeFits(AttentionShape s) =>
@@ -79,8 +99,8 @@ public sealed class Attention
     public static bool FlashFits(AttentionShape s) => s.HeadDim <= MaxHeadDim && s.HeadDim % 4 == 0;
 
     /// <summary>Scratch floats <see cref="Launch"/> needs for <paramref name="rows"/> query rows (at least one).</summary>
-    public static long Scratch(AttentionShape s, int rows) =>
-        rows == 1 && DecodeFits(s) ? (long)s.Heads * Chunks(s.MaxSequence) * (s.HeadDim + 2)
+    public long Scratch(AttentionShape s, int rows) =>
+        rows == 1 && DecodeFits(s) ? (long)s.Heads * DecodeBlocks(s) * (s.HeadDim + 2)
         : rows > 1 && FlashFits(s) ? 1
         : (long)rows * s.Heads * s.MaxSequence;
 
@@ -94,11 +114,11 @@ public sealed class Attention
     {
         if (rows == 1 && DecodeFits(shape))
         {
-            int chunks = Chunks(shape.MaxSequence);
-            long partials = (long)shape.Heads * chunks * shape.HeadDim;
+            shape.Blocks = DecodeBlocks(shape);
+            long partials = (long)shape.Heads * shape.Blocks * shape.HeadDim;
             var sums = scratch.SubView(0, partials);
-            var stats = scratch.SubView(partials, 2L * shape.Heads * chunks);
-            _decode(stream, new KernelConfig(shape.KvHeads * chunks, DecodeGroupSize), q, keys, values, sums, stats, output, tickets, inputs, start, shape);
+            var stats = scratch.SubView(partials, 2L * shape.Heads * shape.Blocks);
+            _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, sums, stats, output, tickets, inputs, start, shape);
         }
         else if (rows > 1 && aligned && FlashFits(shape))
         {
@@ -119,144 +139,201 @@ public sealed class Attention
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
         var p = SharedMemory.Allocate<float>(MaxGroupHeads * Chunk);
         var stripes = SharedMemory.Allocate<float>(DecodeGroupSize * MaxGroupHeads);
-        int chunks = Chunks(s.MaxSequence);
-        int g = Grid.IdxX / chunks, c = Grid.IdxX - g * chunks;
+        // Per head of the group: the running max and Σ e^(score − max) over this group's chunks, and the factor
+        // e^(old max − new max) the chunk just seen scales the earlier sums by.
+        var runMax = SharedMemory.Allocate<float>(MaxGroupHeads);
+        var runSum = SharedMemory.Allocate<float>(MaxGroupHeads);
+        var rescale = SharedMemory.Allocate<float>(MaxGroupHeads);
+        int g = Grid.IdxX / s.Blocks, b = Grid.IdxX - g * s.Blocks;
         int length = start.Resolve(inputs) + 1;
-        int t0 = c * Chunk;
-        if (t0 >= length)
+        int used = (length + Chunk - 1) / Chunk;
+        int blocks = Math.Min(s.Blocks, (used + MinChunksPerBlock - 1) / MinChunksPerBlock);
+        if (b >= blocks)
             return;
-        int n = Math.Min(length - t0, Chunk);
         int group = s.Heads / s.KvHeads, d = s.HeadDim, kvColumns = s.KvHeads * d, h0 = g * group;
-        long at = ((long)t0 * kvColumns) + (g * d);
+        int lane = Warp.LaneIdx, w = Warp.WarpIdx;
+        int parts = Math.Max(1, DecodeGroupSize / d);
+        int column = Group.IdxX % d, stripe = Group.IdxX / d;
 
         for (int i = Group.IdxX; i < group * d; i += Group.DimX)
             queries[i] = q[(h0 * d) + i];
-        Group.Barrier();
-
-        // Scores: warp w takes positions w, w + 8, w + 16 and w + 24 (8 warps, 32 positions) and loads their key
-        // rows (up to four elements a lane) before any dot product, so the four rows' loads are in flight
-        // together (one row at a time, each waited for, measured ~14 us a layer with the value pass below); then
-        // a dot product and shuffle reduction per (position, head) from the queries in shared memory.
-        int lane = Warp.LaneIdx, w = Warp.WarpIdx;
-        Float4 ka = KeyElements(keys, at, w, n, kvColumns, d, lane), kb = KeyElements(keys, at, w + 8, n, kvColumns, d, lane);
-        Float4 kc = KeyElements(keys, at, w + 16, n, kvColumns, d, lane), kd = KeyElements(keys, at, w + 24, n, kvColumns, d, lane);
-        for (int h = 0; h < group; h++)
+        if (Group.IdxX < group)
         {
-            int qh = h * d;
-            var qv = new Float4
-            {
-                X = lane < d ? queries[qh + lane] : 0f,
-                Y = lane + 32 < d ? queries[qh + lane + 32] : 0f,
-                Z = lane + 64 < d ? queries[qh + lane + 64] : 0f,
-                W = lane + 96 < d ? queries[qh + lane + 96] : 0f,
-            };
-            float da = BlockReduce.WarpSum(Dot(qv, ka, 0f)), db = BlockReduce.WarpSum(Dot(qv, kb, 0f));
-            float dc = BlockReduce.WarpSum(Dot(qv, kc, 0f)), dd = BlockReduce.WarpSum(Dot(qv, kd, 0f));
-            if (lane == 0)
-            {
-                int ph = h * Chunk;
-                if (w < n)
-                    p[ph + w] = da * s.Scale;
-                if (w + 8 < n)
-                    p[ph + w + 8] = db * s.Scale;
-                if (w + 16 < n)
-                    p[ph + w + 16] = dc * s.Scale;
-                if (w + 24 < n)
-                    p[ph + w + 24] = dd * s.Scale;
-            }
+            runMax[Group.IdxX] = float.NegativeInfinity;
+            runSum[Group.IdxX] = 0f;
         }
-        Group.Barrier();
-
-        // The chunk's max and Σ e^(score − max) per head: a warp a head.
-        for (int h = w; h < group; h += DecodeGroupSize / Warp.WarpSize)
-        {
-            float best = float.NegativeInfinity;
-            for (int j = lane; j < n; j += Warp.WarpSize)
-                best = MathF.Max(best, p[h * Chunk + j]);
-            best = Warp.Shuffle(BlockReduce.WarpMax(best), 0);
-            float sum = 0f;
-            for (int j = lane; j < n; j += Warp.WarpSize)
-            {
-                float e = FastMath.Exp(p[h * Chunk + j] - best);
-                p[h * Chunk + j] = e;
-                sum += e;
-            }
-            sum = BlockReduce.WarpSum(sum);
-            if (lane == 0)
-            {
-                long stat = 2L * (((long)(h0 + h) * chunks) + c);
-                stats[stat] = best;
-                stats[stat + 1] = sum;
-            }
-        }
-        Group.Barrier();
-
-        // Σ_j p_j·v_j: thread (stripe, i) loads element i of the chunk's V rows stripe, stripe + S, ... (S = 256 / D
-        // stripes: 2 at D = 128, each 16 rows) all at once, then uses them for every head of the group (V is
-        // shared by the group's heads); the stripes' sums meet in shared memory.
-        int parts = Math.Max(1, DecodeGroupSize / d);
-        int column = Group.IdxX % d, stripe = Group.IdxX / d;
         if (stripe < parts)
         {
-            long v = at + column;
-            Float4 va = Strided(values, v, kvColumns, stripe, parts, n), vb = Strided(values, v, kvColumns, stripe + (4 * parts), parts, n);
-            Float4 vc = Strided(values, v, kvColumns, stripe + (8 * parts), parts, n), vd = Strided(values, v, kvColumns, stripe + (12 * parts), parts, n);
             for (int h = 0; h < group; h++)
-            {
-                int ph = h * Chunk;
-                float acc = Dot(Strided(p, ph, 1, stripe, parts, n), va, 0f);
-                acc = Dot(Strided(p, ph, 1, stripe + (4 * parts), parts, n), vb, acc);
-                acc = Dot(Strided(p, ph, 1, stripe + (8 * parts), parts, n), vc, acc);
-                acc = Dot(Strided(p, ph, 1, stripe + (12 * parts), parts, n), vd, acc);
-                stripes[(((stripe * group) + h) * d) + column] = acc;
-            }
+                stripes[(((stripe * group) + h) * d) + column] = 0f;
         }
         Group.Barrier();
-        for (int e = Group.IdxX; e < group * d; e += Group.DimX)
+
+        // Chunks b, b + blocks, ... of this kv head, each as one pass of online softmax.
+        for (int c = b; c < used; c += blocks)
         {
-            float total = 0f;
-            for (int part = 0; part < parts; part++)
-                total += stripes[(part * group * d) + e];
-            int h = e / d;
-            sums[((((long)(h0 + h) * chunks) + c) * d) + e - (h * d)] = total;
+            int t0 = c * Chunk, n = Math.Min(length - t0, Chunk);
+            long at = ((long)t0 * kvColumns) + (g * d);
+            // Warp w's four key rows (positions w, w + 8, w + 16, w + 24) and this thread's V column elements are
+            // all loaded before any is used, so the chunk costs one memory round trip, not a chain of them.
+            Float4 ka = KeyElements(keys, at, w, n, kvColumns, d, lane), kb = KeyElements(keys, at, w + 8, n, kvColumns, d, lane);
+            Float4 kc = KeyElements(keys, at, w + 16, n, kvColumns, d, lane), kd = KeyElements(keys, at, w + 24, n, kvColumns, d, lane);
+            Float4 va = default, vb = default, vc = default, vd = default;
+            if (stripe < parts)
+            {
+                long v = at + column;
+                va = Strided(values, v, kvColumns, stripe, parts, n);
+                vb = Strided(values, v, kvColumns, stripe + (4 * parts), parts, n);
+                vc = Strided(values, v, kvColumns, stripe + (8 * parts), parts, n);
+                vd = Strided(values, v, kvColumns, stripe + (12 * parts), parts, n);
+            }
+            for (int h = 0; h < group; h++)
+            {
+                int qh = h * d;
+                var qv = new Float4
+                {
+                    X = lane < d ? queries[qh + lane] : 0f,
+                    Y = lane + 32 < d ? queries[qh + lane + 32] : 0f,
+                    Z = lane + 64 < d ? queries[qh + lane + 64] : 0f,
+                    W = lane + 96 < d ? queries[qh + lane + 96] : 0f,
+                };
+                float da = BlockReduce.WarpSum(Dot(qv, ka, 0f)), db = BlockReduce.WarpSum(Dot(qv, kb, 0f));
+                float dc = BlockReduce.WarpSum(Dot(qv, kc, 0f)), dd = BlockReduce.WarpSum(Dot(qv, kd, 0f));
+                if (lane == 0)
+                {
+                    int ph = h * Chunk;
+                    if (w < n)
+                        p[ph + w] = da * s.Scale;
+                    if (w + 8 < n)
+                        p[ph + w + 8] = db * s.Scale;
+                    if (w + 16 < n)
+                        p[ph + w + 16] = dc * s.Scale;
+                    if (w + 24 < n)
+                        p[ph + w + 24] = dd * s.Scale;
+                }
+            }
+            Group.Barrier();
+
+            // A warp a head: the new running max, the chunk's e^(score − max), the rescale of what came before.
+            for (int h = w; h < group; h += DecodeGroupSize / Warp.WarpSize)
+            {
+                float best = float.NegativeInfinity;
+                for (int j = lane; j < n; j += Warp.WarpSize)
+                    best = MathF.Max(best, p[h * Chunk + j]);
+                float before = runMax[h];
+                best = MathF.Max(before, Warp.Shuffle(BlockReduce.WarpMax(best), 0));
+                float sum = 0f;
+                for (int j = lane; j < n; j += Warp.WarpSize)
+                {
+                    float e = FastMath.Exp(p[h * Chunk + j] - best);
+                    p[h * Chunk + j] = e;
+                    sum += e;
+                }
+                sum = BlockReduce.WarpSum(sum);
+                if (lane == 0)
+                {
+                    float factor = FastMath.Exp(before - best);
+                    rescale[h] = factor;
+                    runSum[h] = (runSum[h] * factor) + sum;
+                    runMax[h] = best;
+                }
+            }
+            Group.Barrier();
+
+            // Σ p_j·v_j: thread (stripe, column) holds V rows stripe, stripe + S, ... (S = 256 / D stripes: 2 at
+            // D = 128, 16 rows each) for every head of the group (V is shared by the group's heads).
+            if (stripe < parts)
+            {
+                for (int h = 0; h < group; h++)
+                {
+                    int ph = h * Chunk, slot = (((stripe * group) + h) * d) + column;
+                    float acc = Dot(Strided(p, ph, 1, stripe, parts, n), va, stripes[slot] * rescale[h]);
+                    acc = Dot(Strided(p, ph, 1, stripe + (4 * parts), parts, n), vb, acc);
+                    acc = Dot(Strided(p, ph, 1, stripe + (8 * parts), parts, n), vc, acc);
+                    stripes[slot] = Dot(Strided(p, ph, 1, stripe + (12 * parts), parts, n), vd, acc);
+                }
+            }
+            Group.Barrier();
         }
 
-        // The kv head's last group to finish merges its chunks (no second launch): each thread's writes are
+        // One group for the kv head (short contexts): the output directly, nothing to merge.
+        if (blocks == 1)
+        {
+            for (int e = Group.IdxX; e < group * d; e += Group.DimX)
+            {
+                int h = e / d;
+                output[((long)h0 * d) + e] = StripeTotal(stripes, e, parts, group * d) / runSum[h];
+            }
+            return;
+        }
+        for (int e = Group.IdxX; e < group * d; e += Group.DimX)
+        {
+            int h = e / d;
+            sums[((((long)(h0 + h) * s.Blocks) + b) * d) + e - (h * d)] = StripeTotal(stripes, e, parts, group * d);
+        }
+        if (Group.IdxX < group)
+        {
+            long stat = 2L * (((long)(h0 + Group.IdxX) * s.Blocks) + b);
+            stats[stat] = runMax[Group.IdxX];
+            stats[stat + 1] = runSum[Group.IdxX];
+        }
+
+        // The kv head's last group to finish merges the groups' sums (no second launch): each thread's writes are
         // fenced device-wide before the group takes a ticket, and the last ticket resets the count for the next
         // launch (threadFenceReduction's pattern).
         MemoryFence.DeviceLevel();
         Group.Barrier();
-        int used = (length + Chunk - 1) / Chunk;
         if (Group.IdxX == 0)
-            last[0] = Atomic.Add(ref tickets[g], 1) == used - 1 ? 1 : 0;
+            last[0] = Atomic.Add(ref tickets[g], 1) == blocks - 1 ? 1 : 0;
         Group.Barrier();
         if (last[0] == 0)
             return;
         if (Group.IdxX == 0)
             tickets[g] = 0;
         MemoryFence.DeviceLevel();
+        // Each group's weight e^(m_b − M) / Σ_b' e^(m_b' − M)·l_b', a warp a head, into shared memory (stripes is free).
+        var weights = stripes;
+        for (int h = w; h < group; h += DecodeGroupSize / Warp.WarpSize)
+        {
+            long first = 2L * (h0 + h) * s.Blocks;
+            float best = float.NegativeInfinity;
+            for (int j = lane; j < blocks; j += Warp.WarpSize)
+                best = MathF.Max(best, stats[first + (2 * j)]);
+            best = Warp.Shuffle(BlockReduce.WarpMax(best), 0);
+            float total = 0f;
+            for (int j = lane; j < blocks; j += Warp.WarpSize)
+                total += FastMath.Exp(stats[first + (2 * j)] - best) * stats[first + (2 * j) + 1];
+            total = Warp.Shuffle(BlockReduce.WarpSum(total), 0);
+            for (int j = lane; j < blocks; j += Warp.WarpSize)
+                weights[(h * s.Blocks) + j] = FastMath.Exp(stats[first + (2 * j)] - best) / total;
+        }
+        Group.Barrier();
         for (int e = Group.IdxX; e < group * d; e += Group.DimX)
         {
             int h = e / d;
-            Merge(sums, stats, output, h0 + h, e - (h * d), used, chunks, d);
+            long row = (long)(h0 + h) * s.Blocks * d + e - (h * d);
+            // Four groups' sums loaded at a time (in-order issue would otherwise wait on each load in turn).
+            int wh = h * s.Blocks, j = 0;
+            float acc = 0f;
+            for (; j + 3 < blocks; j += 4)
+            {
+                float s0 = sums[row + ((long)j * d)], s1 = sums[row + ((long)(j + 1) * d)];
+                float s2 = sums[row + ((long)(j + 2) * d)], s3 = sums[row + ((long)(j + 3) * d)];
+                acc += (weights[wh + j] * s0) + (weights[wh + j + 1] * s1) + (weights[wh + j + 2] * s2) + (weights[wh + j + 3] * s3);
+            }
+            for (; j < blocks; j++)
+                acc += weights[wh + j] * sums[row + ((long)j * d)];
+            output[((long)h0 * d) + e] = acc;
         }
     }
 
-    /// <summary>Output element i of head h: the chunks' partial sums rescaled by e^(m_c − M) over their total.</summary>
-    private static void Merge(ArrayView<float> sums, ArrayView<float> stats, ArrayView<float> output, int h, int i, int used, int chunks, int d)
+    /// <summary>Element e of the group's [heads, D] sums: the stripes' shares added.</summary>
+    private static float StripeTotal(ArrayView<float> stripes, int e, int parts, int stride)
     {
-        long first = (long)h * chunks;
-        float best = float.NegativeInfinity;
-        for (int c = 0; c < used; c++)
-            best = MathF.Max(best, stats[2 * (first + c)]);
-        float total = 0f, acc = 0f;
-        for (int c = 0; c < used; c++)
-        {
-            float weight = FastMath.Exp(stats[2 * (first + c)] - best);
-            total += weight * stats[(2 * (first + c)) + 1];
-            acc += weight * sums[((first + c) * d) + i];
-        }
-        output[((long)h * d) + i] = acc / total;
+        float total = 0f;
+        for (int part = 0; part < parts; part++)
+            total += stripes[(part * stride) + e];
+        return total;
     }
 
     /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D) of the key row at chunk
