@@ -18,14 +18,15 @@ public struct AttentionShape
 /// head h, kv head g = h / (heads / kvHeads): out = Σ_t softmax_t(q·k_t · 1/√D) v_t over t ≤ p.
 /// Shapes: q and out [rows, heads·D]; K and V caches [maxSeq, kvHeads·D].
 /// <para>Decode (one row), flash-decoding: the cache is cut into chunks of <see cref="Chunk"/> positions; a
-/// group of 256 threads takes chunks b, b + B, ... of one kv head (B groups a kv head, at most
-/// <see cref="AttentionShape.Blocks"/>, at least <see cref="MinChunksPerBlock"/> chunks each) for all the
-/// query heads sharing it, so K and V are read once: per chunk, scores through warp dot products, then online
-/// softmax (running max and sum, earlier sums rescaled) and Σ p·v in shared memory. With one group (short
-/// contexts) it writes the output; otherwise the kv head's last group to finish merges the groups' sums
-/// (rescaling by e^(m_b − M)). The grid (kvHeads · Blocks) does not depend on the position, so a recorded step
-/// replays it at every position, nor on the cache length (groups past the work return at once). Decode at 4k
-/// context, 8 kv heads, D 128 in F32: 2 × 16 MB of cache a layer; at short contexts it is latency-bound.</para>
+/// group of 256 threads takes chunks b, b + B, ... of one kv head (B = min(<see cref="AttentionShape.Blocks"/>,
+/// chunks used)) for all the query heads sharing it, so K and V are read once. Warp w takes positions w, w + 8,
+/// w + 16, w + 24 of each chunk, loads their key and value rows together and keeps scores, online softmax
+/// (running max and sum) and Σ p·v in registers (four heads at a time); the group's warps meet once in shared
+/// memory. With one group (up to 32 positions) that writes the output; otherwise the kv head's last group to
+/// finish merges the groups' sums (rescaling by e^(m_b − M)). The grid (kvHeads · Blocks) depends neither on the
+/// position, so a recorded step replays it at every position, nor on the cache length (groups past the work
+/// return at once). Decode at 4k context, 8 kv heads, D 128 in F32: 2 × 16 MB of cache a layer; at short
+/// contexts it is latency-bound.</para>
 /// <para>Prefill (several rows), flash attention: a group of 128 threads takes <see cref="FlashRows"/> query
 /// rows of one head and walks the keys up to its last row's position in tiles of <see cref="FlashKeys"/>,
 /// K and V staged in shared memory; each row keeps its running max and sum (online softmax) and its output
@@ -42,9 +43,9 @@ public sealed class Attention
     /// positions over 4 warps measured 25 us a layer).</summary>
     public const int Chunk = 32, DecodeGroupSize = 256;
 
-    /// <summary>A decode group takes at least this many chunks before a second group joins (a merge costs a
-    /// fence, a ticket and a pass over the groups' sums: more than a chunk's round trip).</summary>
-    public const int MinChunksPerBlock = 2;
+    /// <summary>Warps of a decode group, and query heads a decode warp carries in registers at once (more heads a
+    /// kv head take further passes over the group's chunks).</summary>
+    private const int DecodeWarps = DecodeGroupSize / 32, HeadsPerPass = 4;
 
     /// <summary>Decode groups a kv head's chunks go to at most: enough for two groups an SM at 8 kv heads.</summary>
     private const int MaxBlocks = 64;
@@ -137,146 +138,95 @@ public sealed class Attention
     {
         var last = SharedMemory.Allocate<int>(1);
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
-        var p = SharedMemory.Allocate<float>(MaxGroupHeads * Chunk);
-        var stripes = SharedMemory.Allocate<float>(DecodeGroupSize * MaxGroupHeads);
-        // Per head of the group: the running max and Σ e^(score − max) over this group's chunks, and the factor
-        // e^(old max − new max) the chunk just seen scales the earlier sums by.
-        var runMax = SharedMemory.Allocate<float>(MaxGroupHeads);
-        var runSum = SharedMemory.Allocate<float>(MaxGroupHeads);
-        var rescale = SharedMemory.Allocate<float>(MaxGroupHeads);
+        // Each warp's unnormalised Σ p·v, running max and Σ p for the pass's heads, for the group's merge.
+        var warpSums = SharedMemory.Allocate<float>(DecodeWarps * HeadsPerPass * MaxHeadDim);
+        var warpMax = SharedMemory.Allocate<float>(DecodeWarps * HeadsPerPass);
+        var warpTotal = SharedMemory.Allocate<float>(DecodeWarps * HeadsPerPass);
+        var weights = SharedMemory.Allocate<float>(MaxGroupHeads * MaxBlocks);
         int g = Grid.IdxX / s.Blocks, b = Grid.IdxX - g * s.Blocks;
         int length = start.Resolve(inputs) + 1;
-        int used = (length + Chunk - 1) / Chunk;
-        int blocks = Math.Min(s.Blocks, (used + MinChunksPerBlock - 1) / MinChunksPerBlock);
+        int used = (length + Chunk - 1) / Chunk, blocks = Math.Min(s.Blocks, used);
         if (b >= blocks)
             return;
         int group = s.Heads / s.KvHeads, d = s.HeadDim, kvColumns = s.KvHeads * d, h0 = g * group;
         int lane = Warp.LaneIdx, w = Warp.WarpIdx;
-        int parts = Math.Max(1, DecodeGroupSize / d);
-        int column = Group.IdxX % d, stripe = Group.IdxX / d;
-
         for (int i = Group.IdxX; i < group * d; i += Group.DimX)
             queries[i] = q[(h0 * d) + i];
-        if (Group.IdxX < group)
-        {
-            runMax[Group.IdxX] = float.NegativeInfinity;
-            runSum[Group.IdxX] = 0f;
-        }
-        if (stripe < parts)
-        {
-            for (int h = 0; h < group; h++)
-                stripes[(((stripe * group) + h) * d) + column] = 0f;
-        }
         Group.Barrier();
 
-        // Chunks b, b + blocks, ... of this kv head, each as one pass of online softmax.
-        for (int c = b; c < used; c += blocks)
+        for (int first = 0; first < group; first += HeadsPerPass)
         {
-            int t0 = c * Chunk, n = Math.Min(length - t0, Chunk);
-            long at = ((long)t0 * kvColumns) + (g * d);
-            // Warp w's four key rows (positions w, w + 8, w + 16, w + 24) and this thread's V column elements are
-            // all loaded before any is used, so the chunk costs one memory round trip, not a chain of them.
-            Float4 ka = KeyElements(keys, at, w, n, kvColumns, d, lane), kb = KeyElements(keys, at, w + 8, n, kvColumns, d, lane);
-            Float4 kc = KeyElements(keys, at, w + 16, n, kvColumns, d, lane), kd = KeyElements(keys, at, w + 24, n, kvColumns, d, lane);
-            Float4 va = default, vb = default, vc = default, vd = default;
-            if (stripe < parts)
+            // Warp w takes positions w, w + 8, w + 16 and w + 24 of each chunk: their key and value rows (up to four
+            // elements a lane) are loaded together, then scores and online softmax stay in registers.
+            HeadState s0 = HeadState.Empty, s1 = HeadState.Empty, s2 = HeadState.Empty, s3 = HeadState.Empty;
+            for (int c = b; c < used; c += blocks)
             {
-                long v = at + column;
-                va = Strided(values, v, kvColumns, stripe, parts, n);
-                vb = Strided(values, v, kvColumns, stripe + (4 * parts), parts, n);
-                vc = Strided(values, v, kvColumns, stripe + (8 * parts), parts, n);
-                vd = Strided(values, v, kvColumns, stripe + (12 * parts), parts, n);
-            }
-            for (int h = 0; h < group; h++)
-            {
-                int qh = h * d;
-                var qv = new Float4
+                int t0 = c * Chunk, n = Math.Min(length - t0, Chunk);
+                if (w >= n)
+                    continue;
+                long at = ((long)t0 * kvColumns) + (g * d);
+                var rows = new ChunkRows
                 {
-                    X = lane < d ? queries[qh + lane] : 0f,
-                    Y = lane + 32 < d ? queries[qh + lane + 32] : 0f,
-                    Z = lane + 64 < d ? queries[qh + lane + 64] : 0f,
-                    W = lane + 96 < d ? queries[qh + lane + 96] : 0f,
+                    Ka = KeyElements(keys, at, w, n, kvColumns, d, lane),
+                    Kb = KeyElements(keys, at, w + 8, n, kvColumns, d, lane),
+                    Kc = KeyElements(keys, at, w + 16, n, kvColumns, d, lane),
+                    Kd = KeyElements(keys, at, w + 24, n, kvColumns, d, lane),
+                    Va = KeyElements(values, at, w, n, kvColumns, d, lane),
+                    Vb = KeyElements(values, at, w + 8, n, kvColumns, d, lane),
+                    Vc = KeyElements(values, at, w + 16, n, kvColumns, d, lane),
+                    Vd = KeyElements(values, at, w + 24, n, kvColumns, d, lane),
+                    Valid = Math.Min(4, ((n - w) + 7) / 8),
                 };
-                float da = BlockReduce.WarpSum(Dot(qv, ka, 0f)), db = BlockReduce.WarpSum(Dot(qv, kb, 0f));
-                float dc = BlockReduce.WarpSum(Dot(qv, kc, 0f)), dd = BlockReduce.WarpSum(Dot(qv, kd, 0f));
-                if (lane == 0)
-                {
-                    int ph = h * Chunk;
-                    if (w < n)
-                        p[ph + w] = da * s.Scale;
-                    if (w + 8 < n)
-                        p[ph + w + 8] = db * s.Scale;
-                    if (w + 16 < n)
-                        p[ph + w + 16] = dc * s.Scale;
-                    if (w + 24 < n)
-                        p[ph + w + 24] = dd * s.Scale;
-                }
+                s0 = s0.Update(rows, Query(queries, first, d, lane), s.Scale);
+                if (first + 1 < group)
+                    s1 = s1.Update(rows, Query(queries, first + 1, d, lane), s.Scale);
+                if (first + 2 < group)
+                    s2 = s2.Update(rows, Query(queries, first + 2, d, lane), s.Scale);
+                if (first + 3 < group)
+                    s3 = s3.Update(rows, Query(queries, first + 3, d, lane), s.Scale);
             }
+            s0.Stage(warpSums, warpMax, warpTotal, w, 0, d, lane);
+            s1.Stage(warpSums, warpMax, warpTotal, w, 1, d, lane);
+            s2.Stage(warpSums, warpMax, warpTotal, w, 2, d, lane);
+            s3.Stage(warpSums, warpMax, warpTotal, w, 3, d, lane);
             Group.Barrier();
 
-            // A warp a head: the new running max, the chunk's e^(score − max), the rescale of what came before.
-            for (int h = w; h < group; h += DecodeGroupSize / Warp.WarpSize)
+            // The warps' shares rescaled to the group's max: the output when one group has the kv head (short
+            // contexts), otherwise this group's sums and stats for the merge.
+            int heads = Math.Min(HeadsPerPass, group - first);
+            for (int e = Group.IdxX; e < heads * d; e += Group.DimX)
             {
+                int h = e / d, column = e - (h * d);
                 float best = float.NegativeInfinity;
-                for (int j = lane; j < n; j += Warp.WarpSize)
-                    best = MathF.Max(best, p[h * Chunk + j]);
-                float before = runMax[h];
-                best = MathF.Max(before, Warp.Shuffle(BlockReduce.WarpMax(best), 0));
-                float sum = 0f;
-                for (int j = lane; j < n; j += Warp.WarpSize)
+                for (int j = 0; j < DecodeWarps; j++)
+                    best = MathF.Max(best, warpMax[(j * HeadsPerPass) + h]);
+                float total = 0f, sum = 0f;
+                for (int j = 0; j < DecodeWarps; j++)
                 {
-                    float e = FastMath.Exp(p[h * Chunk + j] - best);
-                    p[h * Chunk + j] = e;
-                    sum += e;
+                    float weight = FastMath.Exp(warpMax[(j * HeadsPerPass) + h] - best);
+                    total += weight * warpTotal[(j * HeadsPerPass) + h];
+                    sum += weight * warpSums[(((j * HeadsPerPass) + h) * MaxHeadDim) + column];
                 }
-                sum = BlockReduce.WarpSum(sum);
-                if (lane == 0)
+                int head = h0 + first + h;
+                if (blocks == 1)
                 {
-                    float factor = FastMath.Exp(before - best);
-                    rescale[h] = factor;
-                    runSum[h] = (runSum[h] * factor) + sum;
-                    runMax[h] = best;
+                    output[((long)head * d) + column] = sum / total;
                 }
-            }
-            Group.Barrier();
-
-            // Σ p_j·v_j: thread (stripe, column) holds V rows stripe, stripe + S, ... (S = 256 / D stripes: 2 at
-            // D = 128, 16 rows each) for every head of the group (V is shared by the group's heads).
-            if (stripe < parts)
-            {
-                for (int h = 0; h < group; h++)
+                else
                 {
-                    int ph = h * Chunk, slot = (((stripe * group) + h) * d) + column;
-                    float acc = Dot(Strided(p, ph, 1, stripe, parts, n), va, stripes[slot] * rescale[h]);
-                    acc = Dot(Strided(p, ph, 1, stripe + (4 * parts), parts, n), vb, acc);
-                    acc = Dot(Strided(p, ph, 1, stripe + (8 * parts), parts, n), vc, acc);
-                    stripes[slot] = Dot(Strided(p, ph, 1, stripe + (12 * parts), parts, n), vd, acc);
+                    long slot = ((long)head * s.Blocks) + b;
+                    sums[(slot * d) + column] = sum;
+                    if (column == 0)
+                    {
+                        stats[2 * slot] = best;
+                        stats[(2 * slot) + 1] = total;
+                    }
                 }
             }
             Group.Barrier();
         }
-
-        // One group for the kv head (short contexts): the output directly, nothing to merge.
         if (blocks == 1)
-        {
-            for (int e = Group.IdxX; e < group * d; e += Group.DimX)
-            {
-                int h = e / d;
-                output[((long)h0 * d) + e] = StripeTotal(stripes, e, parts, group * d) / runSum[h];
-            }
             return;
-        }
-        for (int e = Group.IdxX; e < group * d; e += Group.DimX)
-        {
-            int h = e / d;
-            sums[((((long)(h0 + h) * s.Blocks) + b) * d) + e - (h * d)] = StripeTotal(stripes, e, parts, group * d);
-        }
-        if (Group.IdxX < group)
-        {
-            long stat = 2L * (((long)(h0 + Group.IdxX) * s.Blocks) + b);
-            stats[stat] = runMax[Group.IdxX];
-            stats[stat + 1] = runSum[Group.IdxX];
-        }
 
         // The kv head's last group to finish merges the groups' sums (no second launch): each thread's writes are
         // fenced device-wide before the group takes a ticket, and the last ticket resets the count for the next
@@ -291,21 +241,20 @@ public sealed class Attention
         if (Group.IdxX == 0)
             tickets[g] = 0;
         MemoryFence.DeviceLevel();
-        // Each group's weight e^(m_b − M) / Σ_b' e^(m_b' − M)·l_b', a warp a head, into shared memory (stripes is free).
-        var weights = stripes;
-        for (int h = w; h < group; h += DecodeGroupSize / Warp.WarpSize)
+        // Each group's weight e^(m_b − M) / Σ_b' e^(m_b' − M)·l_b', a warp a head.
+        for (int h = w; h < group; h += DecodeWarps)
         {
-            long first = 2L * (h0 + h) * s.Blocks;
+            long firstStat = 2L * (h0 + h) * s.Blocks;
             float best = float.NegativeInfinity;
             for (int j = lane; j < blocks; j += Warp.WarpSize)
-                best = MathF.Max(best, stats[first + (2 * j)]);
+                best = MathF.Max(best, stats[firstStat + (2 * j)]);
             best = Warp.Shuffle(BlockReduce.WarpMax(best), 0);
             float total = 0f;
             for (int j = lane; j < blocks; j += Warp.WarpSize)
-                total += FastMath.Exp(stats[first + (2 * j)] - best) * stats[first + (2 * j) + 1];
-            total = Warp.Shuffle(BlockReduce.WarpSum(total), 0);
+                total += FastMath.Exp(stats[firstStat + (2 * j)] - best) * stats[firstStat + (2 * j) + 1];
+            total = BlockReduce.WarpAllSum(total);
             for (int j = lane; j < blocks; j += Warp.WarpSize)
-                weights[(h * s.Blocks) + j] = FastMath.Exp(stats[first + (2 * j)] - best) / total;
+                weights[(h * MaxBlocks) + j] = FastMath.Exp(stats[firstStat + (2 * j)] - best) / total;
         }
         Group.Barrier();
         for (int e = Group.IdxX; e < group * d; e += Group.DimX)
@@ -313,7 +262,7 @@ public sealed class Attention
             int h = e / d;
             long row = (long)(h0 + h) * s.Blocks * d + e - (h * d);
             // Four groups' sums loaded at a time (in-order issue would otherwise wait on each load in turn).
-            int wh = h * s.Blocks, j = 0;
+            int wh = h * MaxBlocks, j = 0;
             float acc = 0f;
             for (; j + 3 < blocks; j += 4)
             {
@@ -327,13 +276,80 @@ public sealed class Attention
         }
     }
 
-    /// <summary>Element e of the group's [heads, D] sums: the stripes' shares added.</summary>
-    private static float StripeTotal(ArrayView<float> stripes, int e, int parts, int stride)
+    /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D) of head h's query.</summary>
+    private static Float4 Query(ArrayView<float> queries, int h, int d, int lane)
     {
-        float total = 0f;
-        for (int part = 0; part < parts; part++)
-            total += stripes[(part * stride) + e];
-        return total;
+        int qh = h * d;
+        return new Float4
+        {
+            X = lane < d ? queries[qh + lane] : 0f,
+            Y = lane + 32 < d ? queries[qh + lane + 32] : 0f,
+            Z = lane + 64 < d ? queries[qh + lane + 64] : 0f,
+            W = lane + 96 < d ? queries[qh + lane + 96] : 0f,
+        };
+    }
+
+    /// <summary>A warp's four positions of a chunk: key and value rows as <see cref="KeyElements"/> gives them,
+    /// and how many of the four are inside the chunk (1..4).</summary>
+    private struct ChunkRows
+    {
+        public Float4 Ka, Kb, Kc, Kd, Va, Vb, Vc, Vd;
+        public int Valid;
+    }
+
+    /// <summary>One warp's online softmax for one head: the running max and Σ p of its positions so far, and
+    /// Σ p·v in its lanes' four columns.</summary>
+    private struct HeadState
+    {
+        public float Max, Total;
+        public Float4 Acc;
+
+        public static HeadState Empty => new() { Max = float.NegativeInfinity };
+
+        /// <summary>The state after a chunk's rows (at least one valid: the warp skips chunks it has none of).</summary>
+        public readonly HeadState Update(ChunkRows r, Float4 q, float scale)
+        {
+            float sa = BlockReduce.WarpAllSum(Dot(q, r.Ka, 0f)) * scale, sb = BlockReduce.WarpAllSum(Dot(q, r.Kb, 0f)) * scale;
+            float sc = BlockReduce.WarpAllSum(Dot(q, r.Kc, 0f)) * scale, sd = BlockReduce.WarpAllSum(Dot(q, r.Kd, 0f)) * scale;
+            float best = MathF.Max(Max, sa);
+            best = r.Valid > 1 ? MathF.Max(best, sb) : best;
+            best = r.Valid > 2 ? MathF.Max(best, sc) : best;
+            best = r.Valid > 3 ? MathF.Max(best, sd) : best;
+            float factor = FastMath.Exp(Max - best);
+            float pa = FastMath.Exp(sa - best), pb = r.Valid > 1 ? FastMath.Exp(sb - best) : 0f;
+            float pc = r.Valid > 2 ? FastMath.Exp(sc - best) : 0f, pd = r.Valid > 3 ? FastMath.Exp(sd - best) : 0f;
+            return new HeadState
+            {
+                Max = best,
+                Total = (Total * factor) + pa + pb + pc + pd,
+                Acc = new Float4
+                {
+                    X = (Acc.X * factor) + (pa * r.Va.X) + (pb * r.Vb.X) + (pc * r.Vc.X) + (pd * r.Vd.X),
+                    Y = (Acc.Y * factor) + (pa * r.Va.Y) + (pb * r.Vb.Y) + (pc * r.Vc.Y) + (pd * r.Vd.Y),
+                    Z = (Acc.Z * factor) + (pa * r.Va.Z) + (pb * r.Vb.Z) + (pc * r.Vc.Z) + (pd * r.Vd.Z),
+                    W = (Acc.W * factor) + (pa * r.Va.W) + (pb * r.Vb.W) + (pc * r.Vc.W) + (pd * r.Vd.W),
+                },
+            };
+        }
+
+        /// <summary>Writes warp w's state for pass head h to shared memory (max and total from lane 0).</summary>
+        public readonly void Stage(ArrayView<float> sums, ArrayView<float> max, ArrayView<float> total, int w, int h, int d, int lane)
+        {
+            int slot = (w * HeadsPerPass) + h, at = slot * MaxHeadDim;
+            if (lane == 0)
+            {
+                max[slot] = Max;
+                total[slot] = Total;
+            }
+            if (lane < d)
+                sums[at + lane] = Acc.X;
+            if (lane + 32 < d)
+                sums[at + lane + 32] = Acc.Y;
+            if (lane + 64 < d)
+                sums[at + lane + 64] = Acc.Z;
+            if (lane + 96 < d)
+                sums[at + lane + 96] = Acc.W;
+        }
     }
 
     /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D) of the key row at chunk
@@ -351,16 +367,6 @@ public sealed class Attention
             W = lane + 96 < d ? keys[row + lane + 96] : 0f,
         };
     }
-
-    /// <summary>a[at + t·pitch] at chunk positions t = j, j + S, j + 2S, j + 3S (zeros past n): a V column's elements
-    /// (pitch: a cache row) or a head's probabilities (pitch 1).</summary>
-    private static Float4 Strided(ArrayView<float> a, long at, int pitch, int j, int parts, int n) => new()
-    {
-        X = j < n ? a[at + ((long)j * pitch)] : 0f,
-        Y = j + parts < n ? a[at + ((long)(j + parts) * pitch)] : 0f,
-        Z = j + (2 * parts) < n ? a[at + ((long)(j + (2 * parts)) * pitch)] : 0f,
-        W = j + (3 * parts) < n ? a[at + ((long)(j + (3 * parts)) * pitch)] : 0f,
-    };
 
     private static void FallbackKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
         ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape s)

@@ -19,6 +19,14 @@ public static class BlockReduce
         return v;
     }
 
+    /// <summary>The warp's sum in every lane (<c>shfl.sync.bfly</c>), for math every lane goes on with.</summary>
+    public static float WarpAllSum(float v)
+    {
+        for (int mask = Warp.WarpSize / 2; mask > 0; mask /= 2)
+            v += Warp.ShuffleXor(v, mask);
+        return v;
+    }
+
     public static double WarpSum(double v)
     {
         for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
