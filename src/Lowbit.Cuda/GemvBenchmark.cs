@@ -59,4 +59,58 @@ public sealed partial class CudaBackend
         int groups = _accelerator.EstimateMaxActiveGroupsPerMultiprocessor(kernel, GemvRows.GroupSize, 0);
         return $"{registers} regs, {local} B local, {groups * GemvRows.WarpsPerGroup} warps/SM";
     }
+
+    /// <summary>Microseconds a decode attention call takes at <paramref name="position"/> (Llama-3-8B's heads: 32 query,
+    /// 8 kv, D = 128; a cache of <paramref name="maxSequence"/> rows) with at most <paramref name="blocks"/> groups a kv
+    /// head (0: the kernel's own choice): a CUDA graph of <paramref name="calls"/> calls replayed, as a decode step
+    /// runs it (eager launches would time the host instead).</summary>
+    public double TimeAttention(int position, int maxSequence, int blocks, int calls = 100, int replays = 5)
+    {
+        const int heads = 32, kvHeads = 8, headDim = 128;
+        using var q = RandomTensor(DType.F32, 1, heads * headDim, 1);
+        using var keys = RandomTensor(DType.F32, maxSequence, kvHeads * headDim, 2);
+        using var values = RandomTensor(DType.F32, maxSequence, kvHeads * headDim, 3);
+        using var output = Allocate(DType.F32, 1, heads * headDim);
+        _attention.BlocksLimit = blocks;
+        try
+        {
+            Attention(q.View(), keys.View(), values.View(), position, heads, kvHeads, headDim, output.View()); // scratch, compile
+            return TimeInGraph(() => Attention(q.View(), keys.View(), values.View(), 0, heads, kvHeads, headDim, output.View()), position);
+        }
+        finally
+        {
+            _attention.BlocksLimit = 0;
+        }
+    }
+
+    /// <summary>Microseconds of the small per-token operations in a graph, for scale beside attention: a residual
+    /// add and an add + RMSNorm over 4096 floats.</summary>
+    public (double Add, double AddRmsNorm) TimeSmallOps()
+    {
+        using var x = RandomTensor(DType.F32, 1, 4096, 4);
+        using var y = RandomTensor(DType.F32, 1, 4096, 5);
+        using var weight = RandomTensor(DType.F32, 1, 4096, 6);
+        using var normed = Allocate(DType.F32, 1, 4096);
+        Add(y.View(), x.View());
+        AddRmsNorm(y.View(), x.View(), weight, 1e-5f, normed.View());
+        return (TimeInGraph(() => Add(y.View(), x.View()), 0), TimeInGraph(() => AddRmsNorm(y.View(), x.View(), weight, 1e-5f, normed.View()), 0));
+    }
+
+    /// <summary>Mean microseconds of <paramref name="call"/> recorded <paramref name="calls"/> times into one CUDA
+    /// graph and replayed at <paramref name="position"/>, as a decode step runs (eager launches would time the host).</summary>
+    private double TimeInGraph(Action call, int position, int calls = 100, int replays = 5)
+    {
+        using var graph = RecordStep(() =>
+        {
+            for (int i = 0; i < calls; i++)
+                call();
+        }) ?? throw new NotSupportedException("Timing in a graph needs a CUDA GPU.");
+        graph.Replay(0, position);
+        _stream.Synchronize();
+        var clock = Stopwatch.StartNew();
+        for (int r = 0; r < replays; r++)
+            graph.Replay(0, position);
+        _stream.Synchronize();
+        return clock.Elapsed.TotalMicroseconds / (replays * calls);
+    }
 }

@@ -71,6 +71,16 @@ internal static class SelfTestCommand
                             Console.WriteLine(line);
                         }
                     }
+                    var (add, addNorm) = cuda.TimeSmallOps();
+                    Console.WriteLine($"bench small ops in a graph: add 4096 {add:F1} us, add + rmsnorm 4096 {addNorm:F1} us");
+                    // Decode attention at a few positions against the groups a kv head may use (1: no merge).
+                    foreach (int position in new[] { 16, 64, 128, 512, 2048, 8000 })
+                    {
+                        var line = new System.Text.StringBuilder($"bench attention decode at {position,4}:");
+                        foreach (int blocks in new[] { 0, 1, 2, 4, 8, 16, 33, 64 })
+                            line.Append($"  {(blocks == 0 ? "auto" : $"{blocks}")} {cuda.TimeAttention(position, 8192, blocks):F1} us");
+                        Console.WriteLine(line);
+                    }
                     if (cuda.HasTensorCores)
                         BenchGemm(cuda);
                 }

@@ -71,7 +71,7 @@ public sealed class Attention
     private const int ProbabilityStride = FlashKeys + 4;
 
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _fallback;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape> _decode;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, SpecializedValue<int>> _decode;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape> _flash;
 
     private readonly int _multiprocessors;
@@ -80,7 +80,7 @@ public sealed class Attention
     {
         _multiprocessors = accelerator.NumMultiprocessors;
         _fallback = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(FallbackKernel);
-        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape>(DecodeKernel);
+        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, SpecializedValue<int>>(DecodeKernel);
         _flash = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>(FlashKernel);
     }
 
@@ -90,7 +90,15 @@ public sealed class Attention
     /// <summary>Decode groups a kv head's chunks are shared out over: two groups an SM over all kv heads (at least
     /// four, so ILGPU's CPU accelerator still merges), no more than the cache has chunks.</summary>
     public int DecodeBlocks(AttentionShape s) =>
-        Math.Min(Chunks(s.MaxSequence), Math.Clamp(((2 * _multiprocessors) + s.KvHeads - 1) / s.KvHeads, 4, MaxBlocks));
+        Math.Min(Chunks(s.MaxSequence), BlocksLimit != 0 ? BlocksLimit : Math.Clamp(((2 * _multiprocessors) + s.KvHeads - 1) / s.KvHeads, 4, MaxBlocks));
+
+    /// <summary>Decode groups a kv head at most (1 .. 64), or 0 for <see cref="DecodeBlocks"/>'s choice: for the
+    /// bench's sweep (<c>lowbit selftest --bench</c>).</summary>
+    public int BlocksLimit
+    {
+        get;
+        set => field = value is >= 0 and <= MaxBlocks ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"BlocksLimit is 0 (automatic) or 1 .. {MaxBlocks}.");
+    }
 
     /// <summary>True when the decode kernel takes this shape (its shared memory holds the group's queries).</summary>
     public static bool DecodeFits(AttentionShape s) =>
@@ -119,7 +127,8 @@ public sealed class Attention
             long partials = (long)shape.Heads * shape.Blocks * shape.HeadDim;
             var sums = scratch.SubView(0, partials);
             var stats = scratch.SubView(partials, 2L * shape.Heads * shape.Blocks);
-            _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, sums, stats, output, tickets, inputs, start, shape);
+            _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, sums, stats, output, tickets, inputs, start, shape,
+                SpecializedValue.New(shape.HeadDim));
         }
         else if (rows > 1 && aligned && FlashFits(shape))
         {
@@ -134,7 +143,8 @@ public sealed class Attention
     }
 
     private static void DecodeKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> sums,
-        ArrayView<float> stats, ArrayView<float> output, ArrayView<int> tickets, ArrayView<int> inputs, StepPosition start, AttentionShape s)
+        ArrayView<float> stats, ArrayView<float> output, ArrayView<int> tickets, ArrayView<int> inputs, StepPosition start, AttentionShape s,
+        SpecializedValue<int> headDim)
     {
         var last = SharedMemory.Allocate<int>(1);
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
@@ -148,7 +158,8 @@ public sealed class Attention
         int used = (length + Chunk - 1) / Chunk, blocks = Math.Min(s.Blocks, used);
         if (b >= blocks)
             return;
-        int group = s.Heads / s.KvHeads, d = s.HeadDim, kvColumns = s.KvHeads * d, h0 = g * group;
+        // D is a compile-time constant of the kernel (specialized per head size), so the lane masks below fold away.
+        int group = s.Heads / s.KvHeads, d = headDim.Value, kvColumns = s.KvHeads * d, h0 = g * group;
         int lane = Warp.LaneIdx, w = Warp.WarpIdx;
         for (int i = Group.IdxX; i < group * d; i += Group.DimX)
             queries[i] = q[(h0 * d) + i];
@@ -165,16 +176,18 @@ public sealed class Attention
                 if (w >= n)
                     continue;
                 long at = ((long)t0 * kvColumns) + (g * d);
+                // Positions past the chunk's n read its last row (no branch around the loads) and are masked by Valid.
+                int b2 = Math.Min(w + 8, n - 1), b3 = Math.Min(w + 16, n - 1), b4 = Math.Min(w + 24, n - 1);
                 var rows = new ChunkRows
                 {
-                    Ka = KeyElements(keys, at, w, n, kvColumns, d, lane),
-                    Kb = KeyElements(keys, at, w + 8, n, kvColumns, d, lane),
-                    Kc = KeyElements(keys, at, w + 16, n, kvColumns, d, lane),
-                    Kd = KeyElements(keys, at, w + 24, n, kvColumns, d, lane),
-                    Va = KeyElements(values, at, w, n, kvColumns, d, lane),
-                    Vb = KeyElements(values, at, w + 8, n, kvColumns, d, lane),
-                    Vc = KeyElements(values, at, w + 16, n, kvColumns, d, lane),
-                    Vd = KeyElements(values, at, w + 24, n, kvColumns, d, lane),
+                    Ka = RowElements(keys, at + ((long)w * kvColumns), d, lane),
+                    Kb = RowElements(keys, at + ((long)b2 * kvColumns), d, lane),
+                    Kc = RowElements(keys, at + ((long)b3 * kvColumns), d, lane),
+                    Kd = RowElements(keys, at + ((long)b4 * kvColumns), d, lane),
+                    Va = RowElements(values, at + ((long)w * kvColumns), d, lane),
+                    Vb = RowElements(values, at + ((long)b2 * kvColumns), d, lane),
+                    Vc = RowElements(values, at + ((long)b3 * kvColumns), d, lane),
+                    Vd = RowElements(values, at + ((long)b4 * kvColumns), d, lane),
                     Valid = Math.Min(4, ((n - w) + 7) / 8),
                 };
                 s0 = s0.Update(rows, Query(queries, first, d, lane), s.Scale);
@@ -289,7 +302,7 @@ public sealed class Attention
         };
     }
 
-    /// <summary>A warp's four positions of a chunk: key and value rows as <see cref="KeyElements"/> gives them,
+    /// <summary>A warp's four positions of a chunk: key and value rows as <see cref="RowElements"/> gives them,
     /// and how many of the four are inside the chunk (1..4).</summary>
     private struct ChunkRows
     {
@@ -352,21 +365,15 @@ public sealed class Attention
         }
     }
 
-    /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D) of the key row at chunk
-    /// position j (zeros past the chunk's n positions).</summary>
-    private static Float4 KeyElements(ArrayView<float> keys, long at, int j, int n, int kvColumns, int d, int lane)
+    /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D; zeros above) of the cache row at
+    /// <paramref name="row"/>.</summary>
+    private static Float4 RowElements(ArrayView<float> cache, long row, int d, int lane) => new()
     {
-        if (j >= n)
-            return default;
-        long row = at + ((long)j * kvColumns);
-        return new Float4
-        {
-            X = lane < d ? keys[row + lane] : 0f,
-            Y = lane + 32 < d ? keys[row + lane + 32] : 0f,
-            Z = lane + 64 < d ? keys[row + lane + 64] : 0f,
-            W = lane + 96 < d ? keys[row + lane + 96] : 0f,
-        };
-    }
+        X = lane < d ? cache[row + lane] : 0f,
+        Y = lane + 32 < d ? cache[row + lane + 32] : 0f,
+        Z = lane + 64 < d ? cache[row + lane + 64] : 0f,
+        W = lane + 96 < d ? cache[row + lane + 96] : 0f,
+    };
 
     private static void FallbackKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
         ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape s)
