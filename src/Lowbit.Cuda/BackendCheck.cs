@@ -137,23 +137,82 @@ public static class BackendCheck
                 Check("rmsnorm [3, 301]", 1e-5, b => Run(b, 3, 301, (b, y) => b.RmsNorm(Put(b, host, x, 3, 301), weight, 1e-5f, y)));
                 var bias = HostTensor(host, DType.F32, 1, 301, Values(rng, 301));
                 Check("add bias [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.AddBias(v, bias))));
-                var up = Values(rng, 3 * 301);
-                Check("add [3, 301]", 1e-6, b => Get(b, Apply(b, host, x, 3, 301, v => b.Add(v, Put(b, host, up, 3, 301)))));
-                foreach (int columns in new[] { 301, 256, 6148 }) // 6148: past two 16-byte vectors a thread
+            }
+
+            // residual += x·Wᵀ and normed = RMSNorm(residual)·g: the decode GEMVs add into the residual and leave 1/rms
+            // to the reader (here the host: the row is scaled first; many groups at 301 and 6148 rows), prefill (m = 3)
+            // composes the GEMM and the norm kernel (scalar at 301 columns, vectors at 256, past two vectors a thread
+            // at 6148).
+            foreach (var (format, n, k) in new[] { ("f32", 301, 64), ("f32", 256, 64), ("f32", 6148, 16), ("bf16", 301, 256), ("int8wo", 301, 256),
+                ("fp8wo", 301, 256), ("int8dq", 301, 256), ("int4wo-64", 301, 256) })
+            {
+                var dense = HostTensor(host, format == "f32" ? DType.F32 : DType.BF16, n, k, Values(rng, n * k));
+                IWeight w = new DenseWeight(dense);
+                if (format is not ("f32" or "bf16"))
                 {
-                    var y = Values(rng, 3 * columns);
-                    var w = HostTensor(host, DType.F32, 1, columns, Values(rng, columns));
-                    var addend = Values(rng, 3 * columns);
-                    foreach (bool sum in new[] { false, true })
+                    w = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+                    weights.Add(w);
+                }
+                var g = HostTensor(host, DType.F32, 1, n, Values(rng, n));
+                foreach (int m in new[] { 1, 3 })
+                {
+                    float[] x = Values(rng, m * k), residual = Values(rng, m * n);
+                    double tolerance = format == "bf16" && m > 1 ? Bf16ActivationTolerance : format is "f32" or "bf16" ? 2e-5 * Math.Sqrt(k) : QuantizedTolerance(m, k);
+                    foreach (bool normed in new[] { false, true })
                     {
-                        Check($"add + rmsnorm [3, {columns}]: {(sum ? "sum" : "norm, in place of the addend")}", 1e-5, b =>
+                        Check($"linear + add + rmsnorm {format} m={m} [{n}, {k}]: {(normed ? "normed" : "residual")}", tolerance, b =>
                         {
-                            TensorView ys = Put(b, host, y, 3, columns), xs = Put(b, host, addend, 3, columns);
-                            b.AddRmsNorm(ys, xs, w, 1e-5f, xs);
-                            return Get(b, sum ? ys : xs);
+                            TensorView rs = Put(b, host, residual, m, n);
+                            var ns = b.Allocate(DType.F32, m, n);
+                            host.Add(ns);
+                            b.LinearAddRmsNorm(Put(b, host, x, m, k), w, rs, g, 1e-5f, ns.View());
+                            return Get(b, normed ? ns.View() : rs);
                         });
                     }
                 }
+            }
+
+            // At decode the norm's 1/rms is left to the GEMVs that read the normed row (int8wo, fp8wo, int4wo and dense
+            // apply it; int8dq's quantizer and the host get the row scaled first): one linear, q/k/v fused, gate·up.
+            foreach (string format in new[] { "f32", "bf16", "int8wo", "fp8wo", "int8dq", "int4wo-64" })
+            {
+                const int n = 256, k = 128;
+                var dtype = format == "f32" ? DType.F32 : DType.BF16;
+                IWeight Weight(int rows, int columns)
+                {
+                    var dense = HostTensor(host, dtype, rows, columns, Values(rng, rows * columns));
+                    if (format is "f32" or "bf16")
+                        return new DenseWeight(dense);
+                    var quantized = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
+                    weights.Add(quantized);
+                    return quantized;
+                }
+                IWeight producer = Weight(n, k), single = Weight(37, n);
+                IWeight[] qkv = [Weight(29, n), Weight(13, n), Weight(13, n)];
+                var g = HostTensor(host, DType.F32, 1, n, Values(rng, n));
+                float[] x = Values(rng, k), residual = Values(rng, n);
+                double tolerance = format is "f32" or "bf16" ? 2e-5 * Math.Sqrt(n) : QuantizedTolerance(1, n);
+                TensorView Normed(IBackend b)
+                {
+                    var ns = b.Allocate(DType.F32, 1, n);
+                    host.Add(ns);
+                    b.LinearAddRmsNorm(Put(b, host, x, 1, k), producer, Put(b, host, residual, 1, n), g, 1e-5f, ns.View());
+                    return ns.View();
+                }
+                Check($"linear + add + rmsnorm {format} [{n}, {k}], then linear [37]", tolerance, b => Run(b, 1, 37, (b, y) => b.Linear(Normed(b), single, y)));
+                Check($"linear + add + rmsnorm {format} [{n}, {k}], then q/k/v (v)", tolerance, b => Run(b, 1, 13, (b, y) =>
+                {
+                    var q = b.Allocate(DType.F32, 1, 29);
+                    var kk = b.Allocate(DType.F32, 1, 13);
+                    host.Add(q);
+                    host.Add(kk);
+                    b.Linear(Normed(b), qkv, [q.View(), kk.View(), y]);
+                }));
+                Check($"linear + add + rmsnorm {format} [{n}, {k}], then gate·up [13]", tolerance, b => Run(b, 1, 13, (b, y) =>
+                {
+                    using var scratch = b.Allocate(DType.F32, 1, 13);
+                    b.GatedLinear(Normed(b), qkv[1], qkv[2], y, scratch.View());
+                }));
             }
 
             foreach (var (rows, heads, kvHeads, headDim) in new[] { (5, 3, 1, 8), (1, 4, 2, 64), (3, 6, 2, 128) })

@@ -84,7 +84,9 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>Every weight but a host <see cref="DenseWeight"/>: quantized formats and <see cref="CudaWeight"/>s.</summary>
-    private void PackedLinear(TensorView x, IWeight weight, TensorView destination)
+    /// <param name="norm">For the GEMVs: add into a residual and norm it instead of writing the destination.</param>
+    /// <param name="input">For the GEMVs but int8dq's: x's 1/rms still to apply (<see cref="InputFor"/>).</param>
+    private void PackedLinear(TensorView x, IWeight weight, TensorView destination, ResidualNorm norm = default, InputScale input = default)
     {
         var w = weight as CudaWeight ?? Packed(weight);
         int m = x.Rows, n = w.OutFeatures, k = w.InFeatures;
@@ -95,6 +97,8 @@ public sealed unsafe partial class CudaBackend
         long xOffset = x.Data - AllocationOf(x.Data).NativePtr;
         // The GEMVs read x in 16-byte vectors; an unaligned single row takes the GEMM.
         bool gemv = m == 1 && xOffset % 16 == 0;
+        if ((norm.On != 0 || input.On != 0) && !gemv)
+            throw new ArgumentException("Only the GEMVs add into a residual or scale their input.", nameof(norm));
         ArrayView<Uint4> data = w.Data.View;
         ArrayView<uint> scales = w.Scales.View;
         var rowScaled = new RowScaledTile<Int8PerRowValues> { Data = data, Scales = scales.Cast<float>() };
@@ -102,24 +106,24 @@ public sealed unsafe partial class CudaBackend
         {
             case CudaFormat.Dense:
                 int code = DenseElements.Code(w.DenseType);
-                _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset));
+                _linear.Launch(_stream, xs, data.Cast<uint>(), y, m, n, k, code, DenseLinear.VectorLoadsFit(k, code, xOffset), norm, input);
                 break;
             case CudaFormat.Int8PerRow when gemv:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, xs, xs, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit, Norm = norm, Input = input }, xs, xs, k);
                 break;
             case CudaFormat.Int8PerRow:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, xs, y, m, n, k);
                 break;
             case CudaFormat.Float8PerRow when gemv:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, xs, xs, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit, Norm = norm, Input = input }, xs, xs, k);
                 break;
             case CudaFormat.Float8PerRow:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
                     (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int4Grouped when gemv:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n) with { Split = GemvSplit }, xs, k, w.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n) with { Split = GemvSplit, Norm = norm, Input = input }, xs, k, w.GroupSize);
                 break;
             case CudaFormat.Int4Grouped:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
@@ -127,10 +131,11 @@ public sealed unsafe partial class CudaBackend
                 break;
             case CudaFormat.Int8Dynamic:
                 // Codes for the integer GEMV; for prefill c·s, as the CPU, through int8wo's GEMM (tensor cores on a GPU).
+                // The quantizer takes no input scale (InputFor settles x first).
                 var (codes, tokenScales) = ActivationScratch(m, k);
                 (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
                 if (m == 1)
-                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit }, codes, tokenScales, k);
+                    (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit, Norm = norm }, codes, tokenScales, k);
                 else if (!TensorCorePackedLinear(codes.LoadEffectiveAddressAsPtr(), m, w, destination))
                     (_int8Gemm ??= new(_accelerator)).Launch(_stream, rowScaled, codes, y, m, n, k);
                 break;
@@ -143,7 +148,7 @@ public sealed unsafe partial class CudaBackend
     /// layout and x is one aligned row (int8dq: x's codes made once, then one GEMV); false otherwise (the caller then
     /// runs them one by one).
     /// </summary>
-    private bool FusedPackedGemv(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations, bool gated)
+    private bool FusedPackedGemv(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations, bool gated, InputScale input)
     {
         int k = x.Columns;
         if (x.Rows != 1 || (x.Data - AllocationOf(x.Data).NativePtr) % 16 != 0 || weights.Length is < 2 or > 3 || (gated && weights.Length != 2))
@@ -162,10 +167,10 @@ public sealed unsafe partial class CudaBackend
         switch (a.Format)
         {
             case CudaFormat.Int4Grouped:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, k, a.GroupSize);
+                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit, Input = input }, xs, k, a.GroupSize);
                 break;
             case CudaFormat.Int8PerRow:
-                (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, xs, k);
+                (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit, Input = input }, xs, xs, k);
                 break;
             case CudaFormat.Int8Dynamic:
                 // x's codes once for all the weights.
@@ -174,7 +179,7 @@ public sealed unsafe partial class CudaBackend
                 (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, codes, tokenScales, k);
                 break;
             default:
-                (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, xs, xs, k);
+                (_float8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit, Input = input }, xs, xs, k);
                 break;
         }
         return true;

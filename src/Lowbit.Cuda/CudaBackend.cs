@@ -62,6 +62,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         _stream = accelerator.CreateStream();
         _stepInputs = accelerator.Allocate1D<int>(2);
         _argMaxResult = accelerator.Allocate1D<int>(1);
+        _normSums = accelerator.Allocate1D<double>(2 * ResidualNorm.Slots);
+        _normSums.MemSetToZero(_stream);
     }
 
     /// <summary>The first CUDA GPU.</summary>
@@ -170,6 +172,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (source.Length != destination.ElementCount)
             throw new ArgumentException($"{source.Length} floats do not fill {destination}.", nameof(source));
+        Overwritten(destination);
         F32(destination).CopyFromCPU(_stream, ref MemoryMarshal.GetReference(source), source.Length);
         _stream.Synchronize();
     }
@@ -178,12 +181,14 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (destination.Length != source.ElementCount)
             throw new ArgumentException($"{source} does not fit {destination.Length} floats.", nameof(destination));
+        Settle(source);
         F32(source).CopyToCPU(_stream, ref MemoryMarshal.GetReference(destination), destination.Length);
         _stream.Synchronize();
     }
 
     public void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination)
     {
+        Overwritten(destination);
         if (_recording)
         {
             // The replayed step's token, written by Replay.
@@ -204,44 +209,45 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (Skips(DecodeOps.Norms, x.Rows))
             return;
+        Settle(x);
+        Overwritten(destination);
         ArrayView<float> xs = F32(x), ws = Words(weight).Cast<float>(), ys = F32(destination);
         bool aligned = Aligned(xs) && Aligned(ws) && Aligned(ys);
         _rmsNorm.Launch(_stream, xs, null, ws, ys, x.Rows, x.Columns, eps, aligned);
-    }
-
-    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
-    {
-        if (Skips(DecodeOps.Norms, y.Rows))
-            return;
-        ArrayView<float> ys = F32(y), xs = F32(x), ws = Words(weight).Cast<float>(), ds = F32(destination);
-        bool aligned = Aligned(ys) && Aligned(xs) && Aligned(ws) && Aligned(ds);
-        _rmsNorm.Launch(_stream, ys, xs, ws, ds, y.Rows, y.Columns, eps, aligned);
     }
 
     private static bool Aligned(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
 
     public void Linear(TensorView x, IWeight weight, TensorView destination)
     {
+        var input = InputFor(x, weight);
         if (weight is not DenseWeight dense)
         {
-            PackedLinear(x, weight, destination);
-            return;
+            PackedLinear(x, weight, destination, input: input);
         }
-        if (TensorCoreLinear(x, dense, destination))
-            return;
-        var w = dense.Tensor;
-        int dtype = DenseElements.Code(w.DType);
-        var xs = F32(x);
-        bool vector = DenseLinear.VectorLoadsFit(x.Columns, dtype, x.Data - AllocationOf(x.Data).NativePtr);
-        _linear.Launch(_stream, xs, Words(w), F32(destination), x.Rows, dense.OutFeatures, dense.InFeatures, dtype, vector);
+        else if (!TensorCoreLinear(x, dense, destination))
+        {
+            var w = dense.Tensor;
+            int dtype = DenseElements.Code(w.DType);
+            bool vector = DenseLinear.VectorLoadsFit(x.Columns, dtype, x.Data - AllocationOf(x.Data).NativePtr);
+            _linear.Launch(_stream, F32(x), Words(w), F32(destination), x.Rows, dense.OutFeatures, dense.InFeatures, dtype, vector, input: input);
+        }
+        Overwritten(destination);
     }
 
-    public void AddBias(TensorView x, Tensor bias) => _elementwise.AddBias(_stream, F32(x), Words(bias).Cast<float>(), x.Columns);
+    public void AddBias(TensorView x, Tensor bias)
+    {
+        Settle(x);
+        _elementwise.AddBias(_stream, F32(x), Words(bias).Cast<float>(), x.Columns);
+    }
 
     public void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos)
     {
         if (Skips(DecodeOps.Rope, q.Rows))
             return;
+        Settle(q);
+        Settle(k);
+        Settle(v);
         if (startPos + k.Rows > keys.Rows)
             throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + k.Rows} exceed the cache of {keys.Rows} rows.");
         if (!ReferenceEquals(rope, _ropeUploaded))
@@ -260,6 +266,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (Skips(DecodeOps.Attention, q.Rows))
             return;
+        Settle(q);
+        Overwritten(destination);
         if (heads % kvHeads != 0)
             throw new ArgumentException($"Attention: heads ({heads}) must be a multiple of kvHeads ({kvHeads}).", nameof(kvHeads));
         if (startPos + q.Rows > keys.Rows)
@@ -297,6 +305,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (temperature <= 0f)
             return ArgMax(row);
+        Settle(row);
         int n = (int)row.ElementCount;
         if (_probabilities is null || _probabilities.Length < n)
         {
@@ -310,6 +319,7 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public int ArgMax(TensorView row)
     {
+        Settle(row);
         _argMax.Launch(_stream, F32(row), _argMaxResult.View, (int)row.ElementCount);
         return ChosenToken();
     }
@@ -325,42 +335,46 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch)
     {
+        var input = InputFor(x, gate, up);
         if (x.Rows == 1 && DenseVectors(x, gate) is { } g && DenseVectors(x, up) is { } u && g.DType == u.DType)
         {
-            _linear.LaunchGated(_stream, F32(x), Words(g), Words(u), F32(destination), gate.OutFeatures, gate.InFeatures, DenseElements.Code(g.DType));
-            return;
+            _linear.LaunchGated(_stream, F32(x), input, Words(g), Words(u), F32(destination), gate.OutFeatures, gate.InFeatures, DenseElements.Code(g.DType));
         }
-        if (FusedPackedGemv(x, [gate, up], [destination], gated: true))
-            return;
-        Linear(x, gate, destination);
-        Linear(x, up, scratch);
-        _elementwise.SiluMul(_stream, F32(destination), F32(scratch));
+        else if (!FusedPackedGemv(x, [gate, up], [destination], gated: true, input))
+        {
+            Linear(x, gate, destination);
+            Linear(x, up, scratch);
+            _elementwise.SiluMul(_stream, F32(destination), F32(scratch));
+        }
+        Overwritten(destination);
+        Overwritten(scratch);
     }
 
     public void Linear(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
     {
         if (weights.Length != destinations.Length)
             throw new ArgumentException($"{weights.Length} weights for {destinations.Length} destinations.", nameof(destinations));
+        var input = weights.Length == 3 ? InputFor(x, weights[0], weights[1], weights[2]) : InputFor(x, weights[0], weights.Length > 1 ? weights[1] : weights[0]);
         if (x.Rows == 1 && weights.Length == 3 && DenseVectors(x, weights[0]) is { } a && DenseVectors(x, weights[1]) is { } b
             && DenseVectors(x, weights[2]) is { } c && a.DType == b.DType && b.DType == c.DType)
         {
-            _linear.LaunchFused(_stream, F32(x), x.Columns, DenseElements.Code(a.DType),
+            _linear.LaunchFused(_stream, F32(x), input, x.Columns, DenseElements.Code(a.DType),
                 Words(a), F32(destinations[0]), weights[0].OutFeatures, Words(b), F32(destinations[1]), weights[1].OutFeatures,
                 Words(c), F32(destinations[2]), weights[2].OutFeatures);
-            return;
         }
-        if (FusedPackedGemv(x, weights, destinations, gated: false))
-            return;
-        for (int i = 0; i < weights.Length; i++)
-            Linear(x, weights[i], destinations[i]);
+        else if (!FusedPackedGemv(x, weights, destinations, gated: false, input))
+        {
+            for (int i = 0; i < weights.Length; i++)
+                Linear(x, weights[i], destinations[i]);
+        }
+        foreach (var destination in destinations)
+            Overwritten(destination);
     }
 
     /// <summary>The dense tensor of <paramref name="weight"/> when the vector GEMV can read it with this x.</summary>
     private Tensor? DenseVectors(TensorView x, IWeight weight) =>
         weight is DenseWeight dense && DenseLinear.VectorLoadsFit(x.Columns, DenseElements.Code(dense.Tensor.DType), x.Data - AllocationOf(x.Data).NativePtr)
             ? dense.Tensor : null;
-
-    public void Add(TensorView y, TensorView x) => _elementwise.Add(_stream, F32(y), F32(x));
 
     /// <summary>Positions in a recorded step are relative to the replayed one's.</summary>
     private StepPosition Start(int startPos) => _recording ? StepPosition.Recorded(startPos) : StepPosition.Eager(startPos);
@@ -379,6 +393,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         _tokens?.Dispose();
         _scores?.Dispose();
         _attentionTickets?.Dispose();
+        _normSums.Dispose();
         _probabilities?.Dispose();
         _ropeCos?.Dispose();
         _ropeSin?.Dispose();
@@ -464,8 +479,12 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     private void Free(MemoryBuffer1D<byte, Stride1D.Dense> buffer)
     {
-        if (_allocations.Remove(buffer))
-            buffer.Dispose();
+        if (!_allocations.Remove(buffer))
+            return;
+        // A pending norm row in freed memory must not be scaled later over whatever is allocated there next.
+        if (_pending.On && _pending.View.Data >= buffer.NativePtr && _pending.View.Data < buffer.NativePtr + (nint)buffer.LengthInBytes)
+            _pending.On = false;
+        buffer.Dispose();
     }
 
     /// <summary>Owner of an <see cref="Allocate"/>d tensor's buffer.</summary>

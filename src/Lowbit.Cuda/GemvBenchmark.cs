@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using Lowbit.Cuda.Driver;
 using Lowbit.Cuda.Kernels;
+using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
 namespace Lowbit.Cuda;
@@ -83,17 +84,25 @@ public sealed partial class CudaBackend
         }
     }
 
-    /// <summary>Microseconds of the small per-token operations in a graph, for scale beside attention: a residual
-    /// add and an add + RMSNorm over 4096 floats.</summary>
-    public (double Add, double AddRmsNorm) TimeSmallOps()
+    /// <summary>Microseconds in a graph of what the folded norm (<see cref="LinearAddRmsNorm"/>) replaces and adds at
+    /// dim 4096 with a bf16 4096×4096 weight: an RMSNorm launch, the plain GEMV, the GEMV that adds into the residual
+    /// and norms it, and the GEMV that reads such a row (its 1/rms applied).</summary>
+    public (double RmsNorm, double Gemv, double ProducerGemv, double ConsumerGemv) TimeNormFold()
     {
-        using var x = RandomTensor(DType.F32, 1, 4096, 4);
-        using var y = RandomTensor(DType.F32, 1, 4096, 5);
-        using var weight = RandomTensor(DType.F32, 1, 4096, 6);
-        using var normed = Allocate(DType.F32, 1, 4096);
-        Add(y.View(), x.View());
-        AddRmsNorm(y.View(), x.View(), weight, 1e-5f, normed.View());
-        return (TimeInGraph(() => Add(y.View(), x.View()), 0), TimeInGraph(() => AddRmsNorm(y.View(), x.View(), weight, 1e-5f, normed.View()), 0));
+        const int dim = 4096;
+        using var x = RandomTensor(DType.F32, 1, dim, 4);
+        using var residual = RandomTensor(DType.F32, 1, dim, 5);
+        using var g = RandomTensor(DType.F32, 1, dim, 6);
+        using var w = RandomTensor(DType.BF16, dim, dim, 7);
+        using var normed = Allocate(DType.F32, 1, dim);
+        using var y = Allocate(DType.F32, 1, dim);
+        var weight = new DenseWeight(w);
+        double norm = TimeInGraph(() => RmsNorm(x.View(), g, 1e-5f, normed.View()), 0);
+        double gemv = TimeInGraph(() => Linear(x.View(), weight, y.View()), 0);
+        double producer = TimeInGraph(() => LinearAddRmsNorm(x.View(), weight, residual.View(), g, 1e-5f, normed.View()), 0);
+        LinearAddRmsNorm(x.View(), weight, residual.View(), g, 1e-5f, normed.View());
+        double consumer = TimeInGraph(() => Linear(normed.View(), weight, y.View()), 0);
+        return (norm, gemv, producer, consumer);
     }
 
     /// <summary>Mean microseconds of <paramref name="call"/> recorded <paramref name="calls"/> times into one CUDA

@@ -127,10 +127,10 @@ public sealed class KernelProfiler : IBackend
         Mark("rope + store kv");
     }
 
-    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    public void LinearAddRmsNorm(TensorView x, IWeight weight, TensorView residual, Tensor normWeight, float eps, TensorView normed)
     {
-        _inner.AddRmsNorm(y, x, weight, eps, destination);
-        Mark("add + rmsnorm");
+        _inner.LinearAddRmsNorm(x, weight, residual, normWeight, eps, normed);
+        Mark($"linear + add + rmsnorm {weight.FormatName} {weight.OutFeatures}x{weight.InFeatures}", weight.ByteLength);
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
@@ -157,12 +157,6 @@ public sealed class KernelProfiler : IBackend
     {
         _inner.GatedLinear(x, gate, up, destination, scratch);
         Mark($"gated linear {gate.FormatName} 2×{gate.OutFeatures}x{gate.InFeatures}", gate.ByteLength + up.ByteLength);
-    }
-
-    public void Add(TensorView y, TensorView x)
-    {
-        _inner.Add(y, x);
-        Mark("add");
     }
 
     /// <summary>Frees the events; the inner backend stays open (its owner disposes it).</summary>

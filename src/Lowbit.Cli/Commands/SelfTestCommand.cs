@@ -71,8 +71,9 @@ internal static class SelfTestCommand
                             Console.WriteLine(line);
                         }
                     }
-                    var (add, addNorm) = cuda.TimeSmallOps();
-                    Console.WriteLine($"bench small ops in a graph: add 4096 {add:F1} us, add + rmsnorm 4096 {addNorm:F1} us");
+                    var (norm, gemv, producer, consumer) = cuda.TimeNormFold();
+                    Console.WriteLine($"bench norm fold in a graph (dim 4096, bf16 4096x4096): rmsnorm {norm:F1} us, gemv {gemv:F1} us, " +
+                        $"gemv adding into the residual {producer:F1} us, gemv reading the normed row {consumer:F1} us");
                     // Decode attention at a few positions against the groups a kv head may use (1: no merge).
                     foreach (int position in new[] { 16, 64, 128, 512, 2048, 8000 })
                     {

@@ -35,6 +35,15 @@ public static class BlockReduce
         return v + Warp.ShuffleXor(v, 1);
     }
 
+    public static double WarpAllSum(double v)
+    {
+        v += Warp.ShuffleXor(v, 16);
+        v += Warp.ShuffleXor(v, 8);
+        v += Warp.ShuffleXor(v, 4);
+        v += Warp.ShuffleXor(v, 2);
+        return v + Warp.ShuffleXor(v, 1);
+    }
+
     public static double WarpSum(double v)
     {
         v += Warp.ShuffleDown(v, 16);

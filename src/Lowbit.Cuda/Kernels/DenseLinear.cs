@@ -48,8 +48,13 @@ public sealed class DenseLinear
     /// <param name="x">[m, k].</param>
     /// <param name="w">[n, k] as 32-bit words.</param>
     /// <param name="y">[m, n].</param>
-    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads)
+    /// <param name="norm">For the vector GEMV: add into a residual and norm it instead of writing y (off by default).</param>
+    /// <param name="input">For the vector GEMV: x's 1/rms still to apply (off by default).</param>
+    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> w, ArrayView<float> y, int m, int n, int k, int dtype, bool vectorLoads,
+        ResidualNorm norm = default, InputScale input = default)
     {
+        if ((norm.On != 0 || input.On != 0) && (m > 1 || !vectorLoads))
+            throw new ArgumentException("Only the vector GEMV adds into a residual or scales its input.", nameof(norm));
         var spec = SpecializedValue.New(dtype);
         if (m > 1)
         {
@@ -60,6 +65,8 @@ public sealed class DenseLinear
         if (vectorLoads)
         {
             var rows = Rows(n, 0, 0, k);
+            rows.Norm = norm;
+            rows.Input = input;
             _gemv(stream, Config(rows), x.Cast<Float4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), y, y, y, rows, spec);
         }
         else
@@ -70,18 +77,20 @@ public sealed class DenseLinear
 
     /// <summary>Three GEMVs of one x (q, k, v) in one launch: W0 [n0, k] into y0, W1 [n1, k] into y1, W2 into y2.
     /// Needs 16-byte loads (<see cref="VectorLoadsFit"/>).</summary>
-    public void LaunchFused(AcceleratorStream stream, ArrayView<float> x, int k, int dtype,
+    public void LaunchFused(AcceleratorStream stream, ArrayView<float> x, InputScale input, int k, int dtype,
         ArrayView<uint> w0, ArrayView<float> y0, int n0, ArrayView<uint> w1, ArrayView<float> y1, int n1, ArrayView<uint> w2, ArrayView<float> y2, int n2)
     {
         var rows = Rows(n0, n1, n2, k);
+        rows.Input = input;
         _gemv(stream, Config(rows), x.Cast<Float4>(), w0.Cast<Uint4>(), w1.Cast<Uint4>(), w2.Cast<Uint4>(), y0, y1, y2, rows, SpecializedValue.New(dtype));
     }
 
     /// <summary>y = silu(x·Wgᵀ) ⊙ (x·Wuᵀ), Wg and Wu [n, k]: a warp takes row i of both (the SiLU-gated MLP's first
     /// half in one launch, no gate and up round trip through memory). Needs 16-byte loads.</summary>
-    public void LaunchGated(AcceleratorStream stream, ArrayView<float> x, ArrayView<uint> gate, ArrayView<uint> up, ArrayView<float> y, int n, int k, int dtype)
+    public void LaunchGated(AcceleratorStream stream, ArrayView<float> x, InputScale input, ArrayView<uint> gate, ArrayView<uint> up, ArrayView<float> y, int n, int k, int dtype)
     {
         var rows = Rows(n, 0, 0, k);
+        rows.Input = input;
         _gated(stream, Config(rows), x.Cast<Float4>(), gate.Cast<Uint4>(), up.Cast<Uint4>(), y, rows, SpecializedValue.New(dtype));
     }
 
@@ -103,6 +112,7 @@ public sealed class DenseLinear
         ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2, GemvLaunch rows, SpecializedValue<int> dtype)
     {
         var partial = SharedMemory.Allocate<float>(32);
+        double slot = rows.Input.Load();
         var (row, part) = rows.Locate();
         int n = rows.N0 + rows.N1 + rows.N2;
         // Which weight this row belongs to, and its row there.
@@ -122,20 +132,28 @@ public sealed class DenseLinear
             }
         }
         float acc = row < n ? RowDot(w, r, part, rows, x, dtype.Value) : 0f;
-        acc = rows.Reduce(acc, partial);
-        if (row < n && part == 0 && Warp.LaneIdx == 0)
-            y[r] = acc;
+        acc = rows.Reduce(acc, partial) * rows.Input.Factor(slot);
+        bool writes = row < n && part == 0 && Warp.LaneIdx == 0;
+        if (rows.Norm.On == 0)
+        {
+            if (writes)
+                y[r] = acc;
+            return;
+        }
+        rows.Norm.Finish(writes ? rows.Norm.Add(r, acc) : 0f, partial);
     }
 
     private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype)
     {
         var partial = SharedMemory.Allocate<float>(32);
+        double slot = rows.Input.Load();
         var (row, part) = rows.Locate();
         bool active = row < rows.N0;
         float g = active ? RowDot(gate, row, part, rows, x, dtype.Value) : 0f;
         float u = active ? RowDot(up, row, part, rows, x, dtype.Value) : 0f;
-        g = rows.Reduce(g, partial);
-        u = rows.Reduce(u, partial);
+        float factor = rows.Input.Factor(slot);
+        g = rows.Reduce(g, partial) * factor;
+        u = rows.Reduce(u, partial) * factor;
         if (active && part == 0 && Warp.LaneIdx == 0)
             y[row] = g / (1f + FastMath.Exp(-g)) * u;
     }
@@ -218,6 +236,12 @@ public sealed class DenseLinear
 public struct GemvLaunch
 {
     public int N0, N1, N2, K, WarpsPerRow;
+
+    /// <summary>One weight whose rows add into a residual that is then normed (instead of writing y).</summary>
+    public ResidualNorm Norm;
+
+    /// <summary>x's 1/rms, when x is a <see cref="ResidualNorm"/>'s output.</summary>
+    public InputScale Input;
 
     /// <summary>This warp's row (over all weights) and its part of the row.</summary>
     public readonly (int Row, int Part) Locate()

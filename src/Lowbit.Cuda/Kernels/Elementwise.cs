@@ -4,26 +4,21 @@ using ILGPU.Runtime;
 namespace Lowbit.Cuda.Kernels;
 
 /// <summary>
-/// The elementwise ops of a block, one thread an element: gate = silu(gate)·up (silu(g) = g / (1 + e^−g)),
-/// y += x (the residual), x[r, :] += bias. Decode at FFN 14336: 115 KB moved, launch-bound; later fused
-/// into their neighbours.
+/// The elementwise ops of a block, one thread an element: gate = silu(gate)·up (silu(g) = g / (1 + e^−g)) and
+/// x[r, :] += bias, for what the fused GEMVs do not take (prefill, unfused formats, Qwen2's biases).
 /// </summary>
 public sealed class Elementwise
 {
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>> _siluMul;
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>> _add;
     private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, int> _addBias;
 
     public Elementwise(Accelerator accelerator)
     {
         _siluMul = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>>(SiluMulKernel);
-        _add = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>>(AddKernel);
         _addBias = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(AddBiasKernel);
     }
 
     public void SiluMul(AcceleratorStream stream, ArrayView<float> gate, ArrayView<float> up) => _siluMul(stream, (int)gate.Length, gate, up);
-
-    public void Add(AcceleratorStream stream, ArrayView<float> y, ArrayView<float> x) => _add(stream, (int)y.Length, y, x);
 
     /// <param name="x">[rows, columns].</param>
     /// <param name="bias">[columns].</param>
@@ -34,8 +29,6 @@ public sealed class Elementwise
         float g = gate[i];
         gate[i] = g / (1f + FastMath.Exp(-g)) * up[i];
     }
-
-    private static void AddKernel(Index1D i, ArrayView<float> y, ArrayView<float> x) => y[i] += x[i];
 
     private static void AddBiasKernel(Index1D i, ArrayView<float> x, ArrayView<float> bias, int columns) => x[i] += bias[i % columns];
 }

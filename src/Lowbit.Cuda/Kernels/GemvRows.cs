@@ -158,6 +158,13 @@ public struct GemvSources<TScale>
     /// <summary>1 when Data0 and Data1 are gate and up.</summary>
     public int Gated;
 
+    /// <summary>A single weight whose rows add into a residual that is then normed (instead of writing Y0).</summary>
+    public ResidualNorm Norm;
+
+    /// <summary>x's 1/rms, when x is a <see cref="ResidualNorm"/>'s output (the kernels load it at their start and
+    /// fold it into <see cref="GemvRowSet{TScale}.Store"/>'s scales).</summary>
+    public InputScale Input;
+
     /// <summary>Warps a row set is split over (1, 2 or 4), or 0 for <see cref="GemvRows.SplitShift"/>'s choice
     /// (read by the launch, for the bench's sweep).</summary>
     public int Split;
@@ -192,6 +199,7 @@ public struct GemvSources<TScale>
                 : new GemvRowSet<TScale> { A = Data2, ScalesA = Scales2, Y = Y2, First = (set - sets0 - sets1) * GemvRows.RowsPerWarp, N = N2 };
         rows.B = rows.A;
         rows.ScalesB = rows.ScalesA;
+        rows.Norm = Norm;
         rows.R0 = GemvRows.Clamp(rows.First, rows.N);
         rows.R1 = GemvRows.Clamp(rows.First + 1, rows.N);
         rows.R2 = GemvRows.Clamp(rows.First + 2, rows.N);
@@ -209,12 +217,20 @@ public struct GemvRowSet<TScale>
     public ArrayView<TScale> ScalesA, ScalesB;
     public ArrayView<float> Y;
     public int R0, R1, R2, R3, First, N, Gated;
+    public ResidualNorm Norm;
 
     /// <summary>Writes the four totals (each times its <paramref name="scale"/>) from lane 0 of slice 0 (after
     /// <see cref="GemvRows.Reduce"/>): y[First + i] for the rows below N, or, gated, silu(gate)·up for rows First
-    /// and First + 1.</summary>
-    public readonly void Store(int slice, Double4 t, Float4 scale)
+    /// and First + 1, or, with <see cref="Norm"/> on, adds them into the residual and norms it (every thread of
+    /// the group must then call this).</summary>
+    /// <param name="shared">32 floats of shared memory, for the norm.</param>
+    public readonly void Store(int slice, Double4 t, Float4 scale, ArrayView<float> shared)
     {
+        if (Norm.On != 0)
+        {
+            Norm.Finish(Warp.LaneIdx == 0 && slice == 0 ? AddRows(t, scale) : 0f, shared);
+            return;
+        }
         if (Warp.LaneIdx != 0 || slice != 0)
             return;
         if (Gated != 0)
@@ -233,6 +249,21 @@ public struct GemvRowSet<TScale>
             Y[First + 2] = (float)t.Z * scale.Z;
         if (First + 3 < N)
             Y[First + 3] = (float)t.W * scale.W;
+    }
+
+    /// <summary>The four rows added into the residual (those below N); their squares' sum.</summary>
+    private readonly float AddRows(Double4 t, Float4 scale)
+    {
+        float squares = 0f;
+        if (First < N)
+            squares += Norm.Add(First, (float)t.X * scale.X);
+        if (First + 1 < N)
+            squares += Norm.Add(First + 1, (float)t.Y * scale.Y);
+        if (First + 2 < N)
+            squares += Norm.Add(First + 2, (float)t.Z * scale.Z);
+        if (First + 3 < N)
+            squares += Norm.Add(First + 3, (float)t.W * scale.W);
+        return squares;
     }
 
     private static float Silu(float g) => g / (1f + FastMath.Exp(-g));

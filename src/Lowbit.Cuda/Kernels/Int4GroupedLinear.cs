@@ -47,6 +47,7 @@ public sealed class Int4GroupedGemv
     private static void Kernel(GemvSources<uint> weights, ArrayView<float> x, int k, int groupShift, int splitShift)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
+        double slot = weights.Input.Load();
         var (set, slice) = GemvRows.Map(splitShift);
         var rows = weights.Resolve(set);
         var (w, wb, scaleZero, sb) = (rows.A, rows.B, rows.ScalesA, rows.ScalesB);
@@ -101,7 +102,8 @@ public sealed class Int4GroupedGemv
             (q0, q1, q2, q3, p0, p1, p2, p3) = (n0, n1, n2, n3, o0, o1, o2, o3);
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
-        rows.Store(slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f });
+        float factor = weights.Input.Factor(slot);
+        rows.Store(slice, t, new Float4 { X = factor, Y = factor, Z = factor, W = factor }, SharedMemory.Allocate<float>(32));
     }
 
     /// <summary>s·Σ x·(q − 8) + z·Σx over one chunk of 32 elements.</summary>

@@ -57,6 +57,7 @@ public sealed class RowScaledGemv<TValues>
     private static void Kernel(GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k, int splitShift)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
+        double slot = weights.Input.Load();
         var (set, slice) = GemvRows.Map(splitShift);
         var rows = weights.Resolve(set);
         int vectors = RowBytes(k) / 16, full = k / 16;
@@ -73,7 +74,7 @@ public sealed class RowScaledGemv<TValues>
             a3 = Dot(q3, xv, a3);
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
-        float sx = default(TValues).Codes ? xScale[0] : 1f;
+        float sx = (default(TValues).Codes ? xScale[0] : 1f) * weights.Input.Factor(slot);
         var scale = new Float4
         {
             X = sx * rows.ScalesA[rows.R0],
@@ -81,7 +82,7 @@ public sealed class RowScaledGemv<TValues>
             Z = sx * rows.ScalesB[rows.R2],
             W = sx * rows.ScalesB[rows.R3],
         };
-        rows.Store(slice, t, scale);
+        rows.Store(slice, t, scale, SharedMemory.Allocate<float>(32));
     }
 
     /// <summary>acc + Σ x·v over the 16 bytes of <paramref name="q"/>, one FMA after another (a sum of products

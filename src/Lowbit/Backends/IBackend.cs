@@ -77,10 +77,8 @@ public interface IBackend : IDisposable
     /// MLP, one launch where the backend can; <paramref name="scratch"/> ([rows, up.OutFeatures]) may hold x·upᵀ.</summary>
     void GatedLinear(TensorView x, IWeight gate, IWeight up, TensorView destination, TensorView scratch);
 
-    /// <summary>y += x, then destination = RMSNorm(y)·weight (the residual add and the next block's norm in one
-    /// pass); destination may be x.</summary>
-    void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination);
-
-    /// <summary>y += x, elementwise.</summary>
-    void Add(TensorView y, TensorView x);
+    /// <summary>residual += x·Wᵀ, then normed = RMSNorm(residual)·normWeight: a block's output projection, the
+    /// residual add and the next block's norm (or the final norm), one launch where the backend can; normed
+    /// ([rows, OutFeatures]) may also hold x·Wᵀ on the way.</summary>
+    void LinearAddRmsNorm(TensorView x, IWeight weight, TensorView residual, Tensor normWeight, float eps, TensorView normed);
 }

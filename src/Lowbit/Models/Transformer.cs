@@ -68,20 +68,15 @@ public sealed class Transformer : IDisposable
                 b.AddBias(v, w.ValueBias);
             b.RopeAndStoreKv(q, k, v, Rope, keys, values, startPos);
             b.Attention(q, keys, values, startPos, c.NumHeads, c.NumKvHeads, c.HeadDim, att);
-            b.Linear(att, w.Output, xb);
-            b.AddRmsNorm(x, xb, w.FeedForwardNorm, c.RmsNormEps, xb);
+            b.LinearAddRmsNorm(att, w.Output, x, w.FeedForwardNorm, c.RmsNormEps, xb);
 
             b.GatedLinear(xb, w.Gate, w.Up, gate, up);
-            b.Linear(gate, w.Down, xb);
-            if (l + 1 < c.NumLayers)
-                b.AddRmsNorm(x, xb, Weights.Layers[l + 1].AttentionNorm, c.RmsNormEps, xb);
-            else
-                b.Add(x, xb);
+            // The next block's norm, or after the last block the final norm.
+            var next = l + 1 < c.NumLayers ? Weights.Layers[l + 1].AttentionNorm : Weights.FinalNorm;
+            b.LinearAddRmsNorm(gate, w.Down, x, next, c.RmsNormEps, xb);
         }
 
-        TensorView last = x.Slice(m - logitRows, logitRows), normed = xb.Slice(0, logitRows);
-        b.RmsNorm(last, Weights.FinalNorm, c.RmsNormEps, normed);
-        b.Linear(normed, Weights.Classifier, state.Logits.Slice(0, logitRows));
+        b.Linear(xb.Slice(m - logitRows, logitRows), Weights.Classifier, state.Logits.Slice(0, logitRows));
     }
 
     /// <summary>

@@ -83,10 +83,11 @@ public sealed class CpuBackend : IBackend
         v.AsSpan<float>().CopyTo(values.Slice(startPos, v.Rows).AsSpan<float>());
     }
 
-    public void AddRmsNorm(TensorView y, TensorView x, Tensor weight, float eps, TensorView destination)
+    public void LinearAddRmsNorm(TensorView x, IWeight weight, TensorView residual, Tensor normWeight, float eps, TensorView normed)
     {
-        Add(y, x);
-        RmsNorm(y, weight, eps, destination);
+        Linear(x, weight, normed);
+        Residual.Add(normed.AsSpan<float>(), residual.AsSpan<float>());
+        RmsNorm(residual, normWeight, eps, normed);
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
@@ -115,9 +116,6 @@ public sealed class CpuBackend : IBackend
         Linear(x, up, scratch);
         Cpu.SiluMul.Apply(scratch.AsSpan<float>(), destination.AsSpan<float>());
     }
-
-    public void Add(TensorView y, TensorView x) =>
-        Residual.Add(x.AsSpan<float>(), y.AsSpan<float>());
 
     public void Dispose()
     {
