@@ -27,16 +27,16 @@ public sealed class DenseLinear
     public int Split { get; set; }
     private const int Tile = 16;
     private readonly int _rowsPerGroup;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvLaunch, SpecializedValue<int>> _gemv;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvLaunch, SpecializedValue<int>> _gated;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvLaunch, SpecializedValue<int>, SpecializedValue<int>> _gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvLaunch, SpecializedValue<int>, SpecializedValue<int>> _gated;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>> _gemvScalar;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>> _gemm;
 
     public DenseLinear(Accelerator accelerator)
     {
         _rowsPerGroup = GemvGroupSize / accelerator.WarpSize;
-        _gemv = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvLaunch, SpecializedValue<int>>(Gemv);
-        _gated = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvLaunch, SpecializedValue<int>>(GatedGemv);
+        _gemv = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemvLaunch, SpecializedValue<int>, SpecializedValue<int>>(Gemv);
+        _gated = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Uint4>, ArrayView<Uint4>, ArrayView<float>, GemvLaunch, SpecializedValue<int>, SpecializedValue<int>>(GatedGemv);
         _gemvScalar = accelerator.LoadKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>>(GemvScalar);
         _gemm = accelerator.LoadKernel<ArrayView<float>, ArrayView<uint>, ArrayView<float>, int, int, int, SpecializedValue<int>>(Gemm);
     }
@@ -67,7 +67,7 @@ public sealed class DenseLinear
             var rows = Rows(n, 0, 0, k);
             rows.Norm = norm;
             rows.Input = input;
-            _gemv(stream, Config(rows), x.Cast<Float4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), y, y, y, rows, spec);
+            _gemv(stream, Config(rows), x.Cast<Float4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), w.Cast<Uint4>(), y, y, y, rows, spec, rows.Fold);
         }
         else
         {
@@ -82,7 +82,7 @@ public sealed class DenseLinear
     {
         var rows = Rows(n0, n1, n2, k);
         rows.Input = input;
-        _gemv(stream, Config(rows), x.Cast<Float4>(), w0.Cast<Uint4>(), w1.Cast<Uint4>(), w2.Cast<Uint4>(), y0, y1, y2, rows, SpecializedValue.New(dtype));
+        _gemv(stream, Config(rows), x.Cast<Float4>(), w0.Cast<Uint4>(), w1.Cast<Uint4>(), w2.Cast<Uint4>(), y0, y1, y2, rows, SpecializedValue.New(dtype), rows.Fold);
     }
 
     /// <summary>y = silu(x·Wgᵀ) ⊙ (x·Wuᵀ), Wg and Wu [n, k]: a warp takes row i of both (the SiLU-gated MLP's first
@@ -91,7 +91,7 @@ public sealed class DenseLinear
     {
         var rows = Rows(n, 0, 0, k);
         rows.Input = input;
-        _gated(stream, Config(rows), x.Cast<Float4>(), gate.Cast<Uint4>(), up.Cast<Uint4>(), y, rows, SpecializedValue.New(dtype));
+        _gated(stream, Config(rows), x.Cast<Float4>(), gate.Cast<Uint4>(), up.Cast<Uint4>(), y, rows, SpecializedValue.New(dtype), rows.Fold);
     }
 
     /// <summary>The launch's rows; with <see cref="Split"/> warps a row, they share its K and add their sums through
@@ -109,10 +109,10 @@ public sealed class DenseLinear
     }
 
     private static void Gemv(ArrayView<Float4> x, ArrayView<Uint4> w0, ArrayView<Uint4> w1, ArrayView<Uint4> w2,
-        ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2, GemvLaunch rows, SpecializedValue<int> dtype)
+        ArrayView<float> y0, ArrayView<float> y1, ArrayView<float> y2, GemvLaunch rows, SpecializedValue<int> dtype, SpecializedValue<int> fold)
     {
         var partial = SharedMemory.Allocate<float>(32);
-        double slot = rows.Input.Load();
+        double slot = fold.Value != 0 ? rows.Input.Load() : 0.0;
         var (row, part) = rows.Locate();
         int n = rows.N0 + rows.N1 + rows.N2;
         // Which weight this row belongs to, and its row there.
@@ -132,9 +132,9 @@ public sealed class DenseLinear
             }
         }
         float acc = row < n ? RowDot(w, r, part, rows, x, dtype.Value) : 0f;
-        acc = rows.Reduce(acc, partial) * rows.Input.Factor(slot);
+        acc = rows.Reduce(acc, partial) * (fold.Value != 0 ? rows.Input.Factor(slot) : 1f);
         bool writes = row < n && part == 0 && Warp.LaneIdx == 0;
-        if (rows.Norm.On == 0)
+        if (fold.Value == 0 || rows.Norm.On == 0)
         {
             if (writes)
                 y[r] = acc;
@@ -143,15 +143,16 @@ public sealed class DenseLinear
         rows.Norm.Finish(writes ? rows.Norm.Add(r, acc) : 0f, partial);
     }
 
-    private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype)
+    private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype,
+        SpecializedValue<int> fold)
     {
         var partial = SharedMemory.Allocate<float>(32);
-        double slot = rows.Input.Load();
+        double slot = fold.Value != 0 ? rows.Input.Load() : 0.0;
         var (row, part) = rows.Locate();
         bool active = row < rows.N0;
         float g = active ? RowDot(gate, row, part, rows, x, dtype.Value) : 0f;
         float u = active ? RowDot(up, row, part, rows, x, dtype.Value) : 0f;
-        float factor = rows.Input.Factor(slot);
+        float factor = fold.Value != 0 ? rows.Input.Factor(slot) : 1f;
         g = rows.Reduce(g, partial) * factor;
         u = rows.Reduce(u, partial) * factor;
         if (active && part == 0 && Warp.LaneIdx == 0)
@@ -242,6 +243,10 @@ public struct GemvLaunch
 
     /// <summary>x's 1/rms, when x is a <see cref="ResidualNorm"/>'s output.</summary>
     public InputScale Input;
+
+    /// <summary>The kernel instance: with the norm fold (<see cref="Norm"/> or <see cref="Input"/> on) or without it
+    /// (plain GEMVs then carry none of its code or registers).</summary>
+    public readonly SpecializedValue<int> Fold => SpecializedValue.New(Norm.On != 0 || Input.On != 0 ? 1 : 0);
 
     /// <summary>This warp's row (over all weights) and its part of the row.</summary>
     public readonly (int Row, int Part) Locate()

@@ -224,9 +224,11 @@ public struct GemvRowSet<TScale>
     /// and First + 1, or, with <see cref="Norm"/> on, adds them into the residual and norms it (every thread of
     /// the group must then call this).</summary>
     /// <param name="shared">32 floats of shared memory, for the norm.</param>
-    public readonly void Store(int slice, Double4 t, Float4 scale, ArrayView<float> shared)
+    /// <param name="fold">False in a kernel instance without the norm fold: <see cref="Norm"/> is not read (a constant,
+    /// so the code and the views' registers go away).</param>
+    public readonly void Store(int slice, Double4 t, Float4 scale, ArrayView<float> shared, bool fold)
     {
-        if (Norm.On != 0)
+        if (fold && Norm.On != 0)
         {
             Norm.Finish(Warp.LaneIdx == 0 && slice == 0 ? AddRows(t, scale) : 0f, shared);
             return;

@@ -30,12 +30,12 @@ public interface IByteValues
 public sealed class RowScaledGemv<TValues>
     where TValues : struct, IByteValues
 {
-    private readonly Action<AcceleratorStream, KernelConfig, GemvSources<float>, ArrayView<float>, ArrayView<float>, int, int> _kernel;
+    private readonly Action<AcceleratorStream, KernelConfig, GemvSources<float>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>> _kernel;
     private readonly int _targetWarps;
 
     public RowScaledGemv(Accelerator accelerator)
     {
-        _kernel = accelerator.LoadKernel<GemvSources<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernel);
+        _kernel = accelerator.LoadKernel<GemvSources<float>, ArrayView<float>, ArrayView<float>, int, int, SpecializedValue<int>>(Kernel);
         _targetWarps = GemvRows.TargetWarps(accelerator, _kernel);
     }
 
@@ -51,13 +51,15 @@ public sealed class RowScaledGemv<TValues>
     public void Launch(AcceleratorStream stream, GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k)
     {
         int sets = weights.RowSets, split = weights.SplitShift(RowBytes(k) / 16, _targetWarps);
-        _kernel(stream, GemvRows.Config(sets, split), weights, x, xScale, k, split);
+        // The norm fold (residual in, 1/rms out) is its own kernel instance, so plain GEMVs carry none of it.
+        int fold = weights.Norm.On != 0 || weights.Input.On != 0 ? 1 : 0;
+        _kernel(stream, GemvRows.Config(sets, split), weights, x, xScale, k, split, SpecializedValue.New(fold));
     }
 
-    private static void Kernel(GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k, int splitShift)
+    private static void Kernel(GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k, int splitShift, SpecializedValue<int> fold)
     {
         var shared = SharedMemory.Allocate<double>(GemvRows.SharedDoubles);
-        double slot = weights.Input.Load();
+        double slot = fold.Value != 0 ? weights.Input.Load() : 0.0;
         var (set, slice) = GemvRows.Map(splitShift);
         var rows = weights.Resolve(set);
         int vectors = RowBytes(k) / 16, full = k / 16;
@@ -74,7 +76,7 @@ public sealed class RowScaledGemv<TValues>
             a3 = Dot(q3, xv, a3);
         }
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
-        float sx = (default(TValues).Codes ? xScale[0] : 1f) * weights.Input.Factor(slot);
+        float sx = (default(TValues).Codes ? xScale[0] : 1f) * (fold.Value != 0 ? weights.Input.Factor(slot) : 1f);
         var scale = new Float4
         {
             X = sx * rows.ScalesA[rows.R0],
@@ -82,7 +84,7 @@ public sealed class RowScaledGemv<TValues>
             Z = sx * rows.ScalesB[rows.R2],
             W = sx * rows.ScalesB[rows.R3],
         };
-        rows.Store(slice, t, scale, SharedMemory.Allocate<float>(32));
+        rows.Store(slice, t, scale, SharedMemory.Allocate<float>(32), fold.Value != 0);
     }
 
     /// <summary>acc + Σ x·v over the 16 bytes of <paramref name="q"/>, one FMA after another (a sum of products
