@@ -17,8 +17,8 @@ namespace Lowbit.Cuda;
 public sealed partial class CudaBackend
 {
     /// <summary>Two sets of <see cref="ResidualNorm.Slots"/> sums; the producers alternate between them, each zeroing
-    /// the other for the next. A decode step has an even number of producers, so a replayed graph keeps the
-    /// alternation with the launches around it.</summary>
+    /// the other for the next; <see cref="Embedding"/> (the start of every forward pass, recorded steps included)
+    /// zeroes both and starts at set 0, so a pass with an odd number of producers replays correctly too.</summary>
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _normSums;
     private int _normSet;
     private PendingNorm _pending;

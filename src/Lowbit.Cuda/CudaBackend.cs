@@ -189,6 +189,10 @@ public sealed unsafe partial class CudaBackend : IBackend
     public void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination)
     {
         Overwritten(destination);
+        // A forward pass starts here: the norm fold's slot sets start at zero and at set 0, however many producers
+        // the pass has (a recorded step then replays after itself with the sets it was recorded with).
+        _normSums.View.MemSetToZero(_stream);
+        _normSet = 0;
         if (_recording)
         {
             // The replayed step's token, written by Replay.

@@ -140,7 +140,7 @@ public sealed class DenseLinear
                 y[r] = acc;
             return;
         }
-        rows.Norm.Finish(writes ? rows.Norm.Add(r, acc) : 0f, partial);
+        rows.Norm.Finish(writes ? rows.Norm.Add(r, acc) : 0f, writes);
     }
 
     private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype,

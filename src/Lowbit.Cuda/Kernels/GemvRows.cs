@@ -223,14 +223,14 @@ public struct GemvRowSet<TScale>
     /// <see cref="GemvRows.Reduce"/>): y[First + i] for the rows below N, or, gated, silu(gate)·up for rows First
     /// and First + 1, or, with <see cref="Norm"/> on, adds them into the residual and norms it (every thread of
     /// the group must then call this).</summary>
-    /// <param name="shared">32 floats of shared memory, for the norm.</param>
     /// <param name="fold">False in a kernel instance without the norm fold: <see cref="Norm"/> is not read (a constant,
     /// so the code and the views' registers go away).</param>
-    public readonly void Store(int slice, Double4 t, Float4 scale, ArrayView<float> shared, bool fold)
+    public readonly void Store(int slice, Double4 t, Float4 scale, bool fold)
     {
         if (fold && Norm.On != 0)
         {
-            Norm.Finish(Warp.LaneIdx == 0 && slice == 0 ? AddRows(t, scale) : 0f, shared);
+            bool wrote = Warp.LaneIdx == 0 && slice == 0;
+            Norm.Finish(wrote ? AddRows(t, scale) : 0f, wrote);
             return;
         }
         if (Warp.LaneIdx != 0 || slice != 0)

@@ -105,7 +105,7 @@ public sealed class Int4GroupedGemv
         var t = GemvRows.Reduce(a0, a1, a2, a3, splitShift, shared);
         // No norm fold here: its views and epilogue took the kernel from 120 to 154 registers (12 warps an SM instead
         // of 16) and int4wo-64 decode from 287 to 255 tok/s on the H100.
-        rows.Store(slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f }, SharedMemory.Allocate<float>(32), fold: false);
+        rows.Store(slice, t, new Float4 { X = 1f, Y = 1f, Z = 1f, W = 1f }, fold: false);
     }
 
     /// <summary>s·Σ x·(q − 8) + z·Σx over one chunk of 32 elements.</summary>

@@ -11,12 +11,12 @@ namespace Lowbit.Cuda.Kernels;
 /// the GEMVs that read that input (q/k/v, gate·up, the classifier) multiply their dot products by 1/rms from the
 /// slots (<see cref="InputScale"/>): W·(x·g/rms) = (W·(x·g))/rms. No fence, no ticket: the consumer is the next
 /// launch. The slots are f64 so the order the atomics land in does not show in the f32 factor. Two sets of slots
-/// alternate: a launch adds into one and zeroes the other, which the next producer adds into. Off (the default)
-/// for a plain GEMV.
+/// alternate: a launch adds into one and zeroes the other, which the next producer adds into (both are zeroed
+/// when a forward pass starts). Off (the default) for a plain GEMV.
 /// </summary>
 public struct ResidualNorm
 {
-    /// <summary>Slots a set has (a group adds into slot group mod 32; a consumer lane reads one).</summary>
+    /// <summary>Slots a set has (a warp adds into slot warp mod 32; a consumer lane reads one).</summary>
     public const int Slots = 32;
 
     /// <summary>[N]: the residual stream, added to.</summary>
@@ -43,13 +43,13 @@ public struct ResidualNorm
         return sum * sum;
     }
 
-    /// <summary>Every thread of the group calls it once its rows are added, with the squares it added.</summary>
-    /// <param name="shared">32 floats of shared memory, free for the group's sum.</param>
-    public readonly void Finish(float squares, ArrayView<float> shared)
+    /// <summary>Called by every thread once its rows are added: a thread that added rows (<paramref name="wrote"/>)
+    /// adds their squares into its warp's slot (no barrier: a group-wide sum first cost more than the atomics), and
+    /// the first group zeroes the next producer's slots.</summary>
+    public readonly void Finish(float squares, bool wrote)
     {
-        float group = BlockReduce.Sum(squares, shared);
-        if (Group.IdxX == 0)
-            Atomic.Add(ref Sums[Grid.IdxX & (Slots - 1)], (double)group);
+        if (wrote)
+            Atomic.Add(ref Sums[((Grid.IdxX * (Group.DimX / Warp.WarpSize)) + Warp.WarpIdx) & (Slots - 1)], (double)squares);
         if (Grid.IdxX == 0 && Group.IdxX < Slots)
             Next[Group.IdxX] = 0.0;
     }

@@ -84,7 +84,7 @@ public sealed class RowScaledGemv<TValues>
             Z = sx * rows.ScalesB[rows.R2],
             W = sx * rows.ScalesB[rows.R3],
         };
-        rows.Store(slice, t, scale, SharedMemory.Allocate<float>(32), fold.Value != 0);
+        rows.Store(slice, t, scale, fold.Value != 0);
     }
 
     /// <summary>acc + Σ x·v over the 16 bytes of <paramref name="q"/>, one FMA after another (a sum of products
