@@ -131,6 +131,9 @@ public sealed class DenseLinear
                 y = y2;
             }
         }
+        // A producer's residual and norm weight for its row, loaded now so the epilogue does not wait on them.
+        bool producer = fold.Value != 0 && rows.Norm.On != 0 && row < n;
+        float residual = producer ? rows.Norm.Residual[r] : 0f, g = producer ? rows.Norm.Weight[r] : 0f;
         float acc = row < n ? RowDot(w, r, part, rows, x, dtype.Value) : 0f;
         acc = rows.Reduce(acc, partial) * (fold.Value != 0 ? rows.Input.Factor(slot) : 1f);
         bool writes = row < n && part == 0 && Warp.LaneIdx == 0;
@@ -140,7 +143,7 @@ public sealed class DenseLinear
                 y[r] = acc;
             return;
         }
-        rows.Norm.Finish(writes ? rows.Norm.Add(r, acc) : 0f, writes);
+        rows.Norm.Finish(writes ? rows.Norm.Add(r, acc, residual, g) : 0f, partial);
     }
 
     private static void GatedGemv(ArrayView<Float4> x, ArrayView<Uint4> gate, ArrayView<Uint4> up, ArrayView<float> y, GemvLaunch rows, SpecializedValue<int> dtype,

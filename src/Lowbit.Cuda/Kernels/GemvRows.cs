@@ -229,8 +229,7 @@ public struct GemvRowSet<TScale>
     {
         if (fold && Norm.On != 0)
         {
-            bool wrote = Warp.LaneIdx == 0 && slice == 0;
-            Norm.Finish(wrote ? AddRows(t, scale) : 0f, wrote);
+            Norm.Finish(Warp.LaneIdx == 0 && slice == 0 ? AddRows(t, scale) : 0f, SharedMemory.Allocate<float>(32));
             return;
         }
         if (Warp.LaneIdx != 0 || slice != 0)

@@ -16,7 +16,7 @@ namespace Lowbit.Cuda.Kernels;
 /// </summary>
 public struct ResidualNorm
 {
-    /// <summary>Slots a set has (a warp adds into slot warp mod 32; a consumer lane reads one).</summary>
+    /// <summary>Slots a set has (a group adds into slot group mod 32; a consumer lane reads one).</summary>
     public const int Slots = 32;
 
     /// <summary>[N]: the residual stream, added to.</summary>
@@ -35,21 +35,27 @@ public struct ResidualNorm
     public int On;
 
     /// <summary>residual[row] += value, normed[row] = residual[row]·g[row]; returns residual[row]².</summary>
-    public readonly float Add(int row, float value)
+    public readonly float Add(int row, float value) => Add(row, value, Residual[row], Weight[row]);
+
+    /// <summary><see cref="Add(int, float)"/> with residual[row] and g[row] already loaded (a GEMV that knows its
+    /// row loads them before its loop, so the epilogue does not wait on them).</summary>
+    public readonly float Add(int row, float value, float residual, float g)
     {
-        float sum = Residual[row] + value;
+        float sum = residual + value;
         Residual[row] = sum;
-        Normed[row] = sum * Weight[row];
+        Normed[row] = sum * g;
         return sum * sum;
     }
 
-    /// <summary>Called by every thread once its rows are added: a thread that added rows (<paramref name="wrote"/>)
-    /// adds their squares into its warp's slot (no barrier: a group-wide sum first cost more than the atomics), and
-    /// the first group zeroes the next producer's slots.</summary>
-    public readonly void Finish(float squares, bool wrote)
+    /// <summary>Every thread of the group calls it once its rows are added, with the squares it added: the group's
+    /// sum goes into its slot (one atomic a group: an atomic a warp measured slower), and the first group zeroes the
+    /// next producer's slots.</summary>
+    /// <param name="shared">32 floats of shared memory, free for the group's sum.</param>
+    public readonly void Finish(float squares, ArrayView<float> shared)
     {
-        if (wrote)
-            Atomic.Add(ref Sums[((Grid.IdxX * (Group.DimX / Warp.WarpSize)) + Warp.WarpIdx) & (Slots - 1)], (double)squares);
+        float group = BlockReduce.Sum(squares, shared);
+        if (Group.IdxX == 0)
+            Atomic.Add(ref Sums[Grid.IdxX & (Slots - 1)], (double)group);
         if (Grid.IdxX == 0 && Group.IdxX < Slots)
             Next[Group.IdxX] = 0.0;
     }
