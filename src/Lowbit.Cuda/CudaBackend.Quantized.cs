@@ -331,17 +331,7 @@ public sealed unsafe partial class CudaBackend
     private (ArrayView<float> Codes, ArrayView<float> Scales) ActivationScratch(int m, int k)
     {
         long length = (long)m * k;
-        if (_codes is null || _codes.Length < length)
-        {
-            _codes?.Dispose();
-            _codes = _accelerator.Allocate1D<float>(length);
-        }
-        if (_tokenScales is null || _tokenScales.Length < m)
-        {
-            _tokenScales?.Dispose();
-            _tokenScales = _accelerator.Allocate1D<float>(Math.Max(m, 64));
-        }
-        return (_codes.View.SubView(0, length), _tokenScales.View.SubView(0, m));
+        return (Grown(ref _codes, length).View.SubView(0, length), Grown(ref _tokenScales, Math.Max(m, 64)).View.SubView(0, m));
     }
 
     /// <summary>The format a <see cref="RandomWeight"/> name asks for, checked against K.</summary>

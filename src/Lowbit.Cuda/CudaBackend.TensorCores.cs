@@ -52,17 +52,6 @@ public sealed partial class CudaBackend
     /// <summary>The [m, k] bf16 scratch the GEMM converts x into.</summary>
     private nint ActivationsBf16(int m, int k) => Grown(ref _activationsBf16, (long)m * k * 2).NativePtr;
 
-    /// <summary><paramref name="buffer"/>, reallocated when it holds fewer than <paramref name="bytes"/>.</summary>
-    private MemoryBuffer1D<byte, Stride1D.Dense> Grown(ref MemoryBuffer1D<byte, Stride1D.Dense>? buffer, long bytes)
-    {
-        if (buffer is null || buffer.Length < bytes)
-        {
-            buffer?.Dispose();
-            buffer = _accelerator.Allocate1D<byte>(bytes);
-        }
-        return buffer;
-    }
-
     /// <summary>The tensor-core GEMM for an [m, k]·[n, k]ᵀ prefill with x at <paramref name="x"/>, loaded on first
     /// use; null where it does not apply (one row, no GPU, K not a multiple of 8, x not 16-byte aligned, or the
     /// driver rejected the PTX: kept in <see cref="TensorCoreError"/>), so the ILGPU kernels run.</summary>

@@ -199,12 +199,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             _embedding.Launch(_stream, _stepInputs.View.SubView(0, 1), Words(table), F32(destination), 1, table.Columns, DenseElements.Code(table.DType));
             return;
         }
-        if (_tokens is null || _tokens.Length < tokens.Length)
-        {
-            _tokens?.Dispose();
-            _tokens = _accelerator.Allocate1D<int>(Math.Max(64, tokens.Length));
-        }
-        var ids = _tokens.View.SubView(0, tokens.Length);
+        var ids = Grown(ref _tokens, Math.Max(64, tokens.Length)).View.SubView(0, tokens.Length);
         ids.CopyFromCPU(_stream, ref MemoryMarshal.GetReference(tokens), tokens.Length);
         _embedding.Launch(_stream, ids, Words(table), F32(destination), tokens.Length, table.Columns, DenseElements.Code(table.DType));
     }
@@ -221,6 +216,23 @@ public sealed unsafe partial class CudaBackend : IBackend
     }
 
     private static bool Aligned(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
+
+    /// <summary>A scratch buffer of at least <paramref name="length"/> elements: <paramref name="buffer"/>, or a new
+    /// one (<paramref name="zeroed"/>: cleared) in its place. A recorded step has the addresses baked in, so
+    /// growing while recording is refused: run the step eagerly first (Transformer.Decode does).</summary>
+    private MemoryBuffer1D<T, Stride1D.Dense> Grown<T>(ref MemoryBuffer1D<T, Stride1D.Dense>? buffer, long length, bool zeroed = false)
+        where T : unmanaged
+    {
+        if (buffer is not null && buffer.Length >= length)
+            return buffer;
+        if (_recording)
+            throw new InvalidOperationException($"A {typeof(T).Name} scratch buffer would grow to {length} while recording a step: run the step eagerly first.");
+        buffer?.Dispose();
+        buffer = _accelerator.Allocate1D<T>(length);
+        if (zeroed)
+            buffer.MemSetToZero(_stream);
+        return buffer;
+    }
 
     public void Linear(TensorView x, IWeight weight, TensorView destination)
     {
@@ -284,25 +296,11 @@ public sealed unsafe partial class CudaBackend : IBackend
             MaxSequence = keys.Rows,
             Scale = 1f / MathF.Sqrt(headDim),
         };
-        long scratch = _attention.Scratch(shape, q.Rows);
-        if (_scores is null || _scores.Length < scratch)
-        {
-            if (_recording)
-                throw new InvalidOperationException("Attention scratch would grow while recording a step: run the step eagerly first.");
-            _scores?.Dispose();
-            _scores = _accelerator.Allocate1D<float>(scratch);
-        }
+        var scores = Grown(ref _scores, _attention.Scratch(shape, q.Rows));
+        var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
         ArrayView<float> qs = F32(q), ks = F32(keys), vs = F32(values), os = F32(destination);
         bool aligned = Aligned(qs) && Aligned(ks) && Aligned(vs) && Aligned(os);
-        if (_attentionTickets is null || _attentionTickets.Length < kvHeads)
-        {
-            if (_recording)
-                throw new InvalidOperationException("Attention tickets would grow while recording a step: run the step eagerly first.");
-            _attentionTickets?.Dispose();
-            _attentionTickets = _accelerator.Allocate1D<int>(kvHeads);
-            _attentionTickets.MemSetToZero(_stream);
-        }
-        _attention.Launch(_stream, qs, ks, vs, _scores.View, _attentionTickets.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
+        _attention.Launch(_stream, qs, ks, vs, scores.View, tickets.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
     }
 
     public int Sample(TensorView row, float temperature, int topK, float topP, double uniform)
@@ -311,13 +309,8 @@ public sealed unsafe partial class CudaBackend : IBackend
             return ArgMax(row);
         Settle(row);
         int n = (int)row.ElementCount;
-        if (_probabilities is null || _probabilities.Length < n)
-        {
-            _probabilities?.Dispose();
-            _probabilities = _accelerator.Allocate1D<float>(n);
-        }
         var args = new SamplingArgs { InverseTemperature = 1f / temperature, TopK = topK, TopP = topP, Uniform = (float)uniform };
-        _sampling.Launch(_stream, F32(row), _probabilities.View, _argMaxResult.View, n, args);
+        _sampling.Launch(_stream, F32(row), Grown(ref _probabilities, n).View, _argMaxResult.View, n, args);
         return ChosenToken();
     }
 
