@@ -64,6 +64,7 @@ static void PrintUsage()
 
           cpu --model DIR [--model DIR ...] [--quant none|int8wo|int4wo-64 ...] [--threads 2] [--prompt 128]
               [--gen 64] [--rounds 3] [--llama-bin DIR --gguf FILE [--gguf FILE ...]] [--bw-mb 1024]
+              [--weight-memory auto|mapped|huge-pages ...]
               Lowbit's prefill and decode tok/s per model directory (and per --quant format; NAME+head
               quantizes the output head too) and, with
               --llama-bin, llama-bench's on the GGUF files, taking turns each round with a bandwidth pass;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Lowbit.Generation;
 using Lowbit.Models;
+using Lowbit.Models.IO;
 using Lowbit.Quantization.Configs;
 
 namespace Lowbit.Bench.Commands;
@@ -27,6 +28,7 @@ public static class CpuCommand
         ["--llama-bin"] = true,
         ["--gguf"] = true,
         ["--bw-mb"] = true,
+        ["--weight-memory"] = true,
     };
 
     private sealed record Best(string Engine, string Model, string Format, long DecodeBytes)
@@ -45,6 +47,16 @@ public static class CpuCommand
         var quants = args.All("--quant");
         string? exe = args.String("--llama-bin") is { } bin ? Path.Combine(bin, "llama-bench") : null;
         var ggufs = args.All("--gguf");
+        // Each --weight-memory (auto, mapped, huge-pages) loads the models again, so the modes run side by side.
+        var memories = args.All("--weight-memory").Select(m => m switch
+        {
+            "auto" => WeightMemory.Auto,
+            "mapped" => WeightMemory.Mapped,
+            "huge-pages" => WeightMemory.HugePages,
+            _ => throw new ArgsException($"--weight-memory {m}: expected auto, mapped or huge-pages"),
+        }).ToList();
+        if (memories.Count == 0)
+            memories.Add(WeightMemory.Auto);
 
         // Every (model, format) pair: the model as stored ("none"), then each --quant applied at load.
         var lowbit = new List<(LanguageModel Model, Best Best)>();
@@ -52,10 +64,11 @@ public static class CpuCommand
         {
             foreach (string dir in models)
             {
-                foreach (string? quant in quants.Count == 0 ? [null] : quants.Select(q => q == "none" ? null : q))
+                foreach (var (quant, memory) in (quants.Count == 0 ? [null] : quants.Select(q => q == "none" ? null : q)).SelectMany(q => memories.Select(m => (q, m))))
                 {
                     var options = new ModelLoadOptions
                     {
+                        WeightMemory = memory,
                         Threads = threads,
                         MaxSequenceLength = Math.Max(prompt, gen) + 1,
                         // "NAME+head" quantizes the output head too (the default filter leaves it dense).
@@ -63,7 +76,8 @@ public static class CpuCommand
                         QuantizationFilter = quant?.EndsWith("+head", StringComparison.Ordinal) == true ? static (_, _) => true : null,
                     };
                     var model = LanguageModel.Load(dir, options);
-                    string format = string.Join("+", model.Weights.Linears().Select(l => l.Weight.FormatName).Distinct());
+                    string format = string.Join("+", model.Weights.Linears().Select(l => l.Weight.FormatName).Distinct())
+                        + (memories.Count > 1 ? $" ({memory})" : "");
                     lowbit.Add((model, new Best("lowbit", Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)), format, model.Weights.DecodeBytes)));
                 }
             }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Lowbit.Models;
+using Lowbit.Models.IO;
 
 namespace Lowbit.Cli.Commands;
 
@@ -12,7 +13,8 @@ internal static class InfoCommand
         var command = new Command("info", "Show a model's architecture, size, dtypes and tokenizer.") { model };
         command.SetAction(r => CommonOptions.Run(() =>
         {
-            using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel);
+            // Info reads the header and sizes only: no copy into huge pages.
+            using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel, new ModelLoadOptions { WeightMemory = WeightMemory.Mapped });
             var c = lm.Config;
             var formats = lm.Weights.Linears().GroupBy(l => l.Weight.FormatName)
                 .Select(g => $"{g.Key} ×{g.Count()}");

@@ -1,6 +1,7 @@
 using Lowbit.Backends;
 using Lowbit.Backends.Cpu;
 using Lowbit.Models.HuggingFace;
+using Lowbit.Models.IO;
 using Lowbit.Models.Tokenization;
 using Lowbit.Quantization;
 using Lowbit.Quantization.Configs;
@@ -32,6 +33,10 @@ public sealed record ModelLoadOptions
     /// cannot name it, since Lowbit.Cuda builds on it); the model takes ownership and disposes it, also when
     /// loading fails. Null runs on the CPU with <see cref="Threads"/>.</summary>
     public IBackend? Device { get; init; }
+
+    /// <summary>How the checkpoint's bytes are held: mapped, or copied into huge pages; Auto takes huge pages for
+    /// a CPU run of the checkpoint's own weights on Linux.</summary>
+    public WeightMemory WeightMemory { get; init; }
 }
 
 /// <summary>
@@ -72,7 +77,9 @@ public sealed class LanguageModel : IDisposable
             throw new DirectoryNotFoundException($"Model directory {Path.GetFullPath(directory)} does not exist.");
         var config = ModelConfigReader.Load(directory);
         var tokenizer = TextTokenizer.Load(directory);
-        var checkpoint = new CheckpointTensors(directory);
+        bool hugePages = options.WeightMemory == WeightMemory.HugePages
+            || (options.WeightMemory == WeightMemory.Auto && options.Device is null && options.Quantization is null && OperatingSystem.IsLinux());
+        var checkpoint = new CheckpointTensors(directory, hugePages);
         try
         {
             var weights = ModelLoader.LoadWeights(checkpoint, config);

@@ -18,9 +18,13 @@ public sealed class CheckpointTensors : IDisposable
     private readonly List<SafetensorsFile> _files = [];
     private readonly Dictionary<string, SafetensorsFile> _fileOf = [];
     private Dictionary<string, string>? _metadata;
+    private readonly bool _hugePages;
 
-    public CheckpointTensors(string modelDir)
+    /// <param name="hugePages">Copy the safetensors files into huge pages instead of mapping them
+    /// (<see cref="WeightMemory.HugePages"/>).</param>
+    public CheckpointTensors(string modelDir, bool hugePages = false)
     {
+        _hugePages = hugePages;
         Directory = System.IO.Path.GetFullPath(modelDir);
         if (!System.IO.Directory.Exists(Directory))
             throw new DirectoryNotFoundException($"Model directory {Directory} does not exist.");
@@ -109,7 +113,7 @@ public sealed class CheckpointTensors : IDisposable
 
     private void OpenSingle(string path)
     {
-        var file = new SafetensorsFile(path);
+        var file = new SafetensorsFile(path, _hugePages);
         _files.Add(file);
         foreach (string name in file.Names)
             _fileOf[name] = file;
@@ -125,7 +129,7 @@ public sealed class CheckpointTensors : IDisposable
                 string shardPath = System.IO.Path.Combine(Directory, shard);
                 if (!File.Exists(shardPath))
                     throw new FileNotFoundException($"{indexPath}: shard {shard} (holding \"{name}\") does not exist.", shardPath);
-                file = new SafetensorsFile(shardPath);
+                file = new SafetensorsFile(shardPath, _hugePages);
                 _files.Add(file);
                 shards[shard] = file;
             }

@@ -18,9 +18,10 @@ public sealed class SafetensorsFile : IDisposable
     private readonly Dictionary<string, SafetensorsTensorInfo> _byName;
     private readonly long _dataStart;
 
-    public SafetensorsFile(string path)
+    /// <param name="hugePages">Copy the file into huge pages instead of mapping it (<see cref="WeightMemory.HugePages"/>).</param>
+    public SafetensorsFile(string path, bool hugePages = false)
     {
-        _file = new MappedFile(path);
+        _file = new MappedFile(path, hugePages);
         try
         {
             if (_file.Length < 8)
