@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 namespace Lowbit.Tensors;
 
 /// <summary>Zeroed, 64-byte aligned native memory: weights and activations never sit on the managed
-/// heap, and 64 bytes is one AVX-512 register and one cache line.</summary>
+/// heap, and 64 bytes is one AVX-512 register and one cache line. Buffers of <see cref="HugePages.Threshold"/> or
+/// more (quantized weights, KV caches) take huge pages.</summary>
 public sealed unsafe class NativeBuffer : IDisposable
 {
     public const int Alignment = 64;
@@ -14,7 +15,7 @@ public sealed unsafe class NativeBuffer : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(byteLength);
         ByteLength = byteLength;
-        _pointer = NativeMemory.AlignedAlloc((nuint)Math.Max(byteLength, 1), Alignment);
+        _pointer = byteLength >= HugePages.Threshold ? HugePages.Allocate(byteLength) : NativeMemory.AlignedAlloc((nuint)Math.Max(byteLength, 1), Alignment);
         NativeMemory.Clear(_pointer, (nuint)byteLength);
         if (byteLength > 0)
             GC.AddMemoryPressure(byteLength);

@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
+using Lowbit.Tensors;
 
 namespace Lowbit.Models.IO;
 
@@ -24,8 +25,6 @@ public enum WeightMemory
 /// straight into it: memory-mapped, or copied into huge pages (<see cref="WeightMemory"/>).</summary>
 internal sealed unsafe class MappedFile : IDisposable
 {
-    private const long HugePageBytes = 2L << 20;
-    private const int MadviseHugePage = 14; // MADV_HUGEPAGE
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
     private byte* _pointer;
@@ -72,13 +71,9 @@ internal sealed unsafe class MappedFile : IDisposable
 
     private static byte* ReadIntoHugePages(FileStream stream, string path, long length)
     {
-        long size = (length + HugePageBytes - 1) & ~(HugePageBytes - 1);
-        var memory = (byte*)NativeMemory.AlignedAlloc((nuint)size, (nuint)HugePageBytes);
+        var memory = (byte*)HugePages.Allocate(length);
         try
         {
-            // Advice before the pages are touched; where it is refused (not Linux, THP off) the copy still works.
-            if (OperatingSystem.IsLinux())
-                _ = madvise((nint)memory, (nuint)size, MadviseHugePage);
             for (long done = 0; done < length;)
             {
                 int read = stream.Read(new Span<byte>(memory + done, (int)Math.Min(1L << 30, length - done)));
@@ -94,9 +89,6 @@ internal sealed unsafe class MappedFile : IDisposable
             throw;
         }
     }
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int madvise(nint address, nuint length, int advice);
 
     public void Dispose()
     {
