@@ -131,9 +131,9 @@ public sealed unsafe partial class CudaBackend
                 break;
             case CudaFormat.Int8Dynamic:
                 // Codes for the integer GEMV; for prefill c·s, as the CPU, through int8wo's GEMM (tensor cores on a GPU).
-                // The quantizer applies x's input scale; the GEMV then reads plain codes.
+                // The quantizer takes no input scale (InputFor settles x first).
                 var (codes, tokenScales) = ActivationScratch(m, k);
-                (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, input, codes, tokenScales, m, k, dequantized: m > 1);
+                (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
                 if (m == 1)
                     (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, GemvSources<float>.Single(data, scales.Cast<float>(), y, n) with { Split = GemvSplit, Norm = norm }, codes, tokenScales, k);
                 else if (!TensorCorePackedLinear(codes.LoadEffectiveAddressAsPtr(), m, w, destination))
@@ -175,7 +175,7 @@ public sealed unsafe partial class CudaBackend
             case CudaFormat.Int8Dynamic:
                 // x's codes once for all the weights.
                 var (codes, tokenScales) = ActivationScratch(1, k);
-                (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, input, codes, tokenScales, 1, k, dequantized: false);
+                (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, 1, k, dequantized: false);
                 (_int8DynamicGemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit }, codes, tokenScales, k);
                 break;
             default:

@@ -90,9 +90,8 @@ public sealed partial class CudaBackend
     private ArrayView<double> NormSums(int set) => _normSums.View.SubView(set * ResidualNorm.Slots, ResidualNorm.Slots);
 
     /// <summary>The input scale for GEMVs of <paramref name="weights"/> reading <paramref name="x"/>: the pending
-    /// norm's when x is its row and every weight's GEMV applies it (dense with vector loads, int8wo, fp8wo, and
-    /// int8dq's quantizer; the int4 GEMV has no fold, see Int4GroupedGemv); otherwise none, with a pending row under
-    /// x scaled first.</summary>
+    /// norm's when x is its row and every weight's GEMV applies it (dense with vector loads, int8wo, fp8wo: the int4
+    /// GEMV has no fold, see Int4GroupedGemv); otherwise none, with a pending row under x scaled first.</summary>
     private InputScale InputFor(TensorView x, params ReadOnlySpan<IWeight> weights)
     {
         if (!_pending.On || !Overlaps(_pending.View, x))
@@ -109,7 +108,7 @@ public sealed partial class CudaBackend
     private bool TakesInputScale(TensorView x, IWeight weight) =>
         DenseVectors(x, weight) is not null
         || (weight is not DenseWeight && HasLinearKernel(weight)
-            && (weight as CudaWeight ?? Packed(weight)).Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow or CudaFormat.Int8Dynamic);
+            && (weight as CudaWeight ?? Packed(weight)).Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow);
 
     /// <summary>Before <paramref name="read"/> is read by anything but a scaling GEMV: a pending row under it is
     /// scaled in place.</summary>

@@ -31,33 +31,30 @@ public sealed class ActivationQuantizer
     /// <summary>1.5·2^23: adding and subtracting it rounds an f32 below 2^22 to an integer, ties to even.</summary>
     private const float RoundingMagic = 12582912f;
 
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, InputScale, ArrayView<float>, ArrayView<float>, int, int> _kernel;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _kernel;
 
     public ActivationQuantizer(Accelerator accelerator) =>
-        _kernel = accelerator.LoadKernel<ArrayView<float>, InputScale, ArrayView<float>, ArrayView<float>, int, int>(Kernel);
+        _kernel = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernel);
 
     /// <param name="x">[m, k].</param>
-    /// <param name="input">x's 1/rms still to apply (one row from a folded norm), or off: each element is scaled
-    /// as the norm-scale kernel would have, then quantized.</param>
     /// <param name="codes">[m, k]: c, or c·s when <paramref name="dequantized"/>.</param>
     /// <param name="scales">[m]: s.</param>
-    public void Launch(AcceleratorStream stream, ArrayView<float> x, InputScale input, ArrayView<float> codes, ArrayView<float> scales, int m, int k, bool dequantized) =>
-        _kernel(stream, new KernelConfig(m, GroupSize), x, input, codes, scales, k, dequantized ? 1 : 0);
+    public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<float> codes, ArrayView<float> scales, int m, int k, bool dequantized) =>
+        _kernel(stream, new KernelConfig(m, GroupSize), x, codes, scales, k, dequantized ? 1 : 0);
 
-    private static void Kernel(ArrayView<float> x, InputScale input, ArrayView<float> codes, ArrayView<float> scales, int k, int dequantized)
+    private static void Kernel(ArrayView<float> x, ArrayView<float> codes, ArrayView<float> scales, int k, int dequantized)
     {
         var shared = SharedMemory.Allocate<float>(32);
-        float factor = input.Factor(input.Load());
         long row = (long)Grid.IdxX * k;
         float amax = 0f;
         for (int c = Group.IdxX; c < k; c += Group.DimX)
-            amax = MathF.Max(amax, MathF.Abs(x[row + c] * factor));
+            amax = MathF.Max(amax, MathF.Abs(x[row + c]));
         amax = BlockReduce.Max(amax, shared);
         // f32 quotients through f64 (exactly rounded like the CPU's f32 division, whatever the GPU's f32 divide).
         float s = MathF.Max((float)((double)amax / 127.0), 1e-5f), inverse = (float)(1.0 / s);
         for (int c = Group.IdxX; c < k; c += Group.DimX)
         {
-            float v = (float)((double)(x[row + c] * factor) * inverse);
+            float v = (float)((double)x[row + c] * inverse);
             // Round half to even by the 1.5·2^23 trick (exact for |v| < 2^22) rather than MathF.Round, whose PTX
             // mapping gave codes off by one on the H100 (int8dq checks 4e-3 off the CPU; ILGPU's CPU accelerator exact).
             float q = MathF.Min(MathF.Max((v + RoundingMagic) - RoundingMagic, -127f), 127f);
