@@ -186,13 +186,14 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>The device weight of a quantized layer the fused GEMVs take (int8wo, int8dq, fp8wo, int4wo-G with this K), or null.</summary>
-    private CudaWeight? Fusable(IWeight weight, int k)
-    {
-        if (weight is DenseWeight || !HasLinearKernel(weight))
-            return null;
-        var w = weight as CudaWeight ?? Packed(weight);
-        return w.InFeatures == k && w.Format is CudaFormat.Int8PerRow or CudaFormat.Int8Dynamic or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped ? w : null;
-    }
+    private CudaWeight? Fusable(IWeight weight, int k) =>
+        PackedWeight(weight) is { InFeatures: var inFeatures, Format: CudaFormat.Int8PerRow or CudaFormat.Int8Dynamic or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped } w
+            && inFeatures == k ? w : null;
+
+    /// <summary>The device form of a weight the backend packs (a quantized layer or a <see cref="CudaWeight"/>),
+    /// uploaded on first use; null for a host <see cref="DenseWeight"/> or a format without a kernel.</summary>
+    private CudaWeight? PackedWeight(IWeight weight) =>
+        weight is DenseWeight || !HasLinearKernel(weight) ? null : weight as CudaWeight ?? Packed(weight);
 
     private static bool SameLayout(CudaWeight a, CudaWeight b) => a.Format == b.Format && a.GroupSize == b.GroupSize;
 

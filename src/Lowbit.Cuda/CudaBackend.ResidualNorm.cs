@@ -81,10 +81,8 @@ public sealed partial class CudaBackend
         if (x.Rows != 1 || residual.Rows != 1 || normed.Rows != 1 || residual.Columns != n || normed.Columns != n
             || normWeight.DType != DType.F32 || normWeight.ElementCount != n || !Aligned(F32(x)))
             return false;
-        if (DenseVectors(x, weight) is not null)
-            return true;
-        return weight is not DenseWeight && HasLinearKernel(weight)
-            && (weight as CudaWeight ?? Packed(weight)).Format is CudaFormat.Int8PerRow or CudaFormat.Int8Dynamic or CudaFormat.Float8PerRow;
+        return DenseVectors(x, weight) is not null
+            || PackedWeight(weight)?.Format is CudaFormat.Int8PerRow or CudaFormat.Int8Dynamic or CudaFormat.Float8PerRow;
     }
 
     private ArrayView<double> NormSums(int set) => _normSums.View.SubView(set * ResidualNorm.Slots, ResidualNorm.Slots);
@@ -106,9 +104,7 @@ public sealed partial class CudaBackend
     }
 
     private bool TakesInputScale(TensorView x, IWeight weight) =>
-        DenseVectors(x, weight) is not null
-        || (weight is not DenseWeight && HasLinearKernel(weight)
-            && (weight as CudaWeight ?? Packed(weight)).Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow);
+        DenseVectors(x, weight) is not null || PackedWeight(weight)?.Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow;
 
     /// <summary>Before <paramref name="read"/> is read by anything but a scaling GEMV: a pending row under it is
     /// scaled in place.</summary>

@@ -351,7 +351,7 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (weights.Length != destinations.Length)
             throw new ArgumentException($"{weights.Length} weights for {destinations.Length} destinations.", nameof(destinations));
-        var input = weights.Length == 3 ? InputFor(x, weights[0], weights[1], weights[2]) : InputFor(x, weights[0], weights.Length > 1 ? weights[1] : weights[0]);
+        var input = InputFor(x, weights);
         if (x.Rows == 1 && weights.Length == 3 && DenseVectors(x, weights[0]) is { } a && DenseVectors(x, weights[1]) is { } b
             && DenseVectors(x, weights[2]) is { } c && a.DType == b.DType && b.DType == c.DType)
         {

@@ -247,9 +247,8 @@ public struct GemvLaunch
     /// <summary>x's 1/rms, when x is a <see cref="ResidualNorm"/>'s output.</summary>
     public InputScale Input;
 
-    /// <summary>The kernel instance: with the norm fold (<see cref="Norm"/> or <see cref="Input"/> on) or without it
-    /// (plain GEMVs then carry none of its code or registers).</summary>
-    public readonly SpecializedValue<int> Fold => SpecializedValue.New(Norm.On != 0 || Input.On != 0 ? 1 : 0);
+    /// <summary>The kernel instance (<see cref="ResidualNorm.Fold"/>).</summary>
+    public readonly SpecializedValue<int> Fold => ResidualNorm.Fold(Norm, Input);
 
     /// <summary>This warp's row (over all weights) and its part of the row.</summary>
     public readonly (int Row, int Part) Locate()

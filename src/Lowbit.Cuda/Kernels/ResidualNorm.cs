@@ -34,6 +34,10 @@ public struct ResidualNorm
     /// <summary>1 when the GEMV adds into the residual instead of writing y.</summary>
     public int On;
 
+    /// <summary>The GEMV kernel instance a launch takes: 1 (with the fold's code) when it adds into a residual or
+    /// scales its input, 0 (plain: none of the fold's code or registers) otherwise.</summary>
+    public static SpecializedValue<int> Fold(ResidualNorm norm, InputScale input) => SpecializedValue.New(norm.On != 0 || input.On != 0 ? 1 : 0);
+
     /// <summary>residual[row] += value, normed[row] = residual[row]·g[row]; returns residual[row]².</summary>
     public readonly float Add(int row, float value) => Add(row, value, Residual[row], Weight[row]);
 

@@ -51,9 +51,7 @@ public sealed class RowScaledGemv<TValues>
     public void Launch(AcceleratorStream stream, GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k)
     {
         int sets = weights.RowSets, split = weights.SplitShift(RowBytes(k) / 16, _targetWarps);
-        // The norm fold (residual in, 1/rms out) is its own kernel instance, so plain GEMVs carry none of it.
-        int fold = weights.Norm.On != 0 || weights.Input.On != 0 ? 1 : 0;
-        _kernel(stream, GemvRows.Config(sets, split), weights, x, xScale, k, split, SpecializedValue.New(fold));
+        _kernel(stream, GemvRows.Config(sets, split), weights, x, xScale, k, split, ResidualNorm.Fold(weights.Norm, weights.Input));
     }
 
     private static void Kernel(GemvSources<float> weights, ArrayView<float> x, ArrayView<float> xScale, int k, int splitShift, SpecializedValue<int> fold)
