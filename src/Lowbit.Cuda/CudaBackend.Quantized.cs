@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 using Lowbit.Cuda.Kernels;
+using Lowbit.Cuda.Ptx;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
@@ -23,6 +24,7 @@ public sealed unsafe partial class CudaBackend
     private RowScaledGemv<Float8PerRowValues>? _float8Gemv;
     private RowScaledGemv<Int8DynamicCodes>? _int8DynamicGemv;
     private Int4GroupedGemv? _int4Gemv;
+    private Int4MmaGemv? _int4MmaGemv;
     private QuantizedGemm<RowScaledTile<Int8PerRowValues>>? _int8Gemm;
     private QuantizedGemm<RowScaledTile<Float8PerRowValues>>? _float8Gemm;
     private QuantizedGemm<Int4GroupedTile>? _int4Gemm;
@@ -123,7 +125,7 @@ public sealed unsafe partial class CudaBackend
                     (_float8Gemm ??= new(_accelerator)).Launch(_stream, new RowScaledTile<Float8PerRowValues> { Data = data, Scales = scales.Cast<float>() }, xs, y, m, n, k);
                 break;
             case CudaFormat.Int4Grouped when gemv:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, GemvSources<uint>.Single(data, scales, y, n) with { Split = GemvSplit, Norm = norm, Input = input }, xs, k, w.GroupSize);
+                Int4Gemv(GemvSources<uint>.Single(data, scales, y, n) with { Split = GemvSplit, Norm = norm, Input = input }, xs, k, w.GroupSize);
                 break;
             case CudaFormat.Int4Grouped:
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
@@ -167,7 +169,7 @@ public sealed unsafe partial class CudaBackend
         switch (a.Format)
         {
             case CudaFormat.Int4Grouped:
-                (_int4Gemv ??= new(_accelerator)).Launch(_stream, Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit, Input = input }, xs, k, a.GroupSize);
+                Int4Gemv(Sources<uint>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit, Input = input }, xs, k, a.GroupSize);
                 break;
             case CudaFormat.Int8PerRow:
                 (_int8Gemv ??= new(_accelerator)).Launch(_stream, Sources<float>(a, b, c, y0, y1, y2, n1, n2, gated) with { Split = GemvSplit, Input = input }, xs, xs, k);
@@ -184,6 +186,49 @@ public sealed unsafe partial class CudaBackend
         }
         return true;
     }
+
+    /// <summary>An int4wo-G GEMV: on tensor cores (<see cref="Int4MmaGemv"/>) on a CUDA GPU for K a multiple of 128 unless
+    /// <see cref="Int4TensorCoreGemv"/> is off or the driver rejected its PTX (kept in <see cref="Int4TensorCoreError"/>);
+    /// the ILGPU kernel otherwise.</summary>
+    private void Int4Gemv(GemvSources<uint> sources, ArrayView<float> x, int k, int groupSize)
+    {
+        if (Int4TensorCoreGemv && HasTensorCores && Int4TensorCoreError is null && Int4MmaGemv.Supports(k) && sources.Norm.On == 0 && sources.Input.On == 0
+            && ReadyInt4Mma(groupSize) is { } mma)
+        {
+            mma.Launch(_stream, sources, x, k, groupSize, Int4TensorCoreSplit, Int4TensorCoreStages);
+            return;
+        }
+        (_int4Gemv ??= new(_accelerator)).Launch(_stream, sources, x, k, groupSize);
+    }
+
+    /// <summary>The tensor-core GEMV with its module for <paramref name="groupSize"/> loaded, or null (and
+    /// <see cref="Int4TensorCoreError"/> set) when the driver rejects the PTX.</summary>
+    private Int4MmaGemv? ReadyInt4Mma(int groupSize)
+    {
+        try
+        {
+            (_int4MmaGemv ??= new(_accelerator)).Load(groupSize, Int4TensorCoreStages);
+            return _int4MmaGemv;
+        }
+        catch (InvalidOperationException e)
+        {
+            Int4TensorCoreError = e.Message;
+            return null;
+        }
+    }
+
+    /// <summary>Whether int4wo GEMVs run on tensor cores where they can (on by default; the bench and the checks turn it
+    /// off to time and check the ILGPU kernel).</summary>
+    public bool Int4TensorCoreGemv { get; set; } = true;
+
+    /// <summary>Warps a row set of the int4 tensor-core GEMV (0: its own choice; 1..16 for the bench's sweep).</summary>
+    public int Int4TensorCoreSplit { get; set; }
+
+    /// <summary>Blocks of K whose loads the int4 tensor-core GEMV keeps in flight (2..4; for the bench's sweep).</summary>
+    public int Int4TensorCoreStages { get; set; } = Int4MmaGemv.DefaultStages;
+
+    /// <summary>Why int4wo GEMVs went back to the ILGPU kernel for good (the driver's JIT error), or null.</summary>
+    public string? Int4TensorCoreError { get; private set; }
 
     /// <summary>The device weight of a quantized layer the fused GEMVs take (int8wo, int8dq, fp8wo, int4wo-G with this K), or null.</summary>
     private CudaWeight? Fusable(IWeight weight, int k) =>
@@ -363,5 +408,6 @@ public sealed unsafe partial class CudaBackend
         _packed.Clear();
         _codes?.Dispose();
         _tokenScales?.Dispose();
+        _int4MmaGemv?.Dispose();
     }
 }

@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using Lowbit.Cuda.Driver;
 using Lowbit.Cuda.Kernels;
+using Lowbit.Cuda.Ptx;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
@@ -41,7 +42,11 @@ public sealed partial class CudaBackend
             for (int i = 0; i < iterations; i++)
                 Linear(x.View(), weights[i % copies], y.View());
             _stream.Synchronize();
-            return (clock.Elapsed.TotalMicroseconds / iterations, weights[0].ByteLength + 4L * (n + k), Resources(GemvKernel(weights[0].Format)));
+            var w0 = weights[0];
+            string resources = w0.Format == CudaFormat.Int4Grouped && _int4MmaGemv is not null && Int4TensorCoreGemv && Int4MmaGemv.Supports(k)
+                ? _int4MmaGemv.Describe(w0.GroupSize, Int4TensorCoreStages)
+                : Resources(GemvKernel(w0.Format));
+            return (clock.Elapsed.TotalMicroseconds / iterations, w0.ByteLength + 4L * (n + k), resources);
         }
         finally
         {

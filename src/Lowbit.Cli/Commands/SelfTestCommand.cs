@@ -45,6 +45,11 @@ internal static class SelfTestCommand
                     Console.WriteLine($"FAIL prefill linear fell back to the ILGPU GEMM: {error}");
                     failures++;
                 }
+                if (cuda?.Int4TensorCoreError is string int4Error)
+                {
+                    Console.WriteLine($"FAIL int4 GEMVs fell back to the ILGPU kernel: {int4Error}");
+                    failures++;
+                }
                 if (r.GetValue(bench) && cuda is not null)
                 {
                     foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336), (4096, 4096), (1024, 4096) })
@@ -69,6 +74,31 @@ internal static class SelfTestCommand
                             }
                             cuda.GemvSplit = 0;
                             Console.WriteLine(line);
+                        }
+                    }
+                    // The int4 tensor-core GEMV's warps a row set against each other and against the ILGPU kernel.
+                    if (cuda.HasTensorCores)
+                    {
+                        foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336), (6144, 4096), (4096, 4096), (1024, 4096) })
+                        {
+                            var line = new System.Text.StringBuilder($"bench gemv int4wo-64 {n}x{k} tensor cores:");
+                            foreach (int stages in new[] { 2, 3, 4 })
+                            {
+                                cuda.Int4TensorCoreStages = stages;
+                                line.Append($"  [{stages} stages, {cuda.TimeGemv("int4wo-64", n, k).Resources}]");
+                                foreach (int split in new[] { 0, 2, 4, 8, 16 })
+                                {
+                                    cuda.Int4TensorCoreSplit = split;
+                                    var (us, bytes, _) = cuda.TimeGemv("int4wo-64", n, k);
+                                    line.Append($" {(split == 0 ? "auto" : $"{split}w")} {us:F1} us {bytes / us / 1e3:F0} GB/s");
+                                }
+                            }
+                            cuda.Int4TensorCoreStages = Int4MmaGemv.DefaultStages;
+                            cuda.Int4TensorCoreSplit = 0;
+                            cuda.Int4TensorCoreGemv = false;
+                            var (simt, simtBytes, _) = cuda.TimeGemv("int4wo-64", n, k);
+                            cuda.Int4TensorCoreGemv = true;
+                            Console.WriteLine(line.Append($"  | ILGPU {simt:F1} us {simtBytes / simt / 1e3:F0} GB/s"));
                         }
                     }
                     var (norm, gemv, producer, consumer) = cuda.TimeNormFold();

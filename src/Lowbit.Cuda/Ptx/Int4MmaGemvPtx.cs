@@ -1,0 +1,408 @@
+using System.Numerics;
+using System.Text;
+
+namespace Lowbit.Cuda.Ptx;
+
+/// <summary>
+/// Emits the PTX of the int4wo-G decode GEMV on tensor cores: y[n] = Σ_k x[k]·((q[n, k] − 8)·s[n, g] + z[n, g]) with
+/// the weights in the device layout of <see cref="Kernels.Int4GroupedGemv"/> (a row-major nibble stream, bf16
+/// scale/zero pairs [N, K/G]), for K a multiple of 128.
+/// <para>The nibbles become bf16 with one mask-or each, (w &gt;&gt; 4i) &amp; 0x000F000F | 0x43004300 = the pair
+/// (128 + q, 128 + q') exactly, and go into <c>mma.sync.m16n8k16.bf16</c> as A (16 weight rows × 16 k); B's column 0
+/// is x rounded to bf16 and column 1 the rest, x − hi rounded to bf16 (together 16 significant bits, so the dot
+/// product keeps about f32 accuracy; columns 2..7 are not read). Per group: s·(D − 136·Σx) + z·Σx, with D the mma's
+/// sum over the group (in f32) and Σx the sum of the same hi + lo values, so the 128 offset and the −8 cancel.
+/// Per weight that is about one integer op, a sixteenth of an mma and the per-group scaling (the SIMT kernel
+/// needs three ops a weight).</para>
+/// <para>Work: a block is one row set (32 rows of one matrix, or 16 gate and 16 up rows) and S warps that split K in
+/// 128-element blocks; warp w takes blocks [w·B/S, (w + 1)·B/S) of the B = K/128. Within a 128-k block lane
+/// (g, t) = (lane / 4, lane % 4) reads rows g and g + 8 of each 16-row tile: V = min(4, G/32) words a load at word
+/// V·t of each 16V-byte segment, so the four lanes of a quad cover a segment and every mma (one word of each lane)
+/// stays inside one group. Word j of lane t holds k = 8(Vt + j) + 0..7 of its segment; its pairs (0, 4) and (1, 5)
+/// are a0/a2 of one mma, (2, 6) and (3, 7) of the next. The warp converts its 128 x values into those B fragments
+/// once a block through shared memory, and keeps the loads (weights, scales, x) of the next stages − 1 blocks in
+/// flight while it computes one. The warps' row sums meet in shared memory; the first 32 (or 16, gated) threads
+/// write y.</para>
+/// Work at 14336×4096, G = 64: 29.4 MB of nibbles + 3.7 MB of scales read once: floor 11.1 us at 2.97 TB/s.
+/// Measured: docs/gpu.md (lowbit selftest --device cuda --bench).
+/// </summary>
+public static class Int4MmaGemvPtx
+{
+    /// <summary>Most warps a block splits K over (threads = 32·S).</summary>
+    public const int MaxSplit = 16;
+
+    /// <summary>Bytes of one of a warp's B-fragment regions in shared memory (one a stage, so a region is written
+    /// again only after every lane has read it: a block's fragments are read before the next block's bar.warp.sync).</summary>
+    private const int RegionBytes = 512;
+
+    public static string Entry(int groupSize, int stages) => $"lowbit_int4_mma_gemv_g{groupSize}_s{stages}";
+
+    /// <summary>The module for int4wo-<paramref name="groupSize"/> (32, 64, 128 or 256) with the loads of
+    /// <paramref name="stages"/> − 1 blocks in flight ahead of the one computed (2..4).</summary>
+    public static string Module(int groupSize, int stages)
+    {
+        if (groupSize is not (32 or 64 or 128 or 256))
+            throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "int4wo group sizes are 32, 64, 128 and 256.");
+        if (stages is < 2 or > 4)
+            throw new ArgumentOutOfRangeException(nameof(stages), stages, "2 to 4 stages.");
+        return new StringBuilder()
+            .Append("// Lowbit int4wo-").Append(groupSize).Append(" GEMV on tensor cores, emitted by Lowbit.Cuda.Ptx.Int4MmaGemvPtx\n")
+            .Append(".version 7.8\n.target sm_80\n.address_size 64\n\n")
+            .Append(".shared .align 16 .b8 int4_smem[").Append(MaxSplit * (stages * RegionBytes + 128)).Append("];\n\n")
+            .Append(Gemv(groupSize, stages))
+            .ToString();
+    }
+
+    private static string Gemv(int groupSize, int stages)
+    {
+        var w = new PtxWriter();
+        int v = Math.Min(4, groupSize / 32), segments = 4 / v, groupShift = BitOperations.Log2((uint)groupSize);
+        string Param(string type, string name, string reg)
+        {
+            string r = w.Reg(type == "u64" ? ".b64" : ".b32", reg);
+            w.Op($"ld.param.{type} {r}, [p_{name}]");
+            return r;
+        }
+        string[] data = ["w0", "w1", "w2"], scale = ["s0", "s1", "s2"], outs = ["y0", "y1", "y2"];
+        string[] wp = data.Select(n => Param("u64", n, n)).ToArray(), sp = scale.Select(n => Param("u64", n, n)).ToArray();
+        string[] yp = outs.Select(n => Param("u64", n, n)).ToArray();
+        string x = Param("u64", "x", "x");
+        string[] rows = ["n0", "n1", "n2"];
+        string[] np = rows.Select(n => Param("u32", n, n)).ToArray();
+        string gated = Param("u32", "gated", "gated"), k = Param("u32", "k", "k"), split = Param("u32", "split", "split");
+        foreach (string pointer in wp.Concat(sp).Concat(yp).Append(x))
+            w.Op($"cvta.to.global.u64 {pointer}, {pointer}");
+
+        string thread = w.Reg(".b32", "thread"), lane = w.Reg(".b32", "lane"), warp = w.Reg(".b32", "warp");
+        string g = w.Reg(".b32", "g"), q = w.Reg(".b32", "q"), set = w.Reg(".b32", "set"), tmp = w.Reg(".b32", "tmp");
+        w.Op($"mov.u32 {thread}, %tid.x");
+        w.Op($"and.b32 {lane}, {thread}, 31");
+        w.Op($"shr.u32 {warp}, {thread}, 5");
+        w.Op($"shr.u32 {g}, {lane}, 2");
+        w.Op($"and.b32 {q}, {lane}, 3");
+        w.Op($"mov.u32 {set}, %ctaid.x");
+
+        w.Comment("the block's row set: 32 rows of q, k or v (or one weight), or 16 rows of gate and of up");
+        string sets0 = w.Reg(".b32", "sets0"), sets01 = w.Reg(".b32", "sets01"), notFirst = w.Reg(".pred", "not_first");
+        string third = w.Reg(".pred", "third"), isGated = w.Reg(".pred", "is_gated");
+        string count = w.Reg(".b32", "rows"), first = w.Reg(".b32", "first");
+        string wa = w.Reg(".b64", "wa"), wb = w.Reg(".b64", "wb"), sa = w.Reg(".b64", "sa"), sb = w.Reg(".b64", "sb"), y = w.Reg(".b64", "y");
+        w.Op($"add.s32 {sets0}, {np[0]}, 31");
+        w.Op($"shr.u32 {sets0}, {sets0}, 5");
+        w.Op($"add.s32 {sets01}, {np[1]}, 31");
+        w.Op($"shr.u32 {sets01}, {sets01}, 5");
+        w.Op($"add.s32 {sets01}, {sets01}, {sets0}");
+        w.Op($"setp.ge.u32 {notFirst}, {set}, {sets0}");
+        w.Op($"setp.ge.u32 {third}, {set}, {sets01}");
+        w.Op($"setp.ne.u32 {isGated}, {gated}, 0");
+        w.Op($"mov.b32 {count}, {np[0]}");
+        w.Op($"mov.b64 {wa}, {wp[0]}");
+        w.Op($"mov.b64 {sa}, {sp[0]}");
+        w.Op($"mov.b64 {y}, {yp[0]}");
+        w.Op($"shl.b32 {first}, {set}, 5");
+        w.Op($"@{notFirst} mov.b32 {count}, {np[1]}");
+        w.Op($"@{notFirst} mov.b64 {wa}, {wp[1]}");
+        w.Op($"@{notFirst} mov.b64 {sa}, {sp[1]}");
+        w.Op($"@{notFirst} mov.b64 {y}, {yp[1]}");
+        w.Op($"@{notFirst} sub.s32 {tmp}, {set}, {sets0}");
+        w.Op($"@{notFirst} shl.b32 {first}, {tmp}, 5");
+        w.Op($"@{third} mov.b32 {count}, {np[2]}");
+        w.Op($"@{third} mov.b64 {wa}, {wp[2]}");
+        w.Op($"@{third} mov.b64 {sa}, {sp[2]}");
+        w.Op($"@{third} mov.b64 {y}, {yp[2]}");
+        w.Op($"@{third} sub.s32 {tmp}, {set}, {sets01}");
+        w.Op($"@{third} shl.b32 {first}, {tmp}, 5");
+        w.Op($"mov.b64 {wb}, {wa}");
+        w.Op($"mov.b64 {sb}, {sa}");
+        w.Op($"@{isGated} mov.b32 {count}, {np[0]}");
+        w.Op($"@{isGated} mov.b64 {wa}, {wp[0]}");
+        w.Op($"@{isGated} mov.b64 {sa}, {sp[0]}");
+        w.Op($"@{isGated} mov.b64 {wb}, {wp[1]}");
+        w.Op($"@{isGated} mov.b64 {sb}, {sp[1]}");
+        w.Op($"@{isGated} mov.b64 {y}, {yp[0]}");
+        w.Op($"@{isGated} shl.b32 {first}, {set}, 4");
+
+        // Tile r's rows g and g + 8 (h = 0, 1), clamped to the last row so every load stays inside the weight.
+        w.Comment("row pointers: tile r, half h; lane t's first word of a segment");
+        string last = w.Reg(".b32", "last"), row = w.Reg(".b32", "row"), rowBytes = w.Reg(".b32", "row_bytes");
+        string groups = w.Reg(".b32", "groups"), wide = w.Reg(".b64", "wide"), tileOffset = w.Reg(".b32", "tile_offset");
+        string[] weightRow = w.Regs(".b64", "wrow", 4), scaleRow = w.Regs(".b64", "srow", 4);
+        w.Op($"add.s32 {last}, {count}, -1");
+        w.Op($"shr.u32 {rowBytes}, {k}, 1");
+        w.Op($"shr.u32 {groups}, {k}, {groupShift}");
+        w.Op($"selp.b32 {tileOffset}, 0, 16, {isGated}");
+        for (int r = 0; r < 2; r++)
+        {
+            for (int h = 0; h < 2; h++)
+            {
+                int i = 2 * r + h;
+                w.Op($"add.s32 {row}, {first}, {g}");
+                if (h == 1)
+                    w.Op($"add.s32 {row}, {row}, 8");
+                if (r == 1)
+                    w.Op($"add.s32 {row}, {row}, {tileOffset}");
+                w.Op($"min.s32 {row}, {row}, {last}");
+                w.Op($"mul.wide.u32 {weightRow[i]}, {row}, {rowBytes}");
+                w.Op($"add.s64 {weightRow[i]}, {weightRow[i]}, {(r == 0 ? wa : wb)}");
+                w.Op($"mul.wide.u32 {scaleRow[i]}, {row}, {groups}");
+                w.Op($"shl.b64 {scaleRow[i]}, {scaleRow[i]}, 2");
+                w.Op($"add.s64 {scaleRow[i]}, {scaleRow[i]}, {(r == 0 ? sa : sb)}");
+            }
+        }
+        w.Op($"shl.b32 {tmp}, {q}, {BitOperations.Log2((uint)(4 * v))}");
+        w.Op($"cvt.u64.u32 {wide}, {tmp}");
+        foreach (string pointer in weightRow)
+            w.Op($"add.s64 {pointer}, {pointer}, {wide}");
+
+        w.Comment("this warp's 128-k blocks [begin, end)");
+        string blocks = w.Reg(".b32", "blocks"), begin = w.Reg(".b32", "begin"), end = w.Reg(".b32", "end");
+        w.Op($"shr.u32 {blocks}, {k}, 7");
+        w.Op($"mul.lo.s32 {begin}, {warp}, {blocks}");
+        w.Op($"div.u32 {begin}, {begin}, {split}");
+        w.Op($"add.s32 {end}, {warp}, 1");
+        w.Op($"mul.lo.s32 {end}, {end}, {blocks}");
+        w.Op($"div.u32 {end}, {end}, {split}");
+
+        w.Comment("shared memory: this warp's regions; where lane writes its x pairs and reads its B fragments");
+        string shared = w.Reg(".b32", "shared"), write = w.Reg(".b32", "sm_write"), read = w.Reg(".b32", "sm_read");
+        string xLane = w.Reg(".b64", "x_lane"), isLo = w.Reg(".pred", "is_lo");
+        w.Op($"mov.u32 {shared}, int4_smem");
+        w.Op($"mad.lo.s32 {shared}, {warp}, {stages * RegionBytes}, {shared}");
+        // Writer: lane l holds pairs 2(l & 1) and 2(l & 1) + 1 of 8-k group l / 2: hi at +0, lo at +256.
+        w.Op($"shr.u32 {tmp}, {lane}, 1");
+        w.Op($"shl.b32 {tmp}, {tmp}, 4");
+        w.Op($"add.s32 {write}, {shared}, {tmp}");
+        w.Op($"and.b32 {tmp}, {lane}, 1");
+        w.Op($"shl.b32 {tmp}, {tmp}, 3");
+        w.Op($"add.s32 {write}, {write}, {tmp}");
+        // x: floats 8(l / 2) + 2(l & 1) + {0, 1} and the same + 4 of the block.
+        w.Op($"shr.u32 {tmp}, {lane}, 1");
+        w.Op($"shl.b32 {tmp}, {tmp}, 5");
+        w.Op($"and.b32 {row}, {lane}, 1");
+        w.Op($"shl.b32 {row}, {row}, 3");
+        w.Op($"add.s32 {tmp}, {tmp}, {row}");
+        w.Op($"cvt.u64.u32 {xLane}, {tmp}");
+        w.Op($"add.s64 {xLane}, {xLane}, {x}");
+        // Reader: column g of B is hi for g = 0 and lo for g = 1 (others unread: hi); 8-k group 4V·s + V·t + j.
+        w.Op($"setp.eq.u32 {isLo}, {g}, 1");
+        w.Op($"selp.b32 {tmp}, 256, 0, {isLo}");
+        w.Op($"add.s32 {read}, {shared}, {tmp}");
+        w.Op($"shl.b32 {tmp}, {q}, {BitOperations.Log2((uint)(16 * v))}");
+        w.Op($"add.s32 {read}, {read}, {tmp}");
+
+        // One register set a stage (a ring): words [r][h][s][j], scale words [r][h][s] and the lane's four x values.
+        int wordsPerSet = 4 * segments * v, scalesPerSet = 4 * segments;
+        string[][] words = Enumerable.Range(0, stages).Select(p => w.Regs(".b32", $"word{p}_", wordsPerSet)).ToArray();
+        string[][] scales = Enumerable.Range(0, stages).Select(p => w.Regs(".b32", $"scale{p}_", scalesPerSet)).ToArray();
+        string[][] xs = Enumerable.Range(0, stages).Select(p => w.Regs(".f32", $"x{p}_", 4)).ToArray();
+        string[] acc = w.Regs(".f32", "acc", 4), d = w.Regs(".f32", "d", 4), zero = w.Regs(".f32", "zero", 4);
+        foreach (string r in acc.Concat(zero))
+            w.Op($"mov.f32 {r}, 0f00000000");
+        string address = w.Reg(".b64", "address"), blockOffset = w.Reg(".b64", "block_offset"), scaleOffset = w.Reg(".b64", "scale_offset");
+        string loadBlock = w.Reg(".b32", "load_block"), b = w.Reg(".b32", "b"), more = w.Reg(".pred", "more"), loading = w.Reg(".pred", "loading");
+
+        void Load(int p, string predicate)
+        {
+            string guard = predicate.Length > 0 ? $"@{predicate} " : "";
+            w.Op($"mul.wide.u32 {blockOffset}, {loadBlock}, 64");
+            // Scale word of block b: b·128/G (G = 256: every other block reads the same word).
+            w.Op($"shl.b32 {tmp}, {loadBlock}, 7");
+            w.Op($"shr.u32 {tmp}, {tmp}, {groupShift}");
+            w.Op($"mul.wide.u32 {scaleOffset}, {tmp}, 4");
+            for (int i = 0; i < 4; i++)
+            {
+                w.Op($"add.s64 {address}, {weightRow[i]}, {blockOffset}");
+                for (int s = 0; s < segments; s++)
+                {
+                    var regs = words[p].AsSpan((i * segments + s) * v, v).ToArray();
+                    w.Op($"{guard}ld.global.nc{Vector(v)}.b32 {Braced(regs)}, [{Address(address, 16 * v * s)}]");
+                }
+                w.Op($"add.s64 {address}, {scaleRow[i]}, {scaleOffset}");
+                w.Op($"{guard}ld.global.nc{Vector(segments)}.b32 {Braced(scales[p].AsSpan(i * segments, segments).ToArray())}, [{address}]");
+            }
+            w.Op($"mul.wide.u32 {address}, {loadBlock}, 512");
+            w.Op($"add.s64 {address}, {address}, {xLane}");
+            w.Op($"{guard}ld.global.v2.f32 {{{xs[p][0]}, {xs[p][1]}}}, [{address}]");
+            w.Op($"{guard}ld.global.v2.f32 {{{xs[p][2]}, {xs[p][3]}}}, [{address}+16]");
+        }
+
+        string[] hi = w.Regs(".b32", "hi", 2), lo = w.Regs(".b32", "lo", 2), bits = w.Regs(".f32", "bits", 4);
+        string part = w.Reg(".f32", "part"), other = w.Reg(".f32", "other");
+        string[] quarter = w.Regs(".f32", "quarter", 4), sum = w.Regs(".f32", "xsum", segments);
+        string[] fragment = w.Regs(".b32", "fb", 16), pairs = w.Regs(".b32", "pair", 8), shifted = w.Regs(".b32", "shifted", 3);
+        string sc = w.Reg(".f32", "sc"), ze = w.Reg(".f32", "ze"), zz = w.Reg(".f32", "zz"), bitsTmp = w.Reg(".b32", "bits_tmp");
+
+        void Compute(int p)
+        {
+            w.Comment($"block b (register set {p}): x's hi/lo fragments, then the mmas");
+            string[] xv = xs[p];
+            w.Op($"mov.f32 {part}, 0f00000000");
+            for (int e = 0; e < 2; e++)
+            {
+                // cvt puts its first source in the upper half: element k + 4 (xv[2 + e]) goes first.
+                w.Op($"cvt.rn.bf16x2.f32 {hi[e]}, {xv[2 + e]}, {xv[e]}");
+                Unpack(hi[e], bits[0], bits[1]);
+                w.Op($"sub.f32 {bits[2]}, {xv[e]}, {bits[0]}");
+                w.Op($"sub.f32 {bits[3]}, {xv[2 + e]}, {bits[1]}");
+                w.Op($"add.f32 {part}, {part}, {bits[0]}");
+                w.Op($"add.f32 {part}, {part}, {bits[1]}");
+                w.Op($"cvt.rn.bf16x2.f32 {lo[e]}, {bits[3]}, {bits[2]}");
+                Unpack(lo[e], bits[0], bits[1]);
+                w.Op($"add.f32 {part}, {part}, {bits[0]}");
+                w.Op($"add.f32 {part}, {part}, {bits[1]}");
+            }
+            w.Op($"st.shared.v2.b32 [{Address(write, p * RegionBytes)}], {{{hi[0]}, {hi[1]}}}");
+            w.Op($"st.shared.v2.b32 [{Address(write, p * RegionBytes + 256)}], {{{lo[0]}, {lo[1]}}}");
+            // Σ(hi + lo) of each 32-k quarter (lanes 8i..8i + 7), then each group's share of this block.
+            foreach (int mask in new[] { 1, 2, 4 })
+            {
+                w.Op($"shfl.sync.bfly.b32 {other}, {part}, {mask}, 31, -1");
+                w.Op($"add.f32 {part}, {part}, {other}");
+            }
+            for (int i = 0; i < 4; i++)
+                w.Op($"shfl.sync.idx.b32 {quarter[i]}, {part}, {8 * i}, 31, -1");
+            for (int s = 0; s < segments; s++)
+            {
+                w.Op($"mov.f32 {sum[s]}, {quarter[s * v]}");
+                for (int i = 1; i < v; i++)
+                    w.Op($"add.f32 {sum[s]}, {sum[s]}, {quarter[s * v + i]}");
+            }
+            w.Op("bar.warp.sync -1");
+            for (int f = 0; f < 4; f++)
+            {
+                int s = f / v, j = f % v;
+                w.Op($"ld.shared.v4.b32 {Braced(fragment.AsSpan(4 * f, 4).ToArray())}, [{Address(read, p * RegionBytes + 16 * (4 * v * s + j))}]");
+            }
+            for (int r = 0; r < 2; r++)
+            {
+                for (int s = 0; s < segments; s++)
+                {
+                    for (int j = 0; j < v; j++)
+                    {
+                        for (int h = 0; h < 2; h++)
+                            Dequantize(words[p][((2 * r + h) * segments + s) * v + j], pairs.AsSpan(4 * h, 4).ToArray());
+                        string[] bf = fragment.AsSpan(4 * (s * v + j), 4).ToArray();
+                        for (int half = 0; half < 2; half++)
+                        {
+                            string c = j == 0 && half == 0 ? Braced(zero) : Braced(d);
+                            string a = Braced([pairs[2 * half], pairs[4 + 2 * half], pairs[2 * half + 1], pairs[4 + 2 * half + 1]]);
+                            w.Op($"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {Braced(d)}, {a}, {{{bf[2 * half]}, {bf[2 * half + 1]}}}, {c}");
+                        }
+                    }
+                    // The segment is one group's share: acc += s·(D − 136·Σx) + z·Σx, column 0 + column 1.
+                    for (int h = 0; h < 2; h++)
+                    {
+                        string word = scales[p][(2 * r + h) * segments + s], target = acc[2 * r + h];
+                        w.Op($"shl.b32 {bitsTmp}, {word}, 16");
+                        w.Op($"mov.b32 {sc}, {bitsTmp}");
+                        w.Op($"and.b32 {bitsTmp}, {word}, -65536");
+                        w.Op($"mov.b32 {ze}, {bitsTmp}");
+                        w.Op($"fma.rn.f32 {zz}, {sc}, 0fC3080000, {ze}");
+                        w.Op($"fma.rn.f32 {target}, {sc}, {d[2 * h]}, {target}");
+                        w.Op($"fma.rn.f32 {target}, {sc}, {d[2 * h + 1]}, {target}");
+                        w.Op($"fma.rn.f32 {target}, {zz}, {sum[s]}, {target}");
+                    }
+                }
+            }
+        }
+
+        void Unpack(string pair, string low, string high)
+        {
+            w.Op($"shl.b32 {bitsTmp}, {pair}, 16");
+            w.Op($"mov.b32 {low}, {bitsTmp}");
+            w.Op($"and.b32 {bitsTmp}, {pair}, -65536");
+            w.Op($"mov.b32 {high}, {bitsTmp}");
+        }
+
+        // Pair i of a word: nibbles i and i + 4 as the bf16 pair (128 + q_i, 128 + q_{i+4}).
+        void Dequantize(string word, string[] result)
+        {
+            for (int i = 1; i < 4; i++)
+                w.Op($"shr.u32 {shifted[i - 1]}, {word}, {4 * i}");
+            for (int i = 0; i < 4; i++)
+            {
+                w.Op($"and.b32 {result[i]}, {(i == 0 ? word : shifted[i - 1])}, 983055"); // 0x000F000F
+                w.Op($"or.b32 {result[i]}, {result[i]}, 1124090624"); // 0x43004300
+            }
+        }
+
+        w.Comment($"main loop: the loads of block b + {stages - 1}, then block b's work (a ring of {stages} register sets)");
+        w.Op($"mov.b32 {b}, {begin}");
+        for (int p = 0; p < stages - 1; p++)
+        {
+            w.Op($"add.s32 {loadBlock}, {begin}, {p}");
+            w.Op($"setp.lt.u32 {loading}, {loadBlock}, {end}");
+            Load(p, loading);
+        }
+        w.Label("BLOCK_LOOP");
+        for (int p = 0; p < stages; p++)
+        {
+            w.Op($"add.s32 {loadBlock}, {b}, {stages - 1}");
+            w.Op($"setp.lt.u32 {loading}, {loadBlock}, {end}");
+            Load((p + stages - 1) % stages, loading);
+            Compute(p);
+            w.Op($"add.s32 {b}, {b}, 1");
+            w.Op($"setp.lt.u32 {more}, {b}, {end}");
+            w.Op($"@!{more} bra BLOCK_DONE");
+        }
+        w.Op("bra BLOCK_LOOP");
+        w.Label("BLOCK_DONE");
+
+        w.Comment("the warps' sums meet: lane t = 0 holds columns 0 and 1 of rows g, g + 8 of each tile");
+        string reduce = w.Reg(".b32", "reduce"), isWriter = w.Reg(".pred", "is_writer"), skip = w.Reg(".pred", "skip");
+        w.Op($"mov.u32 {reduce}, int4_smem");
+        w.Op($"add.s32 {reduce}, {reduce}, {MaxSplit * stages * RegionBytes}");
+        w.Op($"setp.eq.u32 {isWriter}, {q}, 0");
+        w.Op($"shl.b32 {tmp}, {warp}, 7");
+        w.Op($"add.s32 {tmp}, {tmp}, {reduce}");
+        w.Op($"shl.b32 {row}, {g}, 2");
+        w.Op($"add.s32 {tmp}, {tmp}, {row}");
+        for (int i = 0; i < 4; i++)
+            w.Op($"@{isWriter} st.shared.f32 [{Address(tmp, 32 * i)}], {acc[i]}");
+        w.Op("bar.sync 0");
+        string outputs = w.Reg(".b32", "outputs"), total = w.Reg(".f32", "total"), up = w.Reg(".f32", "up"), value = w.Reg(".f32", "value");
+        string other2 = w.Reg(".b32", "warp_i"), slot = w.Reg(".b32", "slot");
+        w.Op($"selp.b32 {outputs}, 16, 32, {isGated}");
+        w.Op($"setp.ge.u32 {skip}, {thread}, {outputs}");
+        w.Op($"@{skip} bra DONE");
+        w.Op($"add.s32 {row}, {first}, {thread}");
+        w.Op($"setp.ge.s32 {skip}, {row}, {count}");
+        w.Op($"@{skip} bra DONE");
+        w.Op($"shl.b32 {slot}, {thread}, 2");
+        w.Op($"add.s32 {slot}, {slot}, {reduce}");
+        w.Op($"mov.f32 {total}, 0f00000000");
+        w.Op($"mov.f32 {up}, 0f00000000");
+        w.Op($"mov.b32 {other2}, 0");
+        w.Label("SUM_LOOP");
+        w.Op($"ld.shared.f32 {value}, [{slot}]");
+        w.Op($"add.f32 {total}, {total}, {value}");
+        w.Op($"@{isGated} ld.shared.f32 {value}, [{slot}+64]");
+        w.Op($"@{isGated} add.f32 {up}, {up}, {value}");
+        w.Op($"add.s32 {slot}, {slot}, 128");
+        w.Op($"add.s32 {other2}, {other2}, 1");
+        w.Op($"setp.lt.u32 {more}, {other2}, {split}");
+        w.Op($"@{more} bra SUM_LOOP");
+        // Gated: y = silu(gate)·up = gate·up / (1 + 2^(−gate·log2 e)).
+        string e2 = w.Reg(".f32", "e2");
+        w.Op($"@{isGated} mul.f32 {e2}, {total}, 0fBFB8AA3B");
+        w.Op($"@{isGated} ex2.approx.f32 {e2}, {e2}");
+        w.Op($"@{isGated} add.f32 {e2}, {e2}, 0f3F800000");
+        w.Op($"@{isGated} mul.f32 {total}, {total}, {up}");
+        w.Op($"@{isGated} div.rn.f32 {total}, {total}, {e2}");
+        w.Op($"mul.wide.u32 {address}, {row}, 4");
+        w.Op($"add.s64 {address}, {address}, {y}");
+        w.Op($"st.global.f32 [{address}], {total}");
+        w.Label("DONE");
+        w.Op("ret");
+
+        var parameters = data.Concat(scale).Concat(outs).Append("x").Select(n => $".param .u64 p_{n}")
+            .Concat(rows.Append("gated").Append("k").Append("split").Select(n => $".param .u32 p_{n}"));
+        return w.Entry(Entry(groupSize, stages), parameters, $".maxntid {32 * MaxSplit}, 1, 1");
+    }
+
+    private static string Vector(int n) => n == 1 ? "" : $".v{n}";
+
+    private static string Braced(string[] registers) => registers.Length == 1 ? registers[0] : "{" + string.Join(", ", registers) + "}";
+
+    private static string Address(string register, int offset) => offset == 0 ? register : $"{register}+{offset}";
+}
