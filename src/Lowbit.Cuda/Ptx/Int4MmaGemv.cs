@@ -23,25 +23,39 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
     /// <summary>True for the shapes the kernel takes: K a multiple of 128.</summary>
     public static bool Supports(int k) => k > 0 && k % 128 == 0;
 
-    /// <summary>Registers and spills of the kernel for <paramref name="groupSize"/>, for the bench.</summary>
+    /// <summary>Dynamic shared memory a block may have on the GPUs this runs on (sm_80/sm_90: 227 KB).</summary>
+    private const int MaxSharedBytes = 227 * 1024;
+
+    /// <summary>Registers, spills and occupancy of the kernel for <paramref name="groupSize"/>, for the bench.</summary>
     public string Describe(int groupSize, int stages)
     {
         var f = Function(groupSize, stages);
-        return $"{f.Registers} regs, {f.LocalBytes} B local, {f.BlocksPerMultiprocessor(32 * Int4MmaGemvPtx.MaxSplit) * Int4MmaGemvPtx.MaxSplit} warps/SM at {Int4MmaGemvPtx.MaxSplit} warps a block";
+        int split = MaxSplit(groupSize, stages);
+        int warps = f.BlocksPerMultiprocessor(32 * split, Int4MmaGemvPtx.SharedBytes(groupSize, stages, split)) * split;
+        return $"{f.Registers} regs, {f.LocalBytes} B local, {warps} warps/SM at {split} warps a block";
     }
 
-    /// <summary>Warps a row set takes, 1..16: enough to fill the GPU, at most one a 128-k block.</summary>
-    public int Split(int rowSets, int k, int requested)
+    /// <summary>Warps a row set takes: enough to fill the GPU, at most one a 128-k block, and no more than the shared
+    /// memory of a block holds.</summary>
+    public int Split(int rowSets, int k, int requested, int groupSize, int stages)
     {
-        int blocks = k / 128, split = requested;
+        int blocks = k / 128, split = requested, most = MaxSplit(groupSize, stages);
         if (split == 0)
         {
             int target = WarpsPerMultiprocessor * accelerator.NumMultiprocessors;
-            for (split = 1; split < Int4MmaGemvPtx.MaxSplit && (long)rowSets * split < target; split *= 2)
+            for (split = 1; split < most && (long)rowSets * split < target; split *= 2)
             {
             }
         }
-        return Math.Clamp(Math.Min(split, blocks), 1, Int4MmaGemvPtx.MaxSplit);
+        return Math.Clamp(Math.Min(Math.Min(split, blocks), most), 1, most);
+    }
+
+    private static int MaxSplit(int groupSize, int stages)
+    {
+        int split = Int4MmaGemvPtx.MaxSplit;
+        while (split > 1 && Int4MmaGemvPtx.SharedBytes(groupSize, stages, split) > MaxSharedBytes)
+            split--;
+        return split;
     }
 
     /// <param name="weights">Data, scale/zero words and y of each weight (one, three, or gate and up).</param>
@@ -55,13 +69,13 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
         if (weights.Norm.On != 0 || weights.Input.On != 0)
             throw new ArgumentException("The int4 GEMV has no norm fold.", nameof(weights));
         int sets = weights.Gated != 0 ? (weights.N0 + 15) / 16 : Sets(weights.N0) + Sets(weights.N1) + Sets(weights.N2);
-        int s = Split(sets, k, split);
+        int s = Split(sets, k, split, groupSize, stages);
         ulong w0 = Pointer(weights.Data0), w1 = Pointer(weights.Data1), w2 = Pointer(weights.Data2);
         ulong s0 = Pointer(weights.Scales0), s1 = Pointer(weights.Scales1), s2 = Pointer(weights.Scales2);
         ulong y0 = Pointer(weights.Y0), y1 = Pointer(weights.Y1), y2 = Pointer(weights.Y2), xs = Pointer(x);
         int n0 = weights.N0, n1 = weights.N1, n2 = weights.N2, gated = weights.Gated;
         void** arguments = stackalloc void*[] { &w0, &w1, &w2, &s0, &s1, &s2, &y0, &y1, &y2, &xs, &n0, &n1, &n2, &gated, &k, &s };
-        Function(groupSize, stages).Launch(stream, sets, 1, 32 * s, arguments);
+        Function(groupSize, stages).Launch(stream, sets, 1, 32 * s, arguments, Int4MmaGemvPtx.SharedBytes(groupSize, stages, s));
     }
 
     private static int Sets(int n) => (n + 31) / 32;
@@ -80,7 +94,8 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
             var module = new PtxModule(accelerator, Int4MmaGemvPtx.Module(groupSize, stages), $"int4wo-{groupSize} tensor-core GEMV ({stages} stages)");
             try
             {
-                loaded = (module, module.Function(Int4MmaGemvPtx.Entry(groupSize, stages), 0));
+                var shared = Int4MmaGemvPtx.SharedBytes(groupSize, stages, MaxSplit(groupSize, stages));
+                loaded = (module, module.Function(Int4MmaGemvPtx.Entry(groupSize, stages), shared));
             }
             catch
             {

@@ -15,13 +15,15 @@ namespace Lowbit.Cuda.Ptx;
 /// Per weight that is about one integer op, a sixteenth of an mma and the per-group scaling (the SIMT kernel
 /// needs three ops a weight).</para>
 /// <para>Work: a block is one row set (32 rows of one matrix, or 16 gate and 16 up rows) and S warps that split K in
-/// 128-element blocks; warp w takes blocks [w·B/S, (w + 1)·B/S) of the B = K/128. Within a 128-k block lane
-/// (g, t) = (lane / 4, lane % 4) reads rows g and g + 8 of each 16-row tile: V = min(4, G/32) words a load at word
-/// V·t of each 16V-byte segment, so the four lanes of a quad cover a segment and every mma (one word of each lane)
-/// stays inside one group. Word j of lane t holds k = 8(Vt + j) + 0..7 of its segment; its pairs (0, 4) and (1, 5)
-/// are a0/a2 of one mma, (2, 6) and (3, 7) of the next. The warp converts its 128 x values into those B fragments
-/// once a block through shared memory, and keeps the loads (weights, scales, x) of the next stages − 1 blocks in
-/// flight while it computes one. The warps' row sums meet in shared memory; the first 32 (or 16, gated) threads
+/// 128-element blocks; warp w takes blocks w, w + S, ... of the B = K/128. Each warp streams its blocks through
+/// a ring of shared-memory slots with cp.async (the 32 rows' 64 bytes, their scale words, 128 floats of x; one commit
+/// group a block, stages − 1 blocks in flight while one is computed), so the loads in flight cost no registers: the
+/// register-staged version of this kernel spilled at three stages and reached 1.7 TB/s at two. Within a block lane
+/// (g, t) = (lane / 4, lane % 4) reads rows g and g + 8 of each 16-row tile: V = min(4, G/32) words at word V·t of
+/// each 16V-byte segment, so the four lanes of a quad cover a segment and every mma (one word of each lane) stays
+/// inside one group. Word j of lane t holds k = 8(Vt + j) + 0..7 of its segment; its pairs (0, 4) and (1, 5) are
+/// a0/a2 of one mma, (2, 6) and (3, 7) of the next. The warp turns the block's x into those B fragments in its slot
+/// (one shared-memory round trip). The warps' row sums meet in shared memory; the first 32 (or 16, gated) threads
 /// write y.</para>
 /// Work at 14336×4096, G = 64: 29.4 MB of nibbles + 3.7 MB of scales read once: floor 11.1 us at 2.97 TB/s.
 /// Measured: docs/gpu.md (lowbit selftest --device cuda --bench).
@@ -31,9 +33,25 @@ public static class Int4MmaGemvPtx
     /// <summary>Most warps a block splits K over (threads = 32·S).</summary>
     public const int MaxSplit = 16;
 
-    /// <summary>Bytes of one of a warp's B-fragment regions in shared memory (one a stage, so a region is written
-    /// again only after every lane has read it: a block's fragments are read before the next block's bar.warp.sync).</summary>
-    private const int RegionBytes = 512;
+    /// <summary>Dynamic shared memory a block of <paramref name="split"/> warps needs: each warp's ring of slots, then
+    /// 128 bytes a warp where the row sums meet.</summary>
+    public static int SharedBytes(int groupSize, int stages, int split) => split * (stages * new Slot(groupSize).Bytes + 128);
+
+    /// <summary>One 128-k block of a warp's ring in shared memory: the 32 rows' 64 bytes of nibbles (rows 80 bytes
+    /// apart, so the lanes' reads spread over the banks), their scale words, the 128 floats of x, and B's hi/lo
+    /// fragments made from them (written and read while the block is computed).</summary>
+    private readonly record struct Slot(int GroupSize)
+    {
+        public const int RowStride = 80;
+
+        public int Scales => 32 * RowStride;
+
+        public int X => Scales + 32 * 4 * Math.Max(1, 128 / GroupSize);
+
+        public int B => X + 512;
+
+        public int Bytes => B + 512;
+    }
 
     public static string Entry(int groupSize, int stages) => $"lowbit_int4_mma_gemv_g{groupSize}_s{stages}";
 
@@ -48,7 +66,7 @@ public static class Int4MmaGemvPtx
         return new StringBuilder()
             .Append("// Lowbit int4wo-").Append(groupSize).Append(" GEMV on tensor cores, emitted by Lowbit.Cuda.Ptx.Int4MmaGemvPtx\n")
             .Append(".version 7.8\n.target sm_80\n.address_size 64\n\n")
-            .Append(".shared .align 16 .b8 int4_smem[").Append(MaxSplit * (stages * RegionBytes + 128)).Append("];\n\n")
+            .Append(".extern .shared .align 16 .b8 int4_smem[];\n\n")
             .Append(Gemv(groupSize, stages))
             .ToString();
     }
@@ -122,120 +140,142 @@ public static class Int4MmaGemvPtx
         w.Op($"@{isGated} mov.b64 {y}, {yp[0]}");
         w.Op($"@{isGated} shl.b32 {first}, {set}, 4");
 
-        // Tile r's rows g and g + 8 (h = 0, 1), clamped to the last row so every load stays inside the weight.
-        w.Comment("row pointers: tile r, half h; lane t's first word of a segment");
+        // Tile r's rows g and g + 8 (h = 0, 1), clamped to the last row so every copy stays inside the weight; lane t
+        // copies bytes [16t, 16t + 16) of each of its four rows' 64-byte block, and the scale words of one row.
+        w.Comment("global sources: this lane's four weight rows, one scale row, its 16 bytes of x");
         string last = w.Reg(".b32", "last"), row = w.Reg(".b32", "row"), rowBytes = w.Reg(".b32", "row_bytes");
         string groups = w.Reg(".b32", "groups"), wide = w.Reg(".b64", "wide"), tileOffset = w.Reg(".b32", "tile_offset");
-        string[] weightRow = w.Regs(".b64", "wrow", 4), scaleRow = w.Regs(".b64", "srow", 4);
+        string[] weightRow = w.Regs(".b64", "wrow", 4);
+        string scaleRow = w.Reg(".b64", "srow"), xRow = w.Reg(".b64", "xrow"), isSecond = w.Reg(".pred", "is_second");
         w.Op($"add.s32 {last}, {count}, -1");
         w.Op($"shr.u32 {rowBytes}, {k}, 1");
         w.Op($"shr.u32 {groups}, {k}, {groupShift}");
         w.Op($"selp.b32 {tileOffset}, 0, 16, {isGated}");
-        for (int r = 0; r < 2; r++)
-        {
-            for (int h = 0; h < 2; h++)
-            {
-                int i = 2 * r + h;
-                w.Op($"add.s32 {row}, {first}, {g}");
-                if (h == 1)
-                    w.Op($"add.s32 {row}, {row}, 8");
-                if (r == 1)
-                    w.Op($"add.s32 {row}, {row}, {tileOffset}");
-                w.Op($"min.s32 {row}, {row}, {last}");
-                w.Op($"mul.wide.u32 {weightRow[i]}, {row}, {rowBytes}");
-                w.Op($"add.s64 {weightRow[i]}, {weightRow[i]}, {(r == 0 ? wa : wb)}");
-                w.Op($"mul.wide.u32 {scaleRow[i]}, {row}, {groups}");
-                w.Op($"shl.b64 {scaleRow[i]}, {scaleRow[i]}, 2");
-                w.Op($"add.s64 {scaleRow[i]}, {scaleRow[i]}, {(r == 0 ? sa : sb)}");
-            }
-        }
-        w.Op($"shl.b32 {tmp}, {q}, {BitOperations.Log2((uint)(4 * v))}");
+        w.Op($"shl.b32 {tmp}, {q}, 4");
         w.Op($"cvt.u64.u32 {wide}, {tmp}");
-        foreach (string pointer in weightRow)
-            w.Op($"add.s64 {pointer}, {pointer}, {wide}");
+        for (int i = 0; i < 4; i++)
+        {
+            w.Op($"add.s32 {row}, {first}, {g}");
+            if (i % 2 == 1)
+                w.Op($"add.s32 {row}, {row}, 8");
+            if (i >= 2)
+                w.Op($"add.s32 {row}, {row}, {tileOffset}");
+            w.Op($"min.s32 {row}, {row}, {last}");
+            w.Op($"mul.wide.u32 {weightRow[i]}, {row}, {rowBytes}");
+            w.Op($"add.s64 {weightRow[i]}, {weightRow[i]}, {(i < 2 ? wa : wb)}");
+            w.Op($"add.s64 {weightRow[i]}, {weightRow[i]}, {wide}");
+        }
+        // Lane t copies the scales of row 16(t / 2) + 8(t % 2) + g of the set (tile t / 2, half t % 2).
+        w.Op($"add.s32 {row}, {first}, {g}");
+        w.Op($"and.b32 {tmp}, {q}, 1");
+        w.Op($"mad.lo.s32 {row}, {tmp}, 8, {row}");
+        w.Op($"setp.ge.u32 {isSecond}, {q}, 2");
+        w.Op($"@{isSecond} add.s32 {row}, {row}, {tileOffset}");
+        w.Op($"min.s32 {row}, {row}, {last}");
+        w.Op($"mul.wide.u32 {scaleRow}, {row}, {groups}");
+        w.Op($"shl.b64 {scaleRow}, {scaleRow}, 2");
+        w.Op($"selp.b64 {wide}, {sb}, {sa}, {isSecond}");
+        w.Op($"add.s64 {scaleRow}, {scaleRow}, {wide}");
+        w.Op($"mul.wide.u32 {xRow}, {lane}, 16");
+        w.Op($"add.s64 {xRow}, {xRow}, {x}");
 
-        w.Comment("this warp's 128-k blocks [begin, end)");
-        string blocks = w.Reg(".b32", "blocks"), begin = w.Reg(".b32", "begin"), end = w.Reg(".b32", "end");
-        w.Op($"shr.u32 {blocks}, {k}, 7");
-        w.Op($"mul.lo.s32 {begin}, {warp}, {blocks}");
-        w.Op($"div.u32 {begin}, {begin}, {split}");
-        w.Op($"add.s32 {end}, {warp}, 1");
-        w.Op($"mul.lo.s32 {end}, {end}, {blocks}");
-        w.Op($"div.u32 {end}, {end}, {split}");
+        // Warp w takes 128-k blocks w, w + S, w + 2S, ...: the block's warps, running side by side, read S·64
+        // consecutive bytes of each row at a time (a warp each taking a contiguous slice read 64-byte pieces of
+        // rows far apart, and the kernel stayed at 1.5 TB/s).
+        w.Comment("this warp's 128-k blocks: warp, warp + split, ... below end");
+        string end = w.Reg(".b32", "end"), step = w.Reg(".b32", "step");
+        w.Op($"shr.u32 {end}, {k}, 7");
 
-        w.Comment("shared memory: this warp's regions; where lane writes its x pairs and reads its B fragments");
-        string shared = w.Reg(".b32", "shared"), write = w.Reg(".b32", "sm_write"), read = w.Reg(".b32", "sm_read");
-        string xLane = w.Reg(".b64", "x_lane"), isLo = w.Reg(".pred", "is_lo");
+        var slot = new Slot(groupSize);
+        w.Comment($"shared memory: this warp's {stages} slots of {slot.Bytes} bytes; where this lane copies, reads and writes");
+        string shared = w.Reg(".b32", "shared"), warpBase = w.Reg(".b32", "warp_base");
+        string copyWeights = w.Reg(".b32", "copy_w"), copyScales = w.Reg(".b32", "copy_s"), copyX = w.Reg(".b32", "copy_x");
+        string readWeights = w.Reg(".b32", "read_w"), readScales = w.Reg(".b32", "read_s"), readX = w.Reg(".b32", "read_x");
+        string writeB = w.Reg(".b32", "write_b"), readB = w.Reg(".b32", "read_b"), isLo = w.Reg(".pred", "is_lo");
         w.Op($"mov.u32 {shared}, int4_smem");
-        w.Op($"mad.lo.s32 {shared}, {warp}, {stages * RegionBytes}, {shared}");
-        // Writer: lane l holds pairs 2(l & 1) and 2(l & 1) + 1 of 8-k group l / 2: hi at +0, lo at +256.
-        w.Op($"shr.u32 {tmp}, {lane}, 1");
-        w.Op($"shl.b32 {tmp}, {tmp}, 4");
-        w.Op($"add.s32 {write}, {shared}, {tmp}");
-        w.Op($"and.b32 {tmp}, {lane}, 1");
+        w.Op($"mad.lo.s32 {warpBase}, {warp}, {stages * slot.Bytes}, {shared}");
+        w.Op($"mad.lo.s32 {copyWeights}, {g}, {Slot.RowStride}, {warpBase}");
+        w.Op($"shl.b32 {tmp}, {q}, 4");
+        w.Op($"add.s32 {copyWeights}, {copyWeights}, {tmp}");
+        w.Op($"and.b32 {tmp}, {q}, 1");
         w.Op($"shl.b32 {tmp}, {tmp}, 3");
-        w.Op($"add.s32 {write}, {write}, {tmp}");
-        // x: floats 8(l / 2) + 2(l & 1) + {0, 1} and the same + 4 of the block.
+        w.Op($"add.s32 {tmp}, {tmp}, {g}");
+        w.Op($"selp.b32 {row}, 16, 0, {isSecond}");
+        w.Op($"add.s32 {tmp}, {tmp}, {row}");
+        w.Op($"mad.lo.s32 {copyScales}, {tmp}, {4 * segments}, {warpBase}");
+        w.Op($"add.s32 {copyScales}, {copyScales}, {slot.Scales}");
+        w.Op($"shl.b32 {tmp}, {lane}, 4");
+        w.Op($"add.s32 {copyX}, {warpBase}, {tmp}");
+        w.Op($"add.s32 {copyX}, {copyX}, {slot.X}");
+        // Lane (g, t) reads word V·t of each segment of its rows, and its rows' scale words.
+        w.Op($"mad.lo.s32 {readWeights}, {g}, {Slot.RowStride}, {warpBase}");
+        w.Op($"shl.b32 {tmp}, {q}, {BitOperations.Log2((uint)(4 * v))}");
+        w.Op($"add.s32 {readWeights}, {readWeights}, {tmp}");
+        w.Op($"mad.lo.s32 {readScales}, {g}, {4 * segments}, {warpBase}");
+        w.Op($"add.s32 {readScales}, {readScales}, {slot.Scales}");
+        // x pairs: lane l converts floats 8(l / 2) + 2(l & 1) + {0, 1} and the same + 4, and writes pairs
+        // 2(l & 1), 2(l & 1) + 1 of 8-k group l / 2 into B's region (hi at +0, lo at +256).
         w.Op($"shr.u32 {tmp}, {lane}, 1");
         w.Op($"shl.b32 {tmp}, {tmp}, 5");
         w.Op($"and.b32 {row}, {lane}, 1");
         w.Op($"shl.b32 {row}, {row}, 3");
         w.Op($"add.s32 {tmp}, {tmp}, {row}");
-        w.Op($"cvt.u64.u32 {xLane}, {tmp}");
-        w.Op($"add.s64 {xLane}, {xLane}, {x}");
-        // Reader: column g of B is hi for g = 0 and lo for g = 1 (others unread: hi); 8-k group 4V·s + V·t + j.
+        w.Op($"add.s32 {readX}, {warpBase}, {tmp}");
+        w.Op($"add.s32 {readX}, {readX}, {slot.X}");
+        w.Op($"shr.u32 {tmp}, {lane}, 1");
+        w.Op($"shl.b32 {tmp}, {tmp}, 4");
+        w.Op($"add.s32 {tmp}, {tmp}, {row}");
+        w.Op($"add.s32 {writeB}, {warpBase}, {tmp}");
+        w.Op($"add.s32 {writeB}, {writeB}, {slot.B}");
+        // Column g of B is hi for g = 0 and lo for g = 1 (the others are not read: hi); 8-k group 4V·s + V·t + j.
         w.Op($"setp.eq.u32 {isLo}, {g}, 1");
         w.Op($"selp.b32 {tmp}, 256, 0, {isLo}");
-        w.Op($"add.s32 {read}, {shared}, {tmp}");
+        w.Op($"add.s32 {readB}, {warpBase}, {tmp}");
         w.Op($"shl.b32 {tmp}, {q}, {BitOperations.Log2((uint)(16 * v))}");
-        w.Op($"add.s32 {read}, {read}, {tmp}");
+        w.Op($"add.s32 {readB}, {readB}, {tmp}");
+        w.Op($"add.s32 {readB}, {readB}, {slot.B}");
 
-        // One register set a stage (a ring): words [r][h][s][j], scale words [r][h][s] and the lane's four x values.
-        int wordsPerSet = 4 * segments * v, scalesPerSet = 4 * segments;
-        string[][] words = Enumerable.Range(0, stages).Select(p => w.Regs(".b32", $"word{p}_", wordsPerSet)).ToArray();
-        string[][] scales = Enumerable.Range(0, stages).Select(p => w.Regs(".b32", $"scale{p}_", scalesPerSet)).ToArray();
-        string[][] xs = Enumerable.Range(0, stages).Select(p => w.Regs(".f32", $"x{p}_", 4)).ToArray();
         string[] acc = w.Regs(".f32", "acc", 4), d = w.Regs(".f32", "d", 4), zero = w.Regs(".f32", "zero", 4);
         foreach (string r in acc.Concat(zero))
             w.Op($"mov.f32 {r}, 0f00000000");
-        string address = w.Reg(".b64", "address"), blockOffset = w.Reg(".b64", "block_offset"), scaleOffset = w.Reg(".b64", "scale_offset");
+        string address = w.Reg(".b64", "address"), blockOffset = w.Reg(".b64", "block_offset");
         string loadBlock = w.Reg(".b32", "load_block"), b = w.Reg(".b32", "b"), more = w.Reg(".pred", "more"), loading = w.Reg(".pred", "loading");
 
-        void Load(int p, string predicate)
+        // Block loadBlock's weights, scales and x into slot p by cp.async (one commit group a block, empty past the end).
+        void Copy(int p)
         {
-            string guard = predicate.Length > 0 ? $"@{predicate} " : "";
+            int at = p * slot.Bytes;
             w.Op($"mul.wide.u32 {blockOffset}, {loadBlock}, 64");
-            // Scale word of block b: b·128/G (G = 256: every other block reads the same word).
-            w.Op($"shl.b32 {tmp}, {loadBlock}, 7");
-            w.Op($"shr.u32 {tmp}, {tmp}, {groupShift}");
-            w.Op($"mul.wide.u32 {scaleOffset}, {tmp}, 4");
             for (int i = 0; i < 4; i++)
             {
                 w.Op($"add.s64 {address}, {weightRow[i]}, {blockOffset}");
-                for (int s = 0; s < segments; s++)
-                {
-                    var regs = words[p].AsSpan((i * segments + s) * v, v).ToArray();
-                    w.Op($"{guard}ld.global.nc{Vector(v)}.b32 {Braced(regs)}, [{Address(address, 16 * v * s)}]");
-                }
-                w.Op($"add.s64 {address}, {scaleRow[i]}, {scaleOffset}");
-                w.Op($"{guard}ld.global.nc{Vector(segments)}.b32 {Braced(scales[p].AsSpan(i * segments, segments).ToArray())}, [{address}]");
+                w.Op($"@{loading} cp.async.cg.shared.global [{Address(copyWeights, at + (16 * (i / 2) + 8 * (i % 2)) * Slot.RowStride)}], [{address}], 16");
             }
+            // Scale words of block b: from b·128/G (G = 256: every other block copies the same word).
+            w.Op($"shl.b32 {tmp}, {loadBlock}, 7");
+            w.Op($"shr.u32 {tmp}, {tmp}, {groupShift}");
+            w.Op($"mul.wide.u32 {address}, {tmp}, 4");
+            w.Op($"add.s64 {address}, {address}, {scaleRow}");
+            w.Op($"@{loading} cp.async.ca.shared.global [{Address(copyScales, at)}], [{address}], {4 * segments}");
             w.Op($"mul.wide.u32 {address}, {loadBlock}, 512");
-            w.Op($"add.s64 {address}, {address}, {xLane}");
-            w.Op($"{guard}ld.global.v2.f32 {{{xs[p][0]}, {xs[p][1]}}}, [{address}]");
-            w.Op($"{guard}ld.global.v2.f32 {{{xs[p][2]}, {xs[p][3]}}}, [{address}+16]");
+            w.Op($"add.s64 {address}, {address}, {xRow}");
+            w.Op($"@{loading} cp.async.cg.shared.global [{Address(copyX, at)}], [{address}], 16");
+            w.Op("cp.async.commit_group");
         }
 
-        string[] hi = w.Regs(".b32", "hi", 2), lo = w.Regs(".b32", "lo", 2), bits = w.Regs(".f32", "bits", 4);
+        string[] xv = w.Regs(".f32", "xv", 4), hi = w.Regs(".b32", "hi", 2), lo = w.Regs(".b32", "lo", 2), bits = w.Regs(".f32", "bits", 4);
         string part = w.Reg(".f32", "part"), other = w.Reg(".f32", "other");
         string[] quarter = w.Regs(".f32", "quarter", 4), sum = w.Regs(".f32", "xsum", segments);
         string[] fragment = w.Regs(".b32", "fb", 16), pairs = w.Regs(".b32", "pair", 8), shifted = w.Regs(".b32", "shifted", 3);
+        string[] words = w.Regs(".b32", "word", 2 * v), scales = w.Regs(".b32", "scale", 2 * segments);
         string sc = w.Reg(".f32", "sc"), ze = w.Reg(".f32", "ze"), zz = w.Reg(".f32", "zz"), bitsTmp = w.Reg(".b32", "bits_tmp");
 
         void Compute(int p)
         {
-            w.Comment($"block b (register set {p}): x's hi/lo fragments, then the mmas");
-            string[] xv = xs[p];
+            int at = p * slot.Bytes;
+            w.Comment($"block b from slot {p}: x's hi/lo fragments, then the mmas");
+            w.Op($"ld.shared.v2.f32 {{{xv[0]}, {xv[1]}}}, [{Address(readX, at)}]");
+            w.Op($"ld.shared.v2.f32 {{{xv[2]}, {xv[3]}}}, [{Address(readX, at + 16)}]");
             w.Op($"mov.f32 {part}, 0f00000000");
             for (int e = 0; e < 2; e++)
             {
@@ -251,8 +291,8 @@ public static class Int4MmaGemvPtx
                 w.Op($"add.f32 {part}, {part}, {bits[0]}");
                 w.Op($"add.f32 {part}, {part}, {bits[1]}");
             }
-            w.Op($"st.shared.v2.b32 [{Address(write, p * RegionBytes)}], {{{hi[0]}, {hi[1]}}}");
-            w.Op($"st.shared.v2.b32 [{Address(write, p * RegionBytes + 256)}], {{{lo[0]}, {lo[1]}}}");
+            w.Op($"st.shared.v2.b32 [{Address(writeB, at)}], {{{hi[0]}, {hi[1]}}}");
+            w.Op($"st.shared.v2.b32 [{Address(writeB, at + 256)}], {{{lo[0]}, {lo[1]}}}");
             // Σ(hi + lo) of each 32-k quarter (lanes 8i..8i + 7), then each group's share of this block.
             foreach (int mask in new[] { 1, 2, 4 })
             {
@@ -271,16 +311,20 @@ public static class Int4MmaGemvPtx
             for (int f = 0; f < 4; f++)
             {
                 int s = f / v, j = f % v;
-                w.Op($"ld.shared.v4.b32 {Braced(fragment.AsSpan(4 * f, 4).ToArray())}, [{Address(read, p * RegionBytes + 16 * (4 * v * s + j))}]");
+                w.Op($"ld.shared.v4.b32 {Braced(fragment.AsSpan(4 * f, 4).ToArray())}, [{Address(readB, at + 16 * (4 * v * s + j))}]");
             }
             for (int r = 0; r < 2; r++)
             {
+                for (int h = 0; h < 2; h++)
+                    w.Op($"ld.shared{Vector(segments)}.b32 {Braced(scales.AsSpan(h * segments, segments).ToArray())}, [{Address(readScales, at + (16 * r + 8 * h) * 4 * segments)}]");
                 for (int s = 0; s < segments; s++)
                 {
+                    for (int h = 0; h < 2; h++)
+                        w.Op($"ld.shared{Vector(v)}.b32 {Braced(words.AsSpan(h * v, v).ToArray())}, [{Address(readWeights, at + (16 * r + 8 * h) * Slot.RowStride + 16 * v * s)}]");
                     for (int j = 0; j < v; j++)
                     {
                         for (int h = 0; h < 2; h++)
-                            Dequantize(words[p][((2 * r + h) * segments + s) * v + j], pairs.AsSpan(4 * h, 4).ToArray());
+                            Dequantize(words[h * v + j], pairs.AsSpan(4 * h, 4).ToArray());
                         string[] bf = fragment.AsSpan(4 * (s * v + j), 4).ToArray();
                         for (int half = 0; half < 2; half++)
                         {
@@ -292,7 +336,7 @@ public static class Int4MmaGemvPtx
                     // The segment is one group's share: acc += s·(D − 136·Σx) + z·Σx, column 0 + column 1.
                     for (int h = 0; h < 2; h++)
                     {
-                        string word = scales[p][(2 * r + h) * segments + s], target = acc[2 * r + h];
+                        string word = scales[h * segments + s], target = acc[2 * r + h];
                         w.Op($"shl.b32 {bitsTmp}, {word}, 16");
                         w.Op($"mov.b32 {sc}, {bitsTmp}");
                         w.Op($"and.b32 {bitsTmp}, {word}, -65536");
@@ -326,32 +370,37 @@ public static class Int4MmaGemvPtx
             }
         }
 
-        w.Comment($"main loop: the loads of block b + {stages - 1}, then block b's work (a ring of {stages} register sets)");
-        w.Op($"mov.b32 {b}, {begin}");
+        w.Comment($"main loop: block b + {stages - 1} copied into the ring while block b is computed ({stages} slots)");
+        w.Op($"mov.b32 {b}, {warp}");
+        w.Op($"mul.lo.s32 {step}, {split}, {stages - 1}");
         for (int p = 0; p < stages - 1; p++)
         {
-            w.Op($"add.s32 {loadBlock}, {begin}, {p}");
+            w.Op($"mad.lo.s32 {loadBlock}, {split}, {p}, {warp}");
             w.Op($"setp.lt.u32 {loading}, {loadBlock}, {end}");
-            Load(p, loading);
+            Copy(p);
         }
         w.Label("BLOCK_LOOP");
         for (int p = 0; p < stages; p++)
         {
-            w.Op($"add.s32 {loadBlock}, {b}, {stages - 1}");
+            // Block b's group has landed (for this lane; the warp barrier makes every lane's copies visible, and
+            // orders the previous block's reads of the slot the next copy overwrites before that copy).
+            w.Op($"cp.async.wait_group {stages - 2}");
+            w.Op("bar.warp.sync -1");
+            w.Op($"add.s32 {loadBlock}, {b}, {step}");
             w.Op($"setp.lt.u32 {loading}, {loadBlock}, {end}");
-            Load((p + stages - 1) % stages, loading);
+            Copy((p + stages - 1) % stages);
             Compute(p);
-            w.Op($"add.s32 {b}, {b}, 1");
+            w.Op($"add.s32 {b}, {b}, {split}");
             w.Op($"setp.lt.u32 {more}, {b}, {end}");
             w.Op($"@!{more} bra BLOCK_DONE");
         }
         w.Op("bra BLOCK_LOOP");
         w.Label("BLOCK_DONE");
+        w.Op("cp.async.wait_all");
 
         w.Comment("the warps' sums meet: lane t = 0 holds columns 0 and 1 of rows g, g + 8 of each tile");
         string reduce = w.Reg(".b32", "reduce"), isWriter = w.Reg(".pred", "is_writer"), skip = w.Reg(".pred", "skip");
-        w.Op($"mov.u32 {reduce}, int4_smem");
-        w.Op($"add.s32 {reduce}, {reduce}, {MaxSplit * stages * RegionBytes}");
+        w.Op($"mad.lo.s32 {reduce}, {split}, {stages * slot.Bytes}, {shared}");
         w.Op($"setp.eq.u32 {isWriter}, {q}, 0");
         w.Op($"shl.b32 {tmp}, {warp}, 7");
         w.Op($"add.s32 {tmp}, {tmp}, {reduce}");
@@ -361,24 +410,24 @@ public static class Int4MmaGemvPtx
             w.Op($"@{isWriter} st.shared.f32 [{Address(tmp, 32 * i)}], {acc[i]}");
         w.Op("bar.sync 0");
         string outputs = w.Reg(".b32", "outputs"), total = w.Reg(".f32", "total"), up = w.Reg(".f32", "up"), value = w.Reg(".f32", "value");
-        string other2 = w.Reg(".b32", "warp_i"), slot = w.Reg(".b32", "slot");
+        string other2 = w.Reg(".b32", "warp_i"), sums = w.Reg(".b32", "sums");
         w.Op($"selp.b32 {outputs}, 16, 32, {isGated}");
         w.Op($"setp.ge.u32 {skip}, {thread}, {outputs}");
         w.Op($"@{skip} bra DONE");
         w.Op($"add.s32 {row}, {first}, {thread}");
         w.Op($"setp.ge.s32 {skip}, {row}, {count}");
         w.Op($"@{skip} bra DONE");
-        w.Op($"shl.b32 {slot}, {thread}, 2");
-        w.Op($"add.s32 {slot}, {slot}, {reduce}");
+        w.Op($"shl.b32 {sums}, {thread}, 2");
+        w.Op($"add.s32 {sums}, {sums}, {reduce}");
         w.Op($"mov.f32 {total}, 0f00000000");
         w.Op($"mov.f32 {up}, 0f00000000");
         w.Op($"mov.b32 {other2}, 0");
         w.Label("SUM_LOOP");
-        w.Op($"ld.shared.f32 {value}, [{slot}]");
+        w.Op($"ld.shared.f32 {value}, [{sums}]");
         w.Op($"add.f32 {total}, {total}, {value}");
-        w.Op($"@{isGated} ld.shared.f32 {value}, [{slot}+64]");
+        w.Op($"@{isGated} ld.shared.f32 {value}, [{sums}+64]");
         w.Op($"@{isGated} add.f32 {up}, {up}, {value}");
-        w.Op($"add.s32 {slot}, {slot}, 128");
+        w.Op($"add.s32 {sums}, {sums}, 128");
         w.Op($"add.s32 {other2}, {other2}, 1");
         w.Op($"setp.lt.u32 {more}, {other2}, {split}");
         w.Op($"@{more} bra SUM_LOOP");

@@ -85,22 +85,28 @@ public sealed unsafe class PtxFunction(Accelerator accelerator, nint handle, str
     /// <summary>Local memory a thread: register spills.</summary>
     public int LocalBytes => Attribute(CudaDriver.FunctionAttributeLocalBytes);
 
-    public int BlocksPerMultiprocessor(int threads)
+    /// <param name="sharedBytes">Dynamic shared memory a block (−1: the function's).</param>
+    public int BlocksPerMultiprocessor(int threads, int sharedBytes = -1)
     {
         accelerator.Bind();
-        CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, handle, threads, (nuint)dynamicSharedBytes), $"occupancy of {name}");
+        nuint shared = (nuint)(sharedBytes < 0 ? dynamicSharedBytes : sharedBytes);
+        CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, handle, threads, shared), $"occupancy of {name}");
         return blocks;
     }
 
     /// <param name="arguments">One pointer per kernel parameter, to its value.</param>
-    public void Launch(AcceleratorStream stream, int gridX, int gridY, int threads, void** arguments)
+    /// <param name="sharedBytes">Dynamic shared memory of this launch, at most the function's (−1: the function's).</param>
+    public void Launch(AcceleratorStream stream, int gridX, int gridY, int threads, void** arguments, int sharedBytes = -1)
     {
+        if (sharedBytes > dynamicSharedBytes)
+            throw new ArgumentOutOfRangeException(nameof(sharedBytes), sharedBytes, $"{name} was loaded for at most {dynamicSharedBytes} B of dynamic shared memory.");
+        int shared = sharedBytes < 0 ? dynamicSharedBytes : sharedBytes;
         ArgumentNullException.ThrowIfNull(stream);
         if (stream is not CudaStream cuda)
             throw new NotSupportedException($"{name}: PTX kernels launch on a CUDA stream, not {stream.GetType().Name}.");
         accelerator.Bind();
-        CudaDriver.Check(CudaDriver.cuLaunchKernel(handle, (uint)gridX, (uint)gridY, 1, (uint)threads, 1, 1, (uint)dynamicSharedBytes, cuda.StreamPtr, arguments, null),
-            $"cuLaunchKernel({name}, grid {gridX}x{gridY}, {threads} threads, {dynamicSharedBytes} B shared)");
+        CudaDriver.Check(CudaDriver.cuLaunchKernel(handle, (uint)gridX, (uint)gridY, 1, (uint)threads, 1, 1, (uint)shared, cuda.StreamPtr, arguments, null),
+            $"cuLaunchKernel({name}, grid {gridX}x{gridY}, {threads} threads, {shared} B shared)");
     }
 
     private int Attribute(int attribute)
