@@ -132,19 +132,24 @@ public static class BackendCheck
             }
 
             // The int4 tensor-core GEMV with K split unevenly over 1, 3 and 7 warps (9 blocks of 128) at each pipeline
-            // depth, and the ILGPU kernel it replaces at the same shape.
+            // depth, for every group size, and the ILGPU kernel it replaces at the same shape.
             if (cuda is { HasTensorCores: true })
             {
-                var w = Quantizer.QuantizeWeight(QuantConfigs.Parse("int4wo-64"), HostTensor(host, DType.BF16, 45, 1152, Values(rng, 45 * 1152)));
-                weights.Add(w);
-                var x = Values(rng, 1152);
-                foreach (var (split, stages) in new[] { (1, 2), (3, 3), (7, 4), (3, 2), (1, 4), (0, 0) })
+                foreach (int group in new[] { 32, 64, 128, 256 })
                 {
-                    cuda.Int4TensorCoreSplit = split;
-                    cuda.Int4TensorCoreStages = Math.Max(stages, 2);
-                    cuda.Int4TensorCoreGemv = stages > 0;
-                    Check($"linear int4wo-64 m=1 n=45 k=1152, {(stages > 0 ? $"tensor cores over {split} warps, {stages} stages" : "ILGPU kernel")}", 2e-5 * Math.Sqrt(1152),
-                        b => Run(b, 1, 45, (b, y) => b.Linear(Put(b, host, x, 1, 1152), w, y)));
+                    int k = group == 256 ? 1280 : 1152;
+                    var w = Quantizer.QuantizeWeight(QuantConfigs.Parse($"int4wo-{group}"), HostTensor(host, DType.BF16, 45, k, Values(rng, 45 * k)));
+                    weights.Add(w);
+                    var x = Values(rng, k);
+                    foreach (var (split, stages) in new[] { (1, 2), (3, 3), (7, 4), (3, 2), (1, 4), (0, 0) })
+                    {
+                        cuda.Int4TensorCoreSplit = split;
+                        cuda.Int4TensorCoreStages = Math.Max(stages, 2);
+                        cuda.Int4TensorCoreGemv = stages > 0;
+                        string how = stages > 0 ? $"tensor cores over {split} warps, {stages} stages" : "ILGPU kernel";
+                        Check($"linear int4wo-{group} m=1 n=45 k={k}, {how}", 2e-5 * Math.Sqrt(k),
+                            b => Run(b, 1, 45, (b, y) => b.Linear(Put(b, host, x, 1, k), w, y)));
+                    }
                 }
                 cuda.Int4TensorCoreSplit = 0;
                 cuda.Int4TensorCoreStages = Int4MmaGemv.DefaultStages;
