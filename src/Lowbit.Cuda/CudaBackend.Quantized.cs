@@ -192,14 +192,16 @@ public sealed unsafe partial class CudaBackend
     /// the ILGPU kernel otherwise.</summary>
     private void Int4Gemv(GemvSources<uint> sources, ArrayView<float> x, int k, int groupSize)
     {
-        if (Int4TensorCoreGemv && HasTensorCores && Int4TensorCoreError is null && Int4MmaGemv.Supports(k) && sources.Norm.On == 0 && sources.Input.On == 0
-            && ReadyInt4Mma(groupSize) is { } mma)
-        {
-            mma.Launch(_stream, sources, x, k, groupSize, Int4TensorCoreSplit, Int4TensorCoreStages);
-            return;
-        }
-        (_int4Gemv ??= new(_accelerator)).Launch(_stream, sources, x, k, groupSize);
+        if (Int4GemvOnTensorCores(k, groupSize))
+            _int4MmaGemv!.Launch(_stream, sources, x, k, groupSize, Int4TensorCoreSplit, Int4TensorCoreStages);
+        else
+            (_int4Gemv ??= new(_accelerator)).Launch(_stream, sources, x, k, groupSize);
     }
+
+    /// <summary>True when an int4wo-G GEMV of this K runs on tensor cores (which also fold the norms: see
+    /// <see cref="GemvAddsIntoResidual"/>, <see cref="TakesInputScale"/>).</summary>
+    private bool Int4GemvOnTensorCores(int k, int groupSize) =>
+        Int4TensorCoreGemv && HasTensorCores && Int4TensorCoreError is null && Int4MmaGemv.Supports(k) && ReadyInt4Mma(groupSize) is not null;
 
     /// <summary>The tensor-core GEMV with its module for <paramref name="groupSize"/> loaded, or null (and
     /// <see cref="Int4TensorCoreError"/> set) when the driver rejects the PTX.</summary>

@@ -73,23 +73,23 @@ public sealed partial class CudaBackend
     }
 
     /// <summary>True when a decode GEMV adds into <paramref name="residual"/> and norms it itself: one aligned row,
-    /// the weight's width throughout, an F32 norm weight, a format whose GEMV has the epilogue (not int4wo-G: see
-    /// Int4GroupedGemv).</summary>
+    /// the weight's width throughout, an F32 norm weight, a format whose GEMV has the epilogue (int4wo-G only on
+    /// tensor cores: the ILGPU int4 GEMV has none, see Int4GroupedGemv).</summary>
     private bool GemvAddsIntoResidual(TensorView x, IWeight weight, TensorView residual, Tensor normWeight, TensorView normed)
     {
         int n = weight.OutFeatures;
         if (x.Rows != 1 || residual.Rows != 1 || normed.Rows != 1 || residual.Columns != n || normed.Columns != n
             || normWeight.DType != DType.F32 || normWeight.ElementCount != n || !Aligned(F32(x)))
             return false;
-        return DenseVectors(x, weight) is not null
-            || PackedWeight(weight)?.Format is CudaFormat.Int8PerRow or CudaFormat.Int8Dynamic or CudaFormat.Float8PerRow;
+        return DenseVectors(x, weight) is not null || PackedWeight(weight) is { } w && (w.Format is CudaFormat.Int8PerRow or CudaFormat.Int8Dynamic
+            or CudaFormat.Float8PerRow || w.Format == CudaFormat.Int4Grouped && Int4GemvOnTensorCores(w.InFeatures, w.GroupSize));
     }
 
     private ArrayView<double> NormSums(int set) => _normSums.View.SubView(set * ResidualNorm.Slots, ResidualNorm.Slots);
 
     /// <summary>The input scale for GEMVs of <paramref name="weights"/> reading <paramref name="x"/>: the pending
-    /// norm's when x is its row and every weight's GEMV applies it (dense with vector loads, int8wo, fp8wo: the int4
-    /// GEMV has no fold, see Int4GroupedGemv); otherwise none, with a pending row under x scaled first.</summary>
+    /// norm's when x is its row and every weight's GEMV applies it (dense with vector loads, int8wo, fp8wo, int4wo-G on
+    /// tensor cores); otherwise none, with a pending row under x scaled first.</summary>
     private InputScale InputFor(TensorView x, params ReadOnlySpan<IWeight> weights)
     {
         if (!_pending.On || !Overlaps(_pending.View, x))
@@ -104,7 +104,8 @@ public sealed partial class CudaBackend
     }
 
     private bool TakesInputScale(TensorView x, IWeight weight) =>
-        DenseVectors(x, weight) is not null || PackedWeight(weight)?.Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow;
+        DenseVectors(x, weight) is not null || PackedWeight(weight) is { } w && (w.Format is CudaFormat.Int8PerRow or CudaFormat.Float8PerRow
+            || w.Format == CudaFormat.Int4Grouped && Int4GemvOnTensorCores(w.InFeatures, w.GroupSize));
 
     /// <summary>Before <paramref name="read"/> is read by anything but a scaling GEMV: a pending row under it is
     /// scaled in place.</summary>

@@ -7,8 +7,9 @@ namespace Lowbit.Cuda.Ptx;
 /// <summary>
 /// The int4wo-G decode GEMV on tensor cores (<see cref="Int4MmaGemvPtx"/>), one module a group size, loaded on first
 /// use on a CUDA accelerator and launched on the backend's stream (so it joins the decode graph). Takes what the
-/// ILGPU GEMV takes (<see cref="GemvSources{TScale}"/>: one weight, q/k/v, or gate and up) for K a multiple of 128;
-/// no norm fold (the int4 GEMVs have none).
+/// ILGPU GEMV takes (<see cref="GemvSources{TScale}"/>: one weight, q/k/v, or gate and up) for K a multiple of 128,
+/// with the norm fold on either side (<see cref="ResidualNorm"/>, <see cref="InputScale"/>), which the ILGPU int4 GEMV
+/// has not.
 /// </summary>
 public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
 {
@@ -66,15 +67,22 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
     {
         if (!Supports(k))
             throw new ArgumentException($"The int4 tensor-core GEMV needs K a multiple of 128, not {k}.", nameof(k));
-        if (weights.Norm.On != 0 || weights.Input.On != 0)
-            throw new ArgumentException("The int4 GEMV has no norm fold.", nameof(weights));
         int sets = weights.Gated != 0 ? (weights.N0 + 15) / 16 : Sets(weights.N0) + Sets(weights.N1) + Sets(weights.N2);
         int s = Split(sets, k, split, groupSize, stages);
         ulong w0 = Pointer(weights.Data0), w1 = Pointer(weights.Data1), w2 = Pointer(weights.Data2);
         ulong s0 = Pointer(weights.Scales0), s1 = Pointer(weights.Scales1), s2 = Pointer(weights.Scales2);
         ulong y0 = Pointer(weights.Y0), y1 = Pointer(weights.Y1), y2 = Pointer(weights.Y2), xs = Pointer(x);
         int n0 = weights.N0, n1 = weights.N1, n2 = weights.N2, gated = weights.Gated;
-        void** arguments = stackalloc void*[] { &w0, &w1, &w2, &s0, &s1, &s2, &y0, &y1, &y2, &xs, &n0, &n1, &n2, &gated, &k, &s };
+        var (norm, input) = (weights.Norm, weights.Input);
+        int normOn = norm.On, inputOn = input.On;
+        ulong residual = normOn != 0 ? Pointer(norm.Residual) : 0, gain = normOn != 0 ? Pointer(norm.Weight) : 0, normed = normOn != 0 ? Pointer(norm.Normed) : 0;
+        ulong normSums = normOn != 0 ? Pointer(norm.Sums) : 0, normNext = normOn != 0 ? Pointer(norm.Next) : 0, inputSums = inputOn != 0 ? Pointer(input.Sums) : 0;
+        float width = input.InverseWidth, eps = input.Eps;
+        void** arguments = stackalloc void*[]
+        {
+            &w0, &w1, &w2, &s0, &s1, &s2, &y0, &y1, &y2, &xs, &n0, &n1, &n2, &gated, &k, &s,
+            &residual, &gain, &normed, &normSums, &normNext, &normOn, &inputSums, &width, &eps, &inputOn,
+        };
         Function(groupSize, stages).Launch(stream, sets, 1, 32 * s, arguments, Int4MmaGemvPtx.SharedBytes(groupSize, stages, s));
     }
 

@@ -88,8 +88,21 @@ public static class Int4MmaGemvPtx
         string[] rows = ["n0", "n1", "n2"];
         string[] np = rows.Select(n => Param("u32", n, n)).ToArray();
         string gated = Param("u32", "gated", "gated"), k = Param("u32", "k", "k"), split = Param("u32", "split", "split");
+        string residual = Param("u64", "residual", "residual"), gainPointer = Param("u64", "gain", "gain_pointer"), normed = Param("u64", "normed", "normed");
+        string normSums = Param("u64", "norm_sums", "norm_sums"), normNext = Param("u64", "norm_next", "norm_next"), normFlag = Param("u32", "norm_on", "norm_flag");
+        string inputSums = Param("u64", "input_sums", "input_sums"), inputFlag = Param("u32", "input_on", "input_flag");
+        string inWidth = w.Reg(".f32", "in_width"), inEps = w.Reg(".f32", "in_eps");
+        w.Op($"ld.param.f32 {inWidth}, [p_input_width]");
+        w.Op($"ld.param.f32 {inEps}, [p_input_eps]");
         foreach (string pointer in wp.Concat(sp).Concat(yp).Append(x))
             w.Op($"cvta.to.global.u64 {pointer}, {pointer}");
+        string normOn = w.Reg(".pred", "norm_on"), inputOn = w.Reg(".pred", "input_on"), inputSlot = w.Reg(".f64", "input_slot");
+        w.Op($"setp.ne.u32 {normOn}, {normFlag}, 0");
+        w.Op($"setp.ne.u32 {inputOn}, {inputFlag}, 0");
+        // A folded norm's pointers are only read when it is on (they are 0 otherwise).
+        foreach (string pointer in new[] { residual, gainPointer, normed, normSums, normNext })
+            w.Op($"@{normOn} cvta.to.global.u64 {pointer}, {pointer}");
+        w.Op($"@{inputOn} cvta.to.global.u64 {inputSums}, {inputSums}");
 
         string thread = w.Reg(".b32", "thread"), lane = w.Reg(".b32", "lane"), warp = w.Reg(".b32", "warp");
         string g = w.Reg(".b32", "g"), q = w.Reg(".b32", "q"), set = w.Reg(".b32", "set"), tmp = w.Reg(".b32", "tmp");
@@ -99,6 +112,12 @@ public static class Int4MmaGemvPtx
         w.Op($"shr.u32 {g}, {lane}, 2");
         w.Op($"and.b32 {q}, {lane}, 3");
         w.Op($"mov.u32 {set}, %ctaid.x");
+        // This lane's slot of the input's norm sums, loaded now so the load overlaps the main loop.
+        string slotAddress = w.Reg(".b64", "slot_address");
+        w.Op($"mov.f64 {inputSlot}, 0d0000000000000000");
+        w.Op($"mul.wide.u32 {slotAddress}, {lane}, 8");
+        w.Op($"add.s64 {slotAddress}, {slotAddress}, {inputSums}");
+        w.Op($"@{inputOn} ld.global.f64 {inputSlot}, [{slotAddress}]");
 
         w.Comment("the block's row set: 32 rows of q, k or v (or one weight), or 16 rows of gate and of up");
         string sets0 = w.Reg(".b32", "sets0"), sets01 = w.Reg(".b32", "sets01"), notFirst = w.Reg(".pred", "not_first");
@@ -409,14 +428,18 @@ public static class Int4MmaGemvPtx
         for (int i = 0; i < 4; i++)
             w.Op($"@{isWriter} st.shared.f32 [{Address(tmp, 32 * i)}], {acc[i]}");
         w.Op("bar.sync 0");
+        // Warp 0 finishes: thread i sums row first + i over the warps (gated: gate row i and up row i, i < 16), scales
+        // it by the input's 1/rms when x is a folded norm's output, and writes y, or adds it into the residual and
+        // writes residual·g with the set's Σ residual² added into a slot (ResidualNorm's protocol).
         string outputs = w.Reg(".b32", "outputs"), total = w.Reg(".f32", "total"), up = w.Reg(".f32", "up"), value = w.Reg(".f32", "value");
-        string other2 = w.Reg(".b32", "warp_i"), sums = w.Reg(".b32", "sums");
+        string other2 = w.Reg(".b32", "warp_i"), sums = w.Reg(".b32", "sums"), active = w.Reg(".pred", "active"), readUp = w.Reg(".pred", "read_up");
+        w.Op($"setp.ge.u32 {skip}, {thread}, 32");
+        w.Op($"@{skip} bra DONE");
         w.Op($"selp.b32 {outputs}, 16, 32, {isGated}");
-        w.Op($"setp.ge.u32 {skip}, {thread}, {outputs}");
-        w.Op($"@{skip} bra DONE");
         w.Op($"add.s32 {row}, {first}, {thread}");
-        w.Op($"setp.ge.s32 {skip}, {row}, {count}");
-        w.Op($"@{skip} bra DONE");
+        w.Op($"setp.lt.u32 {active}, {thread}, {outputs}");
+        w.Op($"setp.lt.and.s32 {active}, {row}, {count}, {active}");
+        w.Op($"setp.lt.and.u32 {readUp}, {thread}, 16, {isGated}");
         w.Op($"shl.b32 {sums}, {thread}, 2");
         w.Op($"add.s32 {sums}, {sums}, {reduce}");
         w.Op($"mov.f32 {total}, 0f00000000");
@@ -425,12 +448,30 @@ public static class Int4MmaGemvPtx
         w.Label("SUM_LOOP");
         w.Op($"ld.shared.f32 {value}, [{sums}]");
         w.Op($"add.f32 {total}, {total}, {value}");
-        w.Op($"@{isGated} ld.shared.f32 {value}, [{sums}+64]");
-        w.Op($"@{isGated} add.f32 {up}, {up}, {value}");
+        w.Op($"@{readUp} ld.shared.f32 {value}, [{sums}+64]");
+        w.Op($"@{readUp} add.f32 {up}, {up}, {value}");
         w.Op($"add.s32 {sums}, {sums}, 128");
         w.Op($"add.s32 {other2}, {other2}, 1");
         w.Op($"setp.lt.u32 {more}, {other2}, {split}");
         w.Op($"@{more} bra SUM_LOOP");
+
+        w.Comment("input scale: 1/sqrt(Σ slots / N + eps), the slots loaded at the start");
+        string low = w.Reg(".b32", "low"), high = w.Reg(".b32", "high"), otherSlot = w.Reg(".f64", "other_slot"), factor = w.Reg(".f32", "factor");
+        foreach (int mask in new[] { 16, 8, 4, 2, 1 })
+        {
+            w.Op($"mov.b64 {{{low}, {high}}}, {inputSlot}");
+            w.Op($"shfl.sync.bfly.b32 {low}, {low}, {mask}, 31, -1");
+            w.Op($"shfl.sync.bfly.b32 {high}, {high}, {mask}, 31, -1");
+            w.Op($"mov.b64 {otherSlot}, {{{low}, {high}}}");
+            w.Op($"add.f64 {inputSlot}, {inputSlot}, {otherSlot}");
+        }
+        w.Op($"cvt.rn.f32.f64 {factor}, {inputSlot}");
+        w.Op($"fma.rn.f32 {factor}, {factor}, {inWidth}, {inEps}");
+        w.Op($"sqrt.rn.f32 {factor}, {factor}");
+        w.Op($"rcp.rn.f32 {factor}, {factor}");
+        w.Op($"@{inputOn} mul.f32 {total}, {total}, {factor}");
+        w.Op($"@{inputOn} mul.f32 {up}, {up}, {factor}");
+
         // Gated: y = silu(gate)·up = gate·up / (1 + 2^(−gate·log2 e)).
         string e2 = w.Reg(".f32", "e2");
         w.Op($"@{isGated} mul.f32 {e2}, {total}, 0fBFB8AA3B");
@@ -439,15 +480,61 @@ public static class Int4MmaGemvPtx
         w.Op($"@{isGated} mul.f32 {total}, {total}, {up}");
         w.Op($"@{isGated} div.rn.f32 {total}, {total}, {e2}");
         w.Op($"mul.wide.u32 {address}, {row}, 4");
+        w.Op($"@{normOn} bra NORM");
         w.Op($"add.s64 {address}, {address}, {y}");
-        w.Op($"st.global.f32 [{address}], {total}");
+        w.Op($"@{active} st.global.f32 [{address}], {total}");
+        w.Op("bra DONE");
+
+        w.Label("NORM");
+        w.Comment("residual[row] += y, normed[row] = residual[row]·g[row]; the set's Σ residual² into slot set % 32");
+        string squares = w.Reg(".f32", "squares"), gain = w.Reg(".f32", "gain"), rowAddress = w.Reg(".b64", "row_address");
+        string square64 = w.Reg(".f64", "square64"), isFirst = w.Reg(".pred", "is_first");
+        w.Op($"mov.f32 {squares}, 0f00000000");
+        w.Op($"add.s64 {rowAddress}, {address}, {residual}");
+        w.Op($"@{active} ld.global.f32 {value}, [{rowAddress}]");
+        w.Op($"@{active} add.f32 {total}, {total}, {value}");
+        w.Op($"@{active} st.global.f32 [{rowAddress}], {total}");
+        w.Op($"add.s64 {rowAddress}, {address}, {gainPointer}");
+        w.Op($"@{active} ld.global.f32 {gain}, [{rowAddress}]");
+        w.Op($"@{active} mul.f32 {gain}, {total}, {gain}");
+        w.Op($"add.s64 {rowAddress}, {address}, {normed}");
+        w.Op($"@{active} st.global.f32 [{rowAddress}], {gain}");
+        w.Op($"@{active} mul.f32 {squares}, {total}, {total}");
+        foreach (int mask in new[] { 16, 8, 4, 2, 1 })
+        {
+            w.Op($"shfl.sync.bfly.b32 {value}, {squares}, {mask}, 31, -1");
+            w.Op($"add.f32 {squares}, {squares}, {value}");
+        }
+        w.Op($"cvt.f64.f32 {square64}, {squares}");
+        w.Op($"and.b32 {tmp}, {set}, {ResidualNormSlots - 1}");
+        w.Op($"mul.wide.u32 {rowAddress}, {tmp}, 8");
+        w.Op($"add.s64 {rowAddress}, {rowAddress}, {normSums}");
+        w.Op($"setp.eq.u32 {isFirst}, {thread}, 0");
+        w.Op($"@{isFirst} red.global.add.f64 [{rowAddress}], {square64}");
+        // The first set zeroes the slots the next producer adds into.
+        w.Op($"setp.eq.u32 {isFirst}, {set}, 0");
+        w.Op($"mul.wide.u32 {rowAddress}, {thread}, 8");
+        w.Op($"add.s64 {rowAddress}, {rowAddress}, {normNext}");
+        w.Op($"@{isFirst} st.global.f64 [{rowAddress}], 0d0000000000000000");
         w.Label("DONE");
         w.Op("ret");
 
         var parameters = data.Concat(scale).Concat(outs).Append("x").Select(n => $".param .u64 p_{n}")
-            .Concat(rows.Append("gated").Append("k").Append("split").Select(n => $".param .u32 p_{n}"));
+            .Concat(rows.Append("gated").Append("k").Append("split").Select(n => $".param .u32 p_{n}"))
+            .Concat(FoldParameters);
         return w.Entry(Entry(groupSize, stages), parameters, $".maxntid {32 * MaxSplit}, 1, 1");
     }
+
+    /// <summary>The norm fold's parameters, after the GEMV's: ResidualNorm (residual, g, normed, sums, next, on) and
+    /// InputScale (sums, 1/N, eps, on), in the order <see cref="Int4MmaGemv.Launch"/> passes them.</summary>
+    private static readonly string[] FoldParameters =
+    [
+        ".param .u64 p_residual", ".param .u64 p_gain", ".param .u64 p_normed", ".param .u64 p_norm_sums", ".param .u64 p_norm_next",
+        ".param .u32 p_norm_on", ".param .u64 p_input_sums", ".param .f32 p_input_width", ".param .f32 p_input_eps", ".param .u32 p_input_on",
+    ];
+
+    /// <summary>Slots of a ResidualNorm set (Kernels.ResidualNorm.Slots).</summary>
+    private const int ResidualNormSlots = Kernels.ResidualNorm.Slots;
 
     private static string Vector(int n) => n == 1 ? "" : $".v{n}";
 
