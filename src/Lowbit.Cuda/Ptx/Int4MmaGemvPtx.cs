@@ -132,31 +132,26 @@ public static class Int4MmaGemvPtx
         w.Op($"setp.ge.u32 {notFirst}, {set}, {sets0}");
         w.Op($"setp.ge.u32 {third}, {set}, {sets01}");
         w.Op($"setp.ne.u32 {isGated}, {gated}, 0");
-        w.Op($"mov.b32 {count}, {np[0]}");
-        w.Op($"mov.b64 {wa}, {wp[0]}");
-        w.Op($"mov.b64 {sa}, {sp[0]}");
-        w.Op($"mov.b64 {y}, {yp[0]}");
-        w.Op($"shl.b32 {first}, {set}, 5");
-        w.Op($"@{notFirst} mov.b32 {count}, {np[1]}");
-        w.Op($"@{notFirst} mov.b64 {wa}, {wp[1]}");
-        w.Op($"@{notFirst} mov.b64 {sa}, {sp[1]}");
-        w.Op($"@{notFirst} mov.b64 {y}, {yp[1]}");
-        w.Op($"@{notFirst} sub.s32 {tmp}, {set}, {sets0}");
-        w.Op($"@{notFirst} shl.b32 {first}, {tmp}, 5");
-        w.Op($"@{third} mov.b32 {count}, {np[2]}");
-        w.Op($"@{third} mov.b64 {wa}, {wp[2]}");
-        w.Op($"@{third} mov.b64 {sa}, {sp[2]}");
-        w.Op($"@{third} mov.b64 {y}, {yp[2]}");
-        w.Op($"@{third} sub.s32 {tmp}, {set}, {sets01}");
-        w.Op($"@{third} shl.b32 {first}, {tmp}, 5");
+        // Matrix m's rows, count, pointers and output, from set (set − setsBefore)·32, under guard.
+        void Take(string guard, int m, string? setsBefore)
+        {
+            w.Op($"{guard}mov.b32 {count}, {np[m]}");
+            w.Op($"{guard}mov.b64 {wa}, {wp[m]}");
+            w.Op($"{guard}mov.b64 {sa}, {sp[m]}");
+            w.Op($"{guard}mov.b64 {y}, {yp[m]}");
+            if (setsBefore is not null)
+                w.Op($"{guard}sub.s32 {tmp}, {set}, {setsBefore}");
+            w.Op($"{guard}shl.b32 {first}, {(setsBefore is null ? set : tmp)}, 5");
+        }
+        Take("", 0, null);
+        Take($"@{notFirst} ", 1, sets0);
+        Take($"@{third} ", 2, sets01);
         w.Op($"mov.b64 {wb}, {wa}");
         w.Op($"mov.b64 {sb}, {sa}");
-        w.Op($"@{isGated} mov.b32 {count}, {np[0]}");
-        w.Op($"@{isGated} mov.b64 {wa}, {wp[0]}");
-        w.Op($"@{isGated} mov.b64 {sa}, {sp[0]}");
+        // Gated: gate rows (matrix 0) in tile 0, the same rows of up (matrix 1) in tile 1, 16 a set.
+        Take($"@{isGated} ", 0, null);
         w.Op($"@{isGated} mov.b64 {wb}, {wp[1]}");
         w.Op($"@{isGated} mov.b64 {sb}, {sp[1]}");
-        w.Op($"@{isGated} mov.b64 {y}, {yp[0]}");
         w.Op($"@{isGated} shl.b32 {first}, {set}, 4");
 
         // Tile r's rows g and g + 8 (h = 0, 1), clamped to the last row so every copy stays inside the weight; lane t
