@@ -38,17 +38,17 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
 
     /// <summary>Warps a row set takes: enough to fill the GPU, at most one a 128-k block, and no more than the shared
     /// memory of a block holds.</summary>
-    public int Split(int rowSets, int k, int requested, int groupSize, int stages)
+    private int Split(int rowSets, int k, int requested, int groupSize, int stages)
     {
         int blocks = k / 128, split = requested, most = MaxSplit(groupSize, stages);
         if (split == 0)
         {
             int target = WarpsPerMultiprocessor * accelerator.NumMultiprocessors;
-            for (split = 1; split < most && (long)rowSets * split < target; split *= 2)
-            {
-            }
+            split = 1;
+            while (split < most && (long)rowSets * split < target)
+                split *= 2;
         }
-        return Math.Clamp(Math.Min(Math.Min(split, blocks), most), 1, most);
+        return Math.Clamp(Math.Min(split, blocks), 1, most);
     }
 
     private static int MaxSplit(int groupSize, int stages)
@@ -61,7 +61,7 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
 
     /// <param name="weights">Data, scale/zero words and y of each weight (one, three, or gate and up).</param>
     /// <param name="x">f32 [K], 16-byte aligned.</param>
-    /// <param name="split">Warps a row set (0: <see cref="Split(int, int, int)"/>'s choice).</param>
+    /// <param name="split">Warps a row set (0: enough to fill the GPU).</param>
     /// <param name="stages">Blocks of K whose loads are in flight, the one computed included (2..4).</param>
     public void Launch(AcceleratorStream stream, GemvSources<uint> weights, ArrayView<float> x, int k, int groupSize, int split, int stages = DefaultStages)
     {
