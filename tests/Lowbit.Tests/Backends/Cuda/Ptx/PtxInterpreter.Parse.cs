@@ -11,6 +11,7 @@ internal sealed partial class PtxInterpreter
     {
         LdParam, Cvta, Mov, Add, Sub, MulLo, MulWide, MadLo, Shl, Shr, And, Or, Xor, Rem, Div, Cvt, CvtBf16x2, Setp, AndPred,
         Selp, Bra, Exit, LdGlobal, StGlobal, CpAsync, Commit, WaitGroup, WaitAll, Bar, Ldmatrix, Mma,
+        Min, Mul, Fma, Sqrt, Rcp, Ex2, CvtFloat, LdShared, StShared, RedAdd, Shfl, WarpSync,
     }
 
     private sealed record Operand(string Text)
@@ -29,7 +30,10 @@ internal sealed partial class PtxInterpreter
     {
         public int Target = -1;
         public bool Signed => Suffixes.Any(s => s is "s32" or "s64");
-        public bool Wide => Suffixes.Any(s => s is "u64" or "s64" or "b64");
+        public bool Wide => Suffixes.Any(s => s is "u64" or "s64" or "b64" or "f64");
+
+        /// <summary>The floating-point type of the instruction (f32, f64), or null for integer and bit types.</summary>
+        public string? Float => Suffixes.LastOrDefault(s => s is "f32" or "f64");
     }
 
     private sealed class Kernel
@@ -107,6 +111,18 @@ internal sealed partial class PtxInterpreter
                 "ld" when parts[1] == "param" => Op.LdParam,
                 "ld" when parts[1] == "global" => Op.LdGlobal,
                 "st" when parts[1] == "global" => Op.StGlobal,
+                "ld" when parts[1] == "shared" => Op.LdShared,
+                "st" when parts[1] == "shared" => Op.StShared,
+                "red" when opcode is "red.global.add.f64" => Op.RedAdd,
+                "shfl" when opcode is "shfl.sync.bfly.b32" or "shfl.sync.idx.b32" => Op.Shfl,
+                "bar" when opcode == "bar.warp.sync" => Op.WarpSync,
+                "min" => Op.Min,
+                "mul" when parts[1] is "f32" or "f64" => Op.Mul,
+                "fma" => Op.Fma,
+                "sqrt" => Op.Sqrt,
+                "rcp" => Op.Rcp,
+                "ex2" => Op.Ex2,
+                "cvt" when opcode is "cvt.rn.f32.f64" or "cvt.f64.f32" => Op.CvtFloat,
                 "cvta" => Op.Cvta,
                 "mov" => Op.Mov,
                 "add" => Op.Add,
@@ -128,7 +144,7 @@ internal sealed partial class PtxInterpreter
                 "selp" => Op.Selp,
                 "bra" => Op.Bra,
                 "exit" or "ret" => Op.Exit,
-                "cp" when opcode == "cp.async.cg.shared.global" => Op.CpAsync,
+                "cp" when opcode is "cp.async.cg.shared.global" or "cp.async.ca.shared.global" => Op.CpAsync,
                 "cp" when opcode == "cp.async.commit_group" => Op.Commit,
                 "cp" when opcode == "cp.async.wait_group" => Op.WaitGroup,
                 "cp" when opcode == "cp.async.wait_all" => Op.WaitAll,
@@ -181,7 +197,7 @@ internal sealed partial class PtxInterpreter
                 o.Special = text;
             else if (text.StartsWith('%'))
                 o.Register = Register(text);
-            else if (text.StartsWith("0f", StringComparison.Ordinal))
+            else if (text.StartsWith("0f", StringComparison.Ordinal) || text.StartsWith("0d", StringComparison.Ordinal))
             {
                 o.Immediate = ulong.Parse(text[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
                 o.IsImmediate = true;

@@ -52,6 +52,13 @@ internal sealed partial class PtxInterpreter
         return address;
     }
 
+    /// <summary>A copy of <paramref name="size"/> bytes of global memory at <paramref name="address"/>.</summary>
+    public byte[] Read(ulong address, int size)
+    {
+        var (bytes, at) = Global(address, size, 1);
+        return bytes.AsSpan(at, size).ToArray();
+    }
+
     public void Launch(string entry, int gridX, int gridY, int threads, int sharedBytes, params ulong[] arguments)
     {
         var kernel = _kernels[entry];
@@ -93,8 +100,8 @@ internal sealed partial class PtxInterpreter
         private readonly ulong[][] _registers;
         private readonly bool[][] _written;
         private readonly bool[] _active;
-        private readonly List<(ulong To, ulong From, int Size)>[] _uncommitted;
-        private readonly Queue<List<(ulong To, ulong From, int Size)>>[] _groups;
+        private readonly List<(ulong To, ulong From, int Bytes, int Size)>[] _uncommitted;
+        private readonly Queue<List<(ulong To, ulong From, int Bytes, int Size)>>[] _groups;
 
         public Block(PtxInterpreter owner, Kernel kernel, ulong[] arguments, int bx, int by, int threads, int sharedBytes, Random rng)
         {
@@ -107,8 +114,8 @@ internal sealed partial class PtxInterpreter
             _rng = rng;
             _registers = new ulong[threads][];
             _written = new bool[threads][];
-            _uncommitted = new List<(ulong, ulong, int)>[threads];
-            _groups = new Queue<List<(ulong, ulong, int)>>[threads];
+            _uncommitted = new List<(ulong, ulong, int, int)>[threads];
+            _groups = new Queue<List<(ulong, ulong, int, int)>>[threads];
             for (int t = 0; t < threads; t++)
             {
                 _registers[t] = new ulong[kernel.Registers.Count];
@@ -166,6 +173,11 @@ internal sealed partial class PtxInterpreter
                         continue;
                     case Op.Bar:
                         return Stop.Barrier;
+                    case Op.Shfl:
+                        if (lanes.Count != 32)
+                            throw new InvalidOperationException($"{_kernel.Name}: \"{ins.Text}\" needs all 32 lanes of warp {warp}.");
+                        Shfl(first, ins);
+                        continue;
                     case Op.Ldmatrix or Op.Mma:
                         if (lanes.Count != 32)
                             throw new InvalidOperationException($"{_kernel.Name}: \"{ins.Text}\" needs all 32 lanes of warp {warp}.");
@@ -198,9 +210,41 @@ internal sealed partial class PtxInterpreter
                 case Op.LdParam:
                     Write(t, o[0], _arguments[_kernel.Parameters.IndexOf(o[1].AddressSymbol!)] & (ins.Suffixes[^1] == "u64" ? ulong.MaxValue : 0xFFFF_FFFF));
                     break;
+                case Op.Mov when o[0].Vector is { } parts: // mov.b64 {lo, hi}, d
+                    Write(t, parts[0], Value(t, o[1], ins) & 0xFFFF_FFFF);
+                    Write(t, parts[1], Value(t, o[1], ins) >> 32);
+                    break;
+                case Op.Mov when o[1].Vector is { } halves: // mov.b64 d, {lo, hi}
+                    Write(t, o[0], Read(t, halves[0], ins) & 0xFFFF_FFFF | Read(t, halves[1], ins) << 32);
+                    break;
                 case Op.Cvta or Op.Mov:
                     Write(t, o[0], Value(t, o[1], ins));
                     break;
+                case Op.Add or Op.Sub or Op.Mul or Op.Div or Op.Fma or Op.Min or Op.Sqrt or Op.Rcp or Op.Ex2 when ins.Float is { } type:
+                    {
+                        double F(int i) => type == "f64" ? BitConverter.UInt64BitsToDouble(Value(t, o[i], ins)) : BitConverter.UInt32BitsToSingle((uint)Value(t, o[i], ins));
+                        double result = ins.Op switch
+                        {
+                            Op.Add => F(1) + F(2),
+                            Op.Sub => F(1) - F(2),
+                            Op.Mul => F(1) * F(2),
+                            Op.Div => F(1) / F(2),
+                            Op.Fma => type == "f64" ? Math.FusedMultiplyAdd(F(1), F(2), F(3)) : MathF.FusedMultiplyAdd((float)F(1), (float)F(2), (float)F(3)),
+                            Op.Min => Math.Min(F(1), F(2)),
+                            Op.Sqrt => Math.Sqrt(F(1)),
+                            Op.Rcp => 1.0 / F(1),
+                            _ => Math.Pow(2, F(1)),
+                        };
+                        Write(t, o[0], type == "f64" ? BitConverter.DoubleToUInt64Bits(result) : BitConverter.SingleToUInt32Bits((float)result));
+                        break;
+                    }
+                case Op.CvtFloat:
+                    Write(t, o[0], ins.Suffixes[^2] == "f64"
+                        ? BitConverter.DoubleToUInt64Bits(BitConverter.UInt32BitsToSingle((uint)Value(t, o[1], ins)))
+                        : BitConverter.SingleToUInt32Bits((float)BitConverter.UInt64BitsToDouble(Value(t, o[1], ins))));
+                    break;
+                case Op.Min: Write(t, o[0], signed ? Mask((ulong)Math.Min(S(o[1]), S(o[2]))) : Math.Min(U(1), U(2))); break;
+                case Op.WarpSync: break; // the warp runs in lockstep here
                 case Op.Add: Write(t, o[0], Mask(U(1) + U(2))); break;
                 case Op.Sub: Write(t, o[0], Mask(U(1) - U(2))); break;
                 case Op.MulLo: Write(t, o[0], Mask(U(1) * U(2))); break;
@@ -235,39 +279,60 @@ internal sealed partial class PtxInterpreter
                         "ne" => ua != ub,
                         _ => throw new NotSupportedException(ins.Text),
                     };
+                    if (ins.Suffixes[1] == "and") // setp.cmp.and.type p, a, b, q
+                        r &= Value(t, o[3], ins) != 0;
                     Write(t, o[0], r ? 1UL : 0);
                     break;
                 case Op.AndPred: Write(t, o[0], Value(t, o[1], ins) & Value(t, o[2], ins)); break;
                 case Op.Selp: Write(t, o[0], Value(t, o[3], ins) != 0 ? Value(t, o[1], ins) : Value(t, o[2], ins)); break;
-                case Op.LdGlobal:
+                case Op.LdGlobal or Op.LdShared:
                     {
-                        int count = o[0].Vector!.Length;
-                        var (bytes, at) = _owner.Global(Address(t, o[1], ins), 4 * count, 4 * count);
-                        for (int i = 0; i < count; i++)
-                            Write(t, o[0].Vector![i], BitConverter.ToUInt32(bytes, at + 4 * i));
+                        int[] registers = o[0].Vector ?? [o[0].Register];
+                        int size = ins.Wide ? 8 : 4, total = size * registers.Length;
+                        ulong address = Address(t, o[1], ins);
+                        Span<byte> memory = ins.Op == Op.LdShared ? SharedSpan(address, total, total) : GlobalSpan(address, total);
+                        for (int i = 0; i < registers.Length; i++)
+                            Write(t, registers[i], size == 8 ? BitConverter.ToUInt64(memory[(8 * i)..]) : BitConverter.ToUInt32(memory[(4 * i)..]));
                         break;
                     }
-                case Op.StGlobal:
+                case Op.StGlobal or Op.StShared:
                     {
-                        int[] registers = o[1].Vector ?? [o[1].Register];
-                        var (bytes, at) = _owner.Global(Address(t, o[0], ins), 4 * registers.Length, 4 * registers.Length);
-                        for (int i = 0; i < registers.Length; i++)
-                            BitConverter.TryWriteBytes(bytes.AsSpan(at + 4 * i), (uint)Read(t, registers[i], ins));
+                        ulong[] values = o[1].Vector is { } vector ? vector.Select(r => Read(t, r, ins)).ToArray() : [Value(t, o[1], ins)];
+                        int size = ins.Wide ? 8 : 4, total = size * values.Length;
+                        ulong address = Address(t, o[0], ins);
+                        Span<byte> memory = ins.Op == Op.StShared ? SharedSpan(address, total, total) : GlobalSpan(address, total);
+                        for (int i = 0; i < values.Length; i++)
+                        {
+                            if (size == 8)
+                                BitConverter.TryWriteBytes(memory[(8 * i)..], values[i]);
+                            else
+                                BitConverter.TryWriteBytes(memory[(4 * i)..], (uint)values[i]);
+                        }
+                        break;
+                    }
+                case Op.RedAdd:
+                    {
+                        var memory = GlobalSpan(Address(t, o[0], ins), 8);
+                        double sum = BitConverter.ToDouble(memory) + BitConverter.UInt64BitsToDouble(Value(t, o[1], ins));
+                        BitConverter.TryWriteBytes(memory, sum);
                         break;
                     }
                 case Op.CpAsync:
                     {
+                        // cp.async.cg: 16 bytes (zero-filled past an optional source size); .ca: 4, 8 or 16.
                         ulong to = Address(t, o[0], ins), from = Address(t, o[1], ins);
-                        int size = (int)Value(t, o[3], ins);
-                        if (o[2].Immediate != 16 || size is not (0 or 16))
-                            throw new InvalidOperationException($"\"{ins.Text}\": expected 16-byte copies of 16 or 0 source bytes.");
-                        SharedSpan(to, 16);
-                        if (from % 16 != 0)
-                            throw new InvalidOperationException($"\"{ins.Text}\": source 0x{from:x} is not 16-byte aligned.");
+                        int bytes = (int)o[2].Immediate, size = o.Length > 3 ? (int)Value(t, o[3], ins) : bytes;
+                        if (ins.Suffixes[1] == "cg" ? bytes != 16 : bytes is not (4 or 8 or 16))
+                            throw new InvalidOperationException($"\"{ins.Text}\": a copy of {bytes} bytes.");
+                        if (size != 0 && size != bytes)
+                            throw new InvalidOperationException($"\"{ins.Text}\": expected {bytes} or 0 source bytes.");
+                        SharedSpan(to, bytes, bytes);
+                        if (from % (ulong)bytes != 0)
+                            throw new InvalidOperationException($"\"{ins.Text}\": source 0x{from:x} is not {bytes}-byte aligned.");
                         if (_owner.LateCopies)
-                            _uncommitted[t].Add((to, from, size));
+                            _uncommitted[t].Add((to, from, bytes, size));
                         else
-                            Copy(to, from, size);
+                            Copy(to, from, bytes, size);
                         break;
                     }
                 case Op.Commit:
@@ -283,8 +348,8 @@ internal sealed partial class PtxInterpreter
                     int keep = ins.Op == Op.WaitAll ? 0 : (int)o[0].Immediate;
                     while (_groups[t].Count > keep)
                     {
-                        foreach (var (to, from, size) in _groups[t].Dequeue())
-                            Copy(to, from, size);
+                        foreach (var (to, from, bytes, size) in _groups[t].Dequeue())
+                            Copy(to, from, bytes, size);
                     }
                     break;
                 default:
@@ -292,14 +357,31 @@ internal sealed partial class PtxInterpreter
             }
         }
 
-        private void Copy(ulong to, ulong from, int size)
+        private void Copy(ulong to, ulong from, int bytes, int size)
         {
-            var destination = SharedSpan(to, 16);
+            var destination = SharedSpan(to, bytes, bytes);
             destination.Clear();
             if (size > 0)
+                GlobalSpan(from, size).CopyTo(destination);
+        }
+
+        private Span<byte> GlobalSpan(ulong address, int size)
+        {
+            var (bytes, at) = _owner.Global(address, size, size);
+            return bytes.AsSpan(at, size);
+        }
+
+        /// <summary>shfl.sync.bfly / .idx over the whole warp: lane l reads the source of lane l ^ b (bfly) or b (idx).</summary>
+        private void Shfl(int first, Instruction ins)
+        {
+            var o = ins.Operands;
+            var source = new ulong[32];
+            for (int l = 0; l < 32; l++)
+                source[l] = Value(first + l, o[1], ins);
+            for (int l = 0; l < 32; l++)
             {
-                var (bytes, at) = _owner.Global(from, size, 16);
-                bytes.AsSpan(at, size).CopyTo(destination);
+                int b = (int)Value(first + l, o[2], ins);
+                Write(first + l, o[0], source[ins.Suffixes[1] == "bfly" ? l ^ b : b & 31]);
             }
         }
 
@@ -313,7 +395,7 @@ internal sealed partial class PtxInterpreter
             for (int l = 0; l < 32; l++)
             {
                 for (int i = 0; i < 4; i++)
-                    Write(first + l, ins.Operands[0].Vector![i], BitConverter.ToUInt32(SharedSpan(rows[8 * i + l / 4], 16)[(4 * (l % 4))..]));
+                    Write(first + l, ins.Operands[0].Vector![i], BitConverter.ToUInt32(SharedSpan(rows[8 * i + l / 4], 16, 16)[(4 * (l % 4))..]));
             }
         }
 
@@ -357,9 +439,9 @@ internal sealed partial class PtxInterpreter
             }
         }
 
-        private Span<byte> SharedSpan(ulong address, int size)
+        private Span<byte> SharedSpan(ulong address, int size, int alignment)
         {
-            if (address % 16 != 0 || address < SharedBase || address - SharedBase + (ulong)size > (ulong)_shared.Length)
+            if (address % (ulong)alignment != 0 || address < SharedBase || address - SharedBase + (ulong)size > (ulong)_shared.Length)
                 throw new InvalidOperationException($"{_kernel.Name}: shared access at 0x{address:x} is misaligned or outside the {_shared.Length} bytes.");
             return _shared.AsSpan((int)(address - SharedBase), size);
         }
