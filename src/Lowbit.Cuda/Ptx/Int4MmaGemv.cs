@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 using Lowbit.Cuda.Kernels;
 
 namespace Lowbit.Cuda.Ptx;
@@ -24,8 +25,9 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
     /// <summary>True for the shapes the kernel takes: K a multiple of 128.</summary>
     public static bool Supports(int k) => k > 0 && k % 128 == 0;
 
-    /// <summary>Dynamic shared memory a block may have on the GPUs this runs on (sm_80/sm_90: 227 KB).</summary>
-    private const int MaxSharedBytes = 227 * 1024;
+    /// <summary>Dynamic shared memory a block may opt into: the SM's, less the 1 KB the driver reserves a block
+    /// (227 KB on an H100, 163 KB on an A100).</summary>
+    private readonly int _maxSharedBytes = accelerator is CudaAccelerator cuda ? cuda.MaxSharedMemoryPerMultiprocessor - 1024 : 48 * 1024;
 
     /// <summary>Registers, spills and occupancy of the kernel for <paramref name="groupSize"/>, for the bench.</summary>
     public string Describe(int groupSize, int stages)
@@ -51,10 +53,10 @@ public sealed unsafe class Int4MmaGemv(Accelerator accelerator) : IDisposable
         return Math.Clamp(Math.Min(split, blocks), 1, most);
     }
 
-    private static int MaxSplit(int groupSize, int stages)
+    private int MaxSplit(int groupSize, int stages)
     {
         int split = Int4MmaGemvPtx.MaxSplit;
-        while (split > 1 && Int4MmaGemvPtx.SharedBytes(groupSize, stages, split) > MaxSharedBytes)
+        while (split > 1 && Int4MmaGemvPtx.SharedBytes(groupSize, stages, split) > _maxSharedBytes)
             split--;
         return split;
     }
