@@ -75,25 +75,26 @@ public static class Int4MmaGemvPtx
     {
         var w = new PtxWriter();
         int v = Math.Min(4, groupSize / 32), segments = 4 / v, groupShift = BitOperations.Log2((uint)groupSize);
-        string Param(string type, string name, string reg)
+        // Each parameter is declared where it is loaded, so the entry's parameter list is this order (the order
+        // Int4MmaGemv.Launch passes them in): the GEMV's, then ResidualNorm's and InputScale's.
+        var parameters = new List<string>();
+        string Param(string type, string name, string? reg = null)
         {
-            string r = w.Reg(type == "u64" ? ".b64" : ".b32", reg);
+            parameters.Add($".param .{type} p_{name}");
+            string r = w.Reg(type switch { "u64" => ".b64", "f32" => ".f32", _ => ".b32" }, reg ?? name);
             w.Op($"ld.param.{type} {r}, [p_{name}]");
             return r;
         }
-        string[] data = ["w0", "w1", "w2"], scale = ["s0", "s1", "s2"], outs = ["y0", "y1", "y2"];
-        string[] wp = data.Select(n => Param("u64", n, n)).ToArray(), sp = scale.Select(n => Param("u64", n, n)).ToArray();
-        string[] yp = outs.Select(n => Param("u64", n, n)).ToArray();
-        string x = Param("u64", "x", "x");
-        string[] rows = ["n0", "n1", "n2"];
-        string[] np = rows.Select(n => Param("u32", n, n)).ToArray();
-        string gated = Param("u32", "gated", "gated"), k = Param("u32", "k", "k"), split = Param("u32", "split", "split");
-        string residual = Param("u64", "residual", "residual"), gainPointer = Param("u64", "gain", "gain_pointer"), normed = Param("u64", "normed", "normed");
-        string normSums = Param("u64", "norm_sums", "norm_sums"), normNext = Param("u64", "norm_next", "norm_next"), normFlag = Param("u32", "norm_on", "norm_flag");
-        string inputSums = Param("u64", "input_sums", "input_sums"), inputFlag = Param("u32", "input_on", "input_flag");
-        string inWidth = w.Reg(".f32", "in_width"), inEps = w.Reg(".f32", "in_eps");
-        w.Op($"ld.param.f32 {inWidth}, [p_input_width]");
-        w.Op($"ld.param.f32 {inEps}, [p_input_eps]");
+        string[] wp = new[] { "w0", "w1", "w2" }.Select(n => Param("u64", n)).ToArray();
+        string[] sp = new[] { "s0", "s1", "s2" }.Select(n => Param("u64", n)).ToArray();
+        string[] yp = new[] { "y0", "y1", "y2" }.Select(n => Param("u64", n)).ToArray();
+        string x = Param("u64", "x");
+        string[] np = new[] { "n0", "n1", "n2" }.Select(n => Param("u32", n)).ToArray();
+        string gated = Param("u32", "gated"), k = Param("u32", "k"), split = Param("u32", "split");
+        string residual = Param("u64", "residual"), gainPointer = Param("u64", "gain", "gain_pointer"), normed = Param("u64", "normed");
+        string normSums = Param("u64", "norm_sums"), normNext = Param("u64", "norm_next"), normFlag = Param("u32", "norm_on", "norm_flag");
+        string inputSums = Param("u64", "input_sums"), inWidth = Param("f32", "input_width", "in_width"), inEps = Param("f32", "input_eps", "in_eps");
+        string inputFlag = Param("u32", "input_on", "input_flag");
         foreach (string pointer in wp.Concat(sp).Concat(yp).Append(x))
             w.Op($"cvta.to.global.u64 {pointer}, {pointer}");
         string normOn = w.Reg(".pred", "norm_on"), inputOn = w.Reg(".pred", "input_on"), inputSlot = w.Reg(".f64", "input_slot");
@@ -132,8 +133,8 @@ public static class Int4MmaGemvPtx
         w.Op($"setp.ge.u32 {notFirst}, {set}, {sets0}");
         w.Op($"setp.ge.u32 {third}, {set}, {sets01}");
         w.Op($"setp.ne.u32 {isGated}, {gated}, 0");
-        // Matrix m's rows, count, pointers and output, from set (set − setsBefore)·32, under guard.
-        void Take(string guard, int m, string? setsBefore)
+        // Matrix m's rows, count, pointers and output, from row (set − setsBefore)·2^shift, under guard.
+        void Take(string guard, int m, string? setsBefore, int shift)
         {
             w.Op($"{guard}mov.b32 {count}, {np[m]}");
             w.Op($"{guard}mov.b64 {wa}, {wp[m]}");
@@ -141,18 +142,17 @@ public static class Int4MmaGemvPtx
             w.Op($"{guard}mov.b64 {y}, {yp[m]}");
             if (setsBefore is not null)
                 w.Op($"{guard}sub.s32 {tmp}, {set}, {setsBefore}");
-            w.Op($"{guard}shl.b32 {first}, {(setsBefore is null ? set : tmp)}, 5");
+            w.Op($"{guard}shl.b32 {first}, {(setsBefore is null ? set : tmp)}, {shift}");
         }
-        Take("", 0, null);
-        Take($"@{notFirst} ", 1, sets0);
-        Take($"@{third} ", 2, sets01);
+        Take("", 0, null, 5);
+        Take($"@{notFirst} ", 1, sets0, 5);
+        Take($"@{third} ", 2, sets01, 5);
         w.Op($"mov.b64 {wb}, {wa}");
         w.Op($"mov.b64 {sb}, {sa}");
         // Gated: gate rows (matrix 0) in tile 0, the same rows of up (matrix 1) in tile 1, 16 a set.
-        Take($"@{isGated} ", 0, null);
+        Take($"@{isGated} ", 0, null, 4);
         w.Op($"@{isGated} mov.b64 {wb}, {wp[1]}");
         w.Op($"@{isGated} mov.b64 {sb}, {sp[1]}");
-        w.Op($"@{isGated} shl.b32 {first}, {set}, 4");
 
         // Tile r's rows g and g + 8 (h = 0, 1), clamped to the last row so every copy stays inside the weight; lane t
         // copies bytes [16t, 16t + 16) of each of its four rows' 64-byte block, and the scale words of one row.
@@ -308,11 +308,7 @@ public static class Int4MmaGemvPtx
             w.Op($"st.shared.v2.b32 [{Address(writeB, at)}], {{{hi[0]}, {hi[1]}}}");
             w.Op($"st.shared.v2.b32 [{Address(writeB, at + 256)}], {{{lo[0]}, {lo[1]}}}");
             // Σ(hi + lo) of each 32-k quarter (lanes 8i..8i + 7), then each group's share of this block.
-            foreach (int mask in new[] { 1, 2, 4 })
-            {
-                w.Op($"shfl.sync.bfly.b32 {other}, {part}, {mask}, 31, -1");
-                w.Op($"add.f32 {part}, {part}, {other}");
-            }
+            ButterflySum(part, other, 1, 2, 4);
             for (int i = 0; i < 4; i++)
                 w.Op($"shfl.sync.idx.b32 {quarter[i]}, {part}, {8 * i}, 31, -1");
             for (int s = 0; s < segments; s++)
@@ -350,11 +346,8 @@ public static class Int4MmaGemvPtx
                     // The segment is one group's share: acc += s·(D − 136·Σx) + z·Σx, column 0 + column 1.
                     for (int h = 0; h < 2; h++)
                     {
-                        string word = scales[h * segments + s], target = acc[2 * r + h];
-                        w.Op($"shl.b32 {bitsTmp}, {word}, 16");
-                        w.Op($"mov.b32 {sc}, {bitsTmp}");
-                        w.Op($"and.b32 {bitsTmp}, {word}, -65536");
-                        w.Op($"mov.b32 {ze}, {bitsTmp}");
+                        string target = acc[2 * r + h];
+                        Unpack(scales[h * segments + s], sc, ze);
                         w.Op($"fma.rn.f32 {zz}, {sc}, 0fC3080000, {ze}");
                         w.Op($"fma.rn.f32 {target}, {sc}, {d[2 * h]}, {target}");
                         w.Op($"fma.rn.f32 {target}, {sc}, {d[2 * h + 1]}, {target}");
@@ -364,12 +357,23 @@ public static class Int4MmaGemvPtx
             }
         }
 
+        // A word's two bf16 halves as f32 (the low half: a bf16 pair's first element, or a scale/zero word's scale).
         void Unpack(string pair, string low, string high)
         {
             w.Op($"shl.b32 {bitsTmp}, {pair}, 16");
             w.Op($"mov.b32 {low}, {bitsTmp}");
             w.Op($"and.b32 {bitsTmp}, {pair}, -65536");
             w.Op($"mov.b32 {high}, {bitsTmp}");
+        }
+
+        // sum += its value in the lanes lane ^ mask, for each mask in turn: over 2^masks lanes (every lane gets the sum).
+        void ButterflySum(string sum, string other, params int[] masks)
+        {
+            foreach (int mask in masks)
+            {
+                w.Op($"shfl.sync.bfly.b32 {other}, {sum}, {mask}, 31, -1");
+                w.Op($"add.f32 {sum}, {sum}, {other}");
+            }
         }
 
         // Pair i of a word: nibbles i and i + 4 as the bf16 pair (128 + q_i, 128 + q_{i+4}).
@@ -495,11 +499,7 @@ public static class Int4MmaGemvPtx
         w.Op($"add.s64 {rowAddress}, {address}, {normed}");
         w.Op($"@{active} st.global.f32 [{rowAddress}], {gain}");
         w.Op($"@{active} mul.f32 {squares}, {total}, {total}");
-        foreach (int mask in new[] { 16, 8, 4, 2, 1 })
-        {
-            w.Op($"shfl.sync.bfly.b32 {value}, {squares}, {mask}, 31, -1");
-            w.Op($"add.f32 {squares}, {squares}, {value}");
-        }
+        ButterflySum(squares, value, 16, 8, 4, 2, 1);
         w.Op($"cvt.f64.f32 {square64}, {squares}");
         w.Op($"and.b32 {tmp}, {set}, {ResidualNormSlots - 1}");
         w.Op($"mul.wide.u32 {rowAddress}, {tmp}, 8");
@@ -514,19 +514,8 @@ public static class Int4MmaGemvPtx
         w.Label("DONE");
         w.Op("ret");
 
-        var parameters = data.Concat(scale).Concat(outs).Append("x").Select(n => $".param .u64 p_{n}")
-            .Concat(rows.Append("gated").Append("k").Append("split").Select(n => $".param .u32 p_{n}"))
-            .Concat(FoldParameters);
         return w.Entry(Entry(groupSize, stages), parameters, $".maxntid {32 * MaxSplit}, 1, 1");
     }
-
-    /// <summary>The norm fold's parameters, after the GEMV's: ResidualNorm (residual, g, normed, sums, next, on) and
-    /// InputScale (sums, 1/N, eps, on), in the order <see cref="Int4MmaGemv.Launch"/> passes them.</summary>
-    private static readonly string[] FoldParameters =
-    [
-        ".param .u64 p_residual", ".param .u64 p_gain", ".param .u64 p_normed", ".param .u64 p_norm_sums", ".param .u64 p_norm_next",
-        ".param .u32 p_norm_on", ".param .u64 p_input_sums", ".param .f32 p_input_width", ".param .f32 p_input_eps", ".param .u32 p_input_on",
-    ];
 
     /// <summary>Slots of a ResidualNorm set (Kernels.ResidualNorm.Slots).</summary>
     private const int ResidualNormSlots = Kernels.ResidualNorm.Slots;
