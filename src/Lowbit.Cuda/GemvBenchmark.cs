@@ -3,7 +3,6 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using Lowbit.Cuda.Driver;
 using Lowbit.Cuda.Kernels;
-using Lowbit.Cuda.Ptx;
 using Lowbit.Quantization.Formats;
 using Lowbit.Tensors;
 
@@ -43,8 +42,8 @@ public sealed partial class CudaBackend
                 Linear(x.View(), weights[i % copies], y.View());
             _stream.Synchronize();
             var w0 = weights[0];
-            string resources = w0.Format == CudaFormat.Int4Grouped && _int4MmaGemv is not null && Int4TensorCoreGemv && Int4MmaGemv.Supports(k)
-                ? _int4MmaGemv.Describe(w0.GroupSize, Int4TensorCoreStages)
+            string resources = w0.Format == CudaFormat.Int4Grouped && Int4GemvOnTensorCores(k, w0.GroupSize)
+                ? _int4MmaGemv!.Describe(w0.GroupSize, Int4TensorCoreStages)
                 : Resources(GemvKernel(w0.Format));
             return (clock.Elapsed.TotalMicroseconds / iterations, w0.ByteLength + 4L * (n + k), resources);
         }
