@@ -23,11 +23,23 @@ public sealed partial class CudaBackend
     private MemoryBuffer1D<byte, Stride1D.Dense>? _weightsBf16; // a quantized weight expanded for prefill, grown on demand
     private Bf16Dequantizer? _bf16Dequantizer;
 
-    /// <summary>The tiling Linear uses (the bench times every one of <see cref="GemmTile.Candidates"/>).</summary>
-    public GemmTile TensorCoreTile { get; set; } = GemmTile.Default;
+    /// <summary>The tiling Linear uses for every shape; null (the default): <see cref="GemmTile.For"/> picks one by the
+    /// shape and the GPU (the bench times every one of <see cref="GemmTile.Candidates"/>).</summary>
+    public GemmTile? TensorCoreTile { get; set; }
+
+    /// <summary>The tiling Linear uses for an [m, k]·[n, k]ᵀ product.</summary>
+    public GemmTile TileFor(int m, int n) => TensorCoreTile
+        ?? (_accelerator is CudaAccelerator { Architecture: { } arch } cuda ? GemmTile.For(m, n, arch.Major, arch.Minor, cuda.NumMultiprocessors) : GemmTile.Default);
 
     /// <summary>True on a CUDA GPU, where PTX kernels run.</summary>
     public bool HasTensorCores => _accelerator is CudaAccelerator;
+
+    /// <summary>True where this GPU runs <paramref name="tile"/>'s instructions (wgmma: sm_90 only).</summary>
+    public bool Runs(GemmTile tile)
+    {
+        ArgumentNullException.ThrowIfNull(tile);
+        return _accelerator is CudaAccelerator { Architecture: { } arch } && tile.RunsOn(arch.Major, arch.Minor);
+    }
 
     /// <summary>Why Linear went back to the ILGPU GEMM for good (the driver's JIT error), or null.</summary>
     public string? TensorCoreError { get; private set; }
@@ -61,7 +73,7 @@ public sealed partial class CudaBackend
             return null;
         try
         {
-            return TensorCoreGemmFor(TensorCoreTile);
+            return TensorCoreGemmFor(TileFor(m, n));
         }
         catch (InvalidOperationException e)
         {
@@ -92,6 +104,8 @@ public sealed partial class CudaBackend
         ArgumentNullException.ThrowIfNull(tile);
         if (!HasTensorCores)
             throw new NotSupportedException($"Tensor-core kernels are PTX and need a CUDA GPU; this backend runs on {_accelerator.AcceleratorType}.");
+        if (!Runs(tile))
+            throw new NotSupportedException($"Tensor-core GEMM {tile.Name} needs {(tile.Wgmma ? "an sm_90 GPU (wgmma)" : "sm_80 or later (mma.sync)")}; this GPU is {_accelerator.Name}.");
         if (!_tensorCoreGemms.TryGetValue(tile, out var gemm))
         {
             gemm = new TensorCoreGemm(_accelerator, tile);
@@ -105,7 +119,7 @@ public sealed partial class CudaBackend
     {
         if (weight.Tensor.DType != DType.BF16 || ReadyTensorCoreGemm(x.Rows, weight.OutFeatures, x.Columns, x.Data) is null)
             return false;
-        LinearOnTensorCores(x, weight.Tensor, destination, TensorCoreTile);
+        LinearOnTensorCores(x, weight.Tensor, destination, TileFor(x.Rows, weight.OutFeatures));
         return true;
     }
 

@@ -37,9 +37,13 @@ internal static class BenchCommand
         {
             Description = "With --shape: also time decode with these operations left out, one at a time (norms, rope, attention, or a+b): what each would gain at zero cost.",
         };
+        var gemmTile = new Option<string?>("--gemm-tile")
+        {
+            Description = "With --shape: the prefill GEMM's tiling for every product (a name as selftest --bench prints it) instead of the one chosen by rows and GPU.",
+        };
         var command = new Command("bench", "Speed, size and accuracy of a model in each quantized format, side by side.")
         {
-            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts, eager, profile, whatIf,
+            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts, eager, profile, whatIf, gemmTile,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
@@ -50,6 +54,11 @@ internal static class BenchCommand
                 if (backend is not CudaBackend cuda)
                     throw new ArgumentException("--shape builds its model on the GPU: use --device cuda (or auto on a machine with one).");
                 cuda.RecordSteps = !r.GetValue(eager);
+                if (r.GetValue(gemmTile) is { } tileName)
+                {
+                    cuda.TensorCoreTile = Lowbit.Cuda.Ptx.GemmTile.Candidates.FirstOrDefault(t => t.Name == tileName)
+                        ?? throw new ArgumentException($"--gemm-tile: no tiling {tileName}; one of {string.Join(", ", Lowbit.Cuda.Ptx.GemmTile.Candidates.Select(t => t.Name))}.");
+                }
                 string[] shapeFormats = r.GetResult(quant) is null ? ["bf16"] : r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 int[] lengths = [.. r.GetValue(prompts)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
                 DecodeOps[] whatIfs = [.. (r.GetValue(whatIf) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)

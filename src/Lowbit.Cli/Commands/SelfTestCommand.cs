@@ -18,7 +18,8 @@ internal static class SelfTestCommand
         var model = CommonOptions.Model();
         var tokens = new Option<int>("--tokens") { Description = "Tokens to decode greedily on both backends.", DefaultValueFactory = _ => 80 };
         var bench = new Option<bool>("--bench") { Description = "Also time the decode GEMVs of every format with a CUDA kernel (14336x4096, 4096x14336) and the model's decode." };
-        var command = new Command("selftest", "Check a device backend against the CPU: each kernel, then greedy decoding (dense and each quantized format with device kernels).") { device, model, tokens, bench };
+        var gemmOnly = new Option<bool>("--gemm-only") { Description = "Only the prefill GEMM: check every tensor-core tiling this GPU runs (and time them with --bench)." };
+        var command = new Command("selftest", "Check a device backend against the CPU: each kernel, then greedy decoding (dense and each quantized format with device kernels).") { device, model, tokens, bench, gemmOnly };
         command.SetAction(r => CommonOptions.Run(() =>
         {
             string modelDir = r.GetValue(model) ?? CommonOptions.BundledModel;
@@ -39,6 +40,13 @@ internal static class SelfTestCommand
                 // Tensor-core tilings first, simplest first, each printed as it comes: PTX of ours is the likeliest to fault.
                 if (cuda is { HasTensorCores: true })
                     Report(BackendCheck.TensorCores(cuda, cpu));
+                if (r.GetValue(gemmOnly))
+                {
+                    if (cuda is { HasTensorCores: true } && r.GetValue(bench))
+                        BenchGemm(cuda);
+                    Console.WriteLine(failures == 0 ? "selftest passed (GEMM only)" : $"selftest FAILED: {failures} checks");
+                    return failures == 0 ? 0 : 1;
+                }
                 Report(BackendCheck.Kernels(gpu, cpu, large: true));
                 if (cuda?.TensorCoreError is string error)
                 {
@@ -162,7 +170,8 @@ internal static class SelfTestCommand
     /// shapes, and of the ILGPU GEMM at one shape (cuBLAS on an H100: 791 TFLOP/s, ILGPU-NOTES.md).</summary>
     private static void BenchGemm(CudaBackend cuda)
     {
-        foreach (var tile in GemmTile.Candidates)
+        var runs = GemmTile.Candidates.Where(cuda.Runs).ToList();
+        foreach (var tile in runs)
         {
             try
             {
@@ -173,11 +182,11 @@ internal static class SelfTestCommand
                 Console.WriteLine($"bench tensor cores {tile.Name}: did not load: {e.Message}");
             }
         }
-        foreach (var (n, k) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
+        foreach (var (n, k) in new[] { (4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336) })
         {
             foreach (int m in new[] { 512, 2048 })
             {
-                var tiles = new List<GemmTile?>(GemmTile.Candidates);
+                var tiles = new List<GemmTile?>(runs);
                 if (m == 512 && n == 4096 && k == 4096)
                     tiles.Add(null);
                 foreach (var (tile, us, gemmUs, error) in cuda.TimeGemm(m, n, k, tiles))

@@ -38,7 +38,12 @@ public sealed unsafe class TensorCoreGemm : IDisposable
     public int BlocksPerMultiprocessor { get; }
 
     /// <summary>Registers, spills and occupancy, for the bench.</summary>
-    public string Describe() => $"{_gemm.Registers} registers, {_gemm.LocalBytes} B local, {BlocksPerMultiprocessor} blocks/SM, {Tile.SharedBytes / 1024} KB shared";
+    public string Describe()
+    {
+        // ptxas says when it had to serialize wgmma (its "Potential Performance Loss" advisories).
+        string advisories = string.Join(" ", _module.InfoLog.Split('\n').Where(l => l.Contains("Performance", StringComparison.OrdinalIgnoreCase) || l.Contains("serializ", StringComparison.OrdinalIgnoreCase)).Select(l => l.Trim()));
+        return $"{_gemm.Registers} registers, {_gemm.LocalBytes} B local, {BlocksPerMultiprocessor} blocks/SM, {Tile.SharedBytes / 1024} KB shared {advisories}".TrimEnd();
+    }
 
     /// <summary>True for the shapes the kernels handle: k a multiple of 8 (16-byte rows), each operand under 2^31 elements.</summary>
     public static bool Supports(int m, int n, int k) =>

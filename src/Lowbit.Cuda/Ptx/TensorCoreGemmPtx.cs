@@ -11,12 +11,13 @@ namespace Lowbit.Cuda.Ptx;
 /// past the end are copied as zeros, stores past the end are skipped) and k is masked chunk by chunk.
 /// Block (bx, by) computes rows bx·BlockM.., columns by·BlockN..: blocks that share a W tile run together,
 /// so W is read from HBM about once while X (m·k·2 bytes) stays in the 50 MB L2.
-/// Per k-step of BlockK: cp.async (16 bytes, .cg) copies the next tile Stages−1 steps ahead into a
-/// swizzled shared buffer (<see cref="GemmTile.SharedOffset"/>), one bar.sync, then each warp loads its
-/// fragments with ldmatrix.x4 and issues FragmentsM·FragmentsN mma per 16 of k.
+/// Per k-step of BlockK: cp.async (16 bytes, .cg) copies a later tile into a swizzled shared buffer
+/// (<see cref="GemmTile.SharedOffset"/>), one bar.sync, then either (sm_80+) each warp loads its fragments with
+/// ldmatrix.x4 and issues FragmentsM·FragmentsN mma.sync per 16 of k, or (<see cref="GemmTile.Wgmma"/>, sm_90a) each
+/// warpgroup issues one asynchronous wgmma.mma_async.m64nNk16 per 16 of k reading both tiles from shared memory.
 /// Work at m=2048, n=k=4096: 68.7 GFLOP, about 90 MB moved (compute-bound). mma.sync on an H100 ran 600 TFLOP/s
-/// from registers (ILGPU-NOTES.md; cuBLAS 791 with wgmma): floor about 0.11 ms. Measured: docs/gpu.md
-/// (lowbit selftest --device cuda --bench).
+/// from registers (ILGPU-NOTES.md; cuBLAS 791 with wgmma). Measured: docs/gpu.md (lowbit selftest --device cuda
+/// --gemm-only --bench): mma.sync tiles 330-400 TFLOP/s, wgmma tiles 470-590 at Llama-3-8B's shapes.
 /// </summary>
 public static class TensorCoreGemmPtx
 {
@@ -33,7 +34,7 @@ public static class TensorCoreGemmPtx
         ArgumentNullException.ThrowIfNull(tile);
         return new StringBuilder()
             .Append("// Lowbit tensor-core GEMM ").Append(tile.Name).Append(", emitted by Lowbit.Cuda.Ptx.TensorCoreGemmPtx\n")
-            .Append(".version 7.8\n.target sm_80\n.address_size 64\n\n")
+            .Append(tile.Wgmma ? ".version 8.0\n.target sm_90a\n" : ".version 7.8\n.target sm_80\n").Append(".address_size 64\n\n")
             .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
             .Append(Convert()).Append('\n')
             .Append(Gemm(tile))
@@ -76,7 +77,7 @@ public static class TensorCoreGemmPtx
     private static string Gemm(GemmTile g)
     {
         var w = new PtxWriter();
-        int chunks = g.ChunksPerRow, rowBytes = g.RowBytes, steps = g.BlockK / 16;
+        int chunks = g.ChunksPerRow, rowBytes = g.RowBytes;
         int fm = g.FragmentsM, fn = g.FragmentsN;
         int swizzleShift = BitOperations.Log2((uint)(8 / chunks));
         string x = w.Reg(".b64", "x"), wt = w.Reg(".b64", "w"), y = w.Reg(".b64", "y");
@@ -104,6 +105,12 @@ public static class TensorCoreGemmPtx
         w.Op($"rem.u32 {wm}, {warp}, {g.WarpsM}");
         w.Op($"div.u32 {wn}, {warp}, {g.WarpsM}");
         w.Op($"mov.u32 {smem}, lowbit_smem");
+        if (g.Wgmma)
+        {
+            w.Comment("the ring starts on a 1024-byte boundary, where the 128-byte swizzle pattern is anchored");
+            w.Op($"add.s32 {smem}, {smem}, 1023");
+            w.Op($"and.b32 {smem}, {smem}, -1024");
+        }
 
         // Copies: thread t moves chunk column t % chunks of rows t / chunks + i·threads/chunks, for X and W alike.
         w.Comment("cp.async sources and destinations");
@@ -160,92 +167,31 @@ public static class TensorCoreGemmPtx
         void AdvanceStage(string stage)
         {
             w.Op($"add.s32 {stage}, {stage}, {g.StageBytes}");
-            w.Op($"setp.eq.s32 {wrap}, {stage}, {g.SharedBytes}");
+            w.Op($"setp.eq.s32 {wrap}, {stage}, {g.RingBytes}");
             w.Op($"selp.b32 {stage}, 0, {stage}, {wrap}");
         }
 
-        // ldmatrix.x4 row addresses. X fragment (16×16): lane l gives row l & 15, chunk 2s + (l >> 4), so its
-        // four 8×8 matrices are a0..a3 of mma's A. W (two 8-column fragments): lane l gives row
-        // (l & 7) + 8·((l >> 4) & 1), chunk 2s + ((l >> 3) & 1): matrices b0, b1 of fragment 2j, then of 2j+1.
-        w.Comment("ldmatrix addresses");
-        string[] fragmentX = w.Regs(".b32", "ldm_x", steps), fragmentW = w.Regs(".b32", "ldm_w", steps);
-        string row = w.Reg(".b32", "ldm_row"), half = w.Reg(".b32", "ldm_half"), rowBase = w.Reg(".b32", "ldm_base");
-        foreach (var (addresses, isX) in new[] { (fragmentX, true), (fragmentW, false) })
-        {
-            if (isX)
-            {
-                w.Op($"and.b32 {row}, {lane}, 15");
-                w.Op($"shr.u32 {half}, {lane}, 4");
-                w.Op($"mul.lo.s32 {rowBase}, {wm}, {g.WarpTileM * rowBytes}");
-            }
-            else
-            {
-                w.Op($"and.b32 {row}, {lane}, 7");
-                w.Op($"and.b32 {tmp}, {lane}, 16");
-                w.Op($"shr.u32 {tmp}, {tmp}, 1");
-                w.Op($"add.s32 {row}, {row}, {tmp}");
-                w.Op($"shr.u32 {half}, {lane}, 3");
-                w.Op($"and.b32 {half}, {half}, 1");
-                w.Op($"mul.lo.s32 {rowBase}, {wn}, {g.WarpTileN * rowBytes}");
-                w.Op($"add.s32 {rowBase}, {rowBase}, {g.BlockM * rowBytes}");
-            }
-            w.Op($"mad.lo.s32 {rowBase}, {row}, {rowBytes}, {rowBase}");
-            w.Op($"add.s32 {rowBase}, {rowBase}, {smem}");
-            w.Op($"shr.u32 {tmp2}, {row}, {swizzleShift}");
-            w.Op($"and.b32 {tmp2}, {tmp2}, {chunks - 1}");
-            for (int s = 0; s < steps; s++)
-            {
-                w.Op($"add.s32 {tmp}, {half}, {2 * s}");
-                w.Op($"xor.b32 {tmp}, {tmp}, {tmp2}");
-                w.Op($"shl.b32 {tmp}, {tmp}, 4");
-                w.Op($"add.s32 {addresses[s]}, {rowBase}, {tmp}");
-            }
-        }
-
-        string[] acc = w.Regs(".f32", "acc", fm * fn * 4), a = w.Regs(".b32", "fa", fm * 4), b = w.Regs(".b32", "fb", fn * 2);
+        string[] acc = w.Regs(".f32", "acc", fm * fn * 4);
         foreach (string r in acc)
             w.Op($"mov.f32 {r}, 0f00000000");
-
-        w.Comment($"prologue: tiles 0..{g.Stages - 2} in flight");
         string kTiles = w.Reg(".b32", "k_tiles"), kTile = w.Reg(".b32", "k_tile"), more = w.Reg(".pred", "more");
         w.Op($"mov.b32 {kLeft}, {k}");
         w.Op($"mov.b32 {writeStage}, 0");
         w.Op($"mov.b32 {readStage}, 0");
-        for (int s = 0; s < g.Stages - 1; s++)
-            CopyTile();
         w.Op($"add.s32 {kTiles}, {k}, {g.BlockK - 1}");
         w.Op($"shr.u32 {kTiles}, {kTiles}, {BitOperations.Log2((uint)g.BlockK)}");
         w.Op($"mov.b32 {kTile}, 0");
-
-        // One barrier a step: after it tile kt has landed for every thread, and every warp is done reading
-        // the stage of tile kt-1, which the copy of tile kt+Stages-1 then overwrites.
-        w.Label("K_LOOP");
-        w.Op($"cp.async.wait_group {g.Stages - 2}");
-        w.Op("bar.sync 0");
-        CopyTile();
-        string addrX = w.Reg(".b32", "addr_x"), addrW = w.Reg(".b32", "addr_w");
-        for (int s = 0; s < steps; s++)
+        var loop = new KLoop(w, g, smem, lane, warp, wm, wn, readStage, tmp, tmp2, acc, CopyTile, () =>
         {
-            w.Op($"add.s32 {addrX}, {fragmentX[s]}, {readStage}");
-            for (int i = 0; i < fm; i++)
-                w.Op($"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, [{Address(addrX, i * 16 * rowBytes)}]");
-            w.Op($"add.s32 {addrW}, {fragmentW[s]}, {readStage}");
-            for (int j = 0; j < fn / 2; j++)
-                w.Op($"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{b[4 * j]}, {b[4 * j + 1]}, {b[4 * j + 2]}, {b[4 * j + 3]}}}, [{Address(addrW, j * 16 * rowBytes)}]");
-            for (int i = 0; i < fm; i++)
-            {
-                for (int j = 0; j < fn; j++)
-                {
-                    string d = string.Join(", ", acc.AsSpan((i * fn + j) * 4, 4).ToArray());
-                    w.Op($"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {{{d}}}, {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, {{{b[2 * j]}, {b[2 * j + 1]}}}, {{{d}}}");
-                }
-            }
-        }
-        AdvanceStage(readStage);
-        w.Op($"add.s32 {kTile}, {kTile}, 1");
-        w.Op($"setp.lt.s32 {more}, {kTile}, {kTiles}");
-        w.Op($"@{more} bra K_LOOP");
-        w.Op("cp.async.wait_all");
+            AdvanceStage(readStage);
+            w.Op($"add.s32 {kTile}, {kTile}, 1");
+            w.Op($"setp.lt.s32 {more}, {kTile}, {kTiles}");
+            w.Op($"@{more} bra K_LOOP");
+        });
+        if (g.Wgmma)
+            loop.Wgmma();
+        else
+            loop.MmaSync();
 
         // Accumulator j of fragment (i, jn) holds row g + 8·(j >> 1), column 2q + (j & 1), g = lane >> 2, q = lane & 3.
         w.Comment("epilogue: masked f32 stores");
@@ -304,6 +250,153 @@ public static class TensorCoreGemmPtx
             [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"],
             $".maxntid {g.Threads}, 1, 1");
     }
+
+    /// <summary>The k loop of <see cref="Gemm"/>: prologue copies, then per k-tile one barrier, the copy of a later
+    /// tile and the tensor-core work on this one (<paramref name="copyTile"/> issues the next tile's copies and commits
+    /// them, <paramref name="nextTile"/> advances the read stage and branches back to K_LOOP).</summary>
+    private sealed class KLoop(PtxWriter w, GemmTile g, string smem, string lane, string warp, string wm, string wn, string readStage,
+        string tmp, string tmp2, string[] acc, Action copyTile, Action nextTile)
+    {
+        private readonly int _steps = g.BlockK / 16;
+
+        /// <summary>ldmatrix.x4 fragments, mma.sync.m16n8k16: copies run Stages − 1 tiles ahead; after the barrier of
+        /// tile kt every warp is done reading tile kt − 1, whose stage the copy of tile kt + Stages − 1 overwrites.</summary>
+        public void MmaSync()
+        {
+            int rowBytes = g.RowBytes, chunks = g.ChunksPerRow, fm = g.FragmentsM, fn = g.FragmentsN;
+            int swizzleShift = BitOperations.Log2((uint)(8 / chunks));
+            // ldmatrix.x4 row addresses. X fragment (16×16): lane l gives row l & 15, chunk 2s + (l >> 4), so its
+            // four 8×8 matrices are a0..a3 of mma's A. W (two 8-column fragments): lane l gives row
+            // (l & 7) + 8·((l >> 4) & 1), chunk 2s + ((l >> 3) & 1): matrices b0, b1 of fragment 2j, then of 2j+1.
+            w.Comment("ldmatrix addresses");
+            string[] fragmentX = w.Regs(".b32", "ldm_x", _steps), fragmentW = w.Regs(".b32", "ldm_w", _steps);
+            string row = w.Reg(".b32", "ldm_row"), half = w.Reg(".b32", "ldm_half"), rowBase = w.Reg(".b32", "ldm_base");
+            foreach (var (addresses, isX) in new[] { (fragmentX, true), (fragmentW, false) })
+            {
+                if (isX)
+                {
+                    w.Op($"and.b32 {row}, {lane}, 15");
+                    w.Op($"shr.u32 {half}, {lane}, 4");
+                    w.Op($"mul.lo.s32 {rowBase}, {wm}, {g.WarpTileM * rowBytes}");
+                }
+                else
+                {
+                    w.Op($"and.b32 {row}, {lane}, 7");
+                    w.Op($"and.b32 {tmp}, {lane}, 16");
+                    w.Op($"shr.u32 {tmp}, {tmp}, 1");
+                    w.Op($"add.s32 {row}, {row}, {tmp}");
+                    w.Op($"shr.u32 {half}, {lane}, 3");
+                    w.Op($"and.b32 {half}, {half}, 1");
+                    w.Op($"mul.lo.s32 {rowBase}, {wn}, {g.WarpTileN * rowBytes}");
+                    w.Op($"add.s32 {rowBase}, {rowBase}, {g.BlockM * rowBytes}");
+                }
+                w.Op($"mad.lo.s32 {rowBase}, {row}, {rowBytes}, {rowBase}");
+                w.Op($"add.s32 {rowBase}, {rowBase}, {smem}");
+                w.Op($"shr.u32 {tmp2}, {row}, {swizzleShift}");
+                w.Op($"and.b32 {tmp2}, {tmp2}, {chunks - 1}");
+                for (int s = 0; s < _steps; s++)
+                {
+                    w.Op($"add.s32 {tmp}, {half}, {2 * s}");
+                    w.Op($"xor.b32 {tmp}, {tmp}, {tmp2}");
+                    w.Op($"shl.b32 {tmp}, {tmp}, 4");
+                    w.Op($"add.s32 {addresses[s]}, {rowBase}, {tmp}");
+                }
+            }
+
+            string[] a = w.Regs(".b32", "fa", fm * 4), b = w.Regs(".b32", "fb", fn * 2);
+            w.Comment($"prologue: tiles 0..{g.Stages - 2} in flight");
+            for (int s = 0; s < g.Stages - 1; s++)
+                copyTile();
+            w.Label("K_LOOP");
+            w.Op($"cp.async.wait_group {g.Stages - 2}");
+            w.Op("bar.sync 0");
+            copyTile();
+            string addrX = w.Reg(".b32", "addr_x"), addrW = w.Reg(".b32", "addr_w");
+            for (int s = 0; s < _steps; s++)
+            {
+                w.Op($"add.s32 {addrX}, {fragmentX[s]}, {readStage}");
+                for (int i = 0; i < fm; i++)
+                    w.Op($"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, [{Address(addrX, i * 16 * rowBytes)}]");
+                w.Op($"add.s32 {addrW}, {fragmentW[s]}, {readStage}");
+                for (int j = 0; j < fn / 2; j++)
+                    w.Op($"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{b[4 * j]}, {b[4 * j + 1]}, {b[4 * j + 2]}, {b[4 * j + 3]}}}, [{Address(addrW, j * 16 * rowBytes)}]");
+                for (int i = 0; i < fm; i++)
+                {
+                    for (int j = 0; j < fn; j++)
+                    {
+                        string d = string.Join(", ", acc.AsSpan((i * fn + j) * 4, 4).ToArray());
+                        w.Op($"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {{{d}}}, {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, {{{b[2 * j]}, {b[2 * j + 1]}}}, {{{d}}}");
+                    }
+                }
+            }
+            nextTile();
+            w.Op("cp.async.wait_all");
+        }
+
+        /// <summary>
+        /// wgmma.mma_async.m64nNk16 with both operands read from shared memory through descriptors: start address,
+        /// stride 1024 bytes between 8-row groups, 128-byte swizzle (the copies' layout); a k-step of 16 moves the
+        /// start by 32 bytes inside the swizzled rows. The wgmma of a tile is still running while the next one is
+        /// issued (wait_group 1), so copies run Stages − 2 tiles ahead: the stage the copy after the barrier of tile
+        /// kt overwrites is tile kt − 2's, whose wgmma every warpgroup waited for before that barrier. cp.async writes
+        /// through the generic proxy and wgmma reads through the async proxy: each thread fences its landed copies
+        /// (fence.proxy.async) before the barrier.
+        /// </summary>
+        public void Wgmma()
+        {
+            string wide = w.Reg(".b64", "desc_wide"), scaleD = w.Reg(".pred", "scale_d");
+            string baseX = w.Reg(".b64", "desc_x0"), baseW = w.Reg(".b64", "desc_w0");
+            string descX = w.Reg(".b64", "desc_x"), descW = w.Reg(".b64", "desc_w");
+            w.Comment("descriptors: start >> 4 (bits 0-13), leading offset 16 B (16-29, unused with this swizzle), stride 1024 B (32-45), 128-byte swizzle (62-63)");
+            foreach (var (descriptor, isX) in new[] { (baseX, true), (baseW, false) })
+            {
+                if (isX)
+                {
+                    w.Op($"shr.u32 {tmp}, {warp}, 2");
+                    w.Op($"mad.lo.s32 {tmp}, {tmp}, {64 * g.RowBytes}, {smem}");
+                }
+                else
+                    w.Op($"add.s32 {tmp}, {smem}, {g.BlockM * g.RowBytes}");
+                w.Op($"shr.u32 {tmp}, {tmp}, 4");
+                w.Op($"cvt.u64.u32 {wide}, {tmp}");
+                w.Op($"or.b64 {descriptor}, {wide}, {DescriptorBits}");
+            }
+            w.Op($"setp.eq.u32 {scaleD}, {lane}, {lane}");
+            string d = string.Join(", ", acc);
+
+            w.Comment($"prologue: tiles 0..{g.Stages - 3} in flight");
+            for (int s = 0; s < g.Stages - 2; s++)
+                copyTile();
+            w.Label("K_LOOP");
+            w.Op($"cp.async.wait_group {g.Stages - 3}");
+            w.Op("fence.proxy.async.shared::cta");
+            w.Op("bar.sync 0");
+            copyTile();
+            w.Op("wgmma.fence.sync.aligned");
+            w.Op($"shr.u32 {tmp}, {readStage}, 4");
+            w.Op($"cvt.u64.u32 {wide}, {tmp}");
+            for (int s = 0; s < _steps; s++)
+            {
+                w.Op($"add.s64 {descX}, {baseX}, {wide}");
+                w.Op($"add.s64 {descW}, {baseW}, {wide}");
+                if (s > 0)
+                {
+                    w.Op($"add.s64 {descX}, {descX}, {2 * s}");
+                    w.Op($"add.s64 {descW}, {descW}, {2 * s}");
+                }
+                w.Op($"wgmma.mma_async.sync.aligned.m64n{g.BlockN}k16.f32.bf16.bf16 {{{d}}}, {descX}, {descW}, {scaleD}, 1, 1, 0, 0");
+            }
+            w.Op("wgmma.commit_group.sync.aligned");
+            w.Op("wgmma.wait_group.sync.aligned 1");
+            nextTile();
+            w.Op("wgmma.wait_group.sync.aligned 0");
+            w.Op("cp.async.wait_all");
+        }
+    }
+
+    /// <summary>The constant fields of a wgmma shared-memory descriptor for 128-byte-swizzled K-major tiles: leading
+    /// byte offset 16 (encoded 1), stride byte offset 1024 between 8-row groups (encoded 64), swizzle mode 1.</summary>
+    public const ulong DescriptorBits = 1UL << 62 | 64UL << 32 | 1UL << 16;
 
     /// <summary>offset = row·RowBytes + ((column ^ Swizzle(row)) &lt;&lt; 4), as <see cref="GemmTile.SharedOffset"/>.</summary>
     private static void EmitSwizzledOffset(PtxWriter w, string offset, string row, string column, string tmp, int swizzleShift, int chunks, int rowBytes)

@@ -7,11 +7,15 @@ namespace Lowbit.Tests.Backends.Cuda.Ptx;
 /// like a special register) and instructions, each resolved to an <see cref="Op"/> with its operands.</summary>
 internal sealed partial class PtxInterpreter
 {
+    [System.Text.RegularExpressions.GeneratedRegex(@"^wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16$")]
+    private static partial System.Text.RegularExpressions.Regex WgmmaShape();
+
     private enum Op
     {
         LdParam, Cvta, Mov, Add, Sub, MulLo, MulWide, MadLo, Shl, Shr, And, Or, Xor, Rem, Div, Cvt, CvtBf16x2, Setp, AndPred,
         Selp, Bra, Exit, LdGlobal, StGlobal, CpAsync, Commit, WaitGroup, WaitAll, Bar, Ldmatrix, Mma,
         Min, Mul, Fma, Sqrt, Rcp, Ex2, CvtFloat, LdShared, StShared, RedAdd, Shfl, WarpSync,
+        Fence, Wgmma, WgmmaCommit, WgmmaWait, Max,
     }
 
     private sealed record Operand(string Text)
@@ -117,6 +121,7 @@ internal sealed partial class PtxInterpreter
                 "shfl" when opcode is "shfl.sync.bfly.b32" or "shfl.sync.idx.b32" => Op.Shfl,
                 "bar" when opcode == "bar.warp.sync" => Op.WarpSync,
                 "min" => Op.Min,
+                "max" when parts[1] == "f32" => Op.Max,
                 "mul" when parts[1] is "f32" or "f64" => Op.Mul,
                 "fma" => Op.Fma,
                 "sqrt" => Op.Sqrt,
@@ -149,8 +154,13 @@ internal sealed partial class PtxInterpreter
                 "cp" when opcode == "cp.async.wait_group" => Op.WaitGroup,
                 "cp" when opcode == "cp.async.wait_all" => Op.WaitAll,
                 "bar" when opcode == "bar.sync" => Op.Bar,
-                "ldmatrix" when opcode == "ldmatrix.sync.aligned.m8n8.x4.shared.b16" => Op.Ldmatrix,
+                "ldmatrix" when opcode is "ldmatrix.sync.aligned.m8n8.x4.shared.b16" or "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" => Op.Ldmatrix,
                 "mma" when opcode == "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" => Op.Mma,
+                "fence" when opcode == "fence.proxy.async.shared::cta" => Op.Fence,
+                "wgmma" when opcode == "wgmma.fence.sync.aligned" => Op.Fence,
+                "wgmma" when opcode == "wgmma.commit_group.sync.aligned" => Op.WgmmaCommit,
+                "wgmma" when opcode == "wgmma.wait_group.sync.aligned" => Op.WgmmaWait,
+                "wgmma" when WgmmaShape().IsMatch(opcode) => Op.Wgmma,
                 _ => throw new NotSupportedException($"the interpreter does not know \"{text}\"."),
             };
             var instruction = new Instruction(text, op, parts[1..], guard, negate, operands);

@@ -11,7 +11,10 @@ namespace Lowbit.Tests.Backends.Cuda.Ptx;
 /// outside an allocation, a misaligned 16-byte access, or a branch that splits a warp throws. Warps of a
 /// block run one at a time from barrier to barrier in a shuffled order (a missing bar.sync shows as a
 /// race), and cp.async lands either at issue or at the latest moment its wait_group allows
-/// (<see cref="LateCopies"/>: a missing wait reads stale shared memory).
+/// (<see cref="LateCopies"/>: a missing wait reads stale shared memory). wgmma.mma_async (m64nNk16, both operands
+/// from shared memory through 128-byte-swizzle descriptors) runs per warp, each warp computing its 16 rows of the
+/// warpgroup's 64; with <see cref="LateMma"/> it runs at the latest wait_group its group allows, reading shared
+/// memory then, and its accumulators may not be touched while it is in flight.
 /// </summary>
 internal sealed partial class PtxInterpreter
 {
@@ -38,6 +41,9 @@ internal sealed partial class PtxInterpreter
 
     /// <summary>cp.async writes shared memory at wait_group time rather than at issue.</summary>
     public bool LateCopies { get; init; }
+
+    /// <summary>wgmma groups complete at wgmma.wait_group time rather than at issue.</summary>
+    public bool LateMma { get; init; }
 
     /// <summary>Seed of the warp order at each barrier.</summary>
     public int Seed { get; init; } = 1;
@@ -102,6 +108,9 @@ internal sealed partial class PtxInterpreter
         private readonly bool[] _active;
         private readonly List<(ulong To, ulong From, int Bytes, int Size)>[] _uncommitted;
         private readonly Queue<List<(ulong To, ulong From, int Bytes, int Size)>>[] _groups;
+        private readonly bool[][] _inFlight; // accumulators of a wgmma not yet waited for
+        private readonly List<WgmmaOp>[] _wgmmaUncommitted;
+        private readonly Queue<List<WgmmaOp>>[] _wgmmaGroups;
 
         public Block(PtxInterpreter owner, Kernel kernel, ulong[] arguments, int bx, int by, int threads, int sharedBytes, Random rng)
         {
@@ -124,6 +133,10 @@ internal sealed partial class PtxInterpreter
                 _groups[t] = new();
             }
             _active = Enumerable.Repeat(true, threads).ToArray();
+            _inFlight = Enumerable.Range(0, threads).Select(_ => new bool[kernel.Registers.Count]).ToArray();
+            int warps = (threads + 31) / 32;
+            _wgmmaUncommitted = Enumerable.Range(0, warps).Select(_ => new List<WgmmaOp>()).ToArray();
+            _wgmmaGroups = Enumerable.Range(0, warps).Select(_ => new Queue<List<WgmmaOp>>()).ToArray();
         }
 
         public void Run()
@@ -186,7 +199,14 @@ internal sealed partial class PtxInterpreter
                         else
                             Mma(first, ins);
                         continue;
+                    case Op.Wgmma or Op.WgmmaCommit or Op.WgmmaWait:
+                        if (lanes.Count != 32)
+                            throw new InvalidOperationException($"{_kernel.Name}: \"{ins.Text}\" needs all 32 lanes of warp {warp}.");
+                        Wgmma(warp, ins);
+                        continue;
                     case Op.Exit:
+                        if (_wgmmaGroups[warp].Count + _wgmmaUncommitted[warp].Count > 0)
+                            throw new InvalidOperationException($"{_kernel.Name}: warp {warp} exits with wgmma in flight.");
                         foreach (int t in lanes)
                             _active[t] = false;
                         if (!Enumerable.Range(first, last - first).Any(t => _active[t]))
@@ -220,7 +240,7 @@ internal sealed partial class PtxInterpreter
                 case Op.Cvta or Op.Mov:
                     Write(t, o[0], Value(t, o[1], ins));
                     break;
-                case Op.Add or Op.Sub or Op.Mul or Op.Div or Op.Fma or Op.Min or Op.Sqrt or Op.Rcp or Op.Ex2 when ins.Float is { } type:
+                case Op.Add or Op.Sub or Op.Mul or Op.Div or Op.Fma or Op.Min or Op.Max or Op.Sqrt or Op.Rcp or Op.Ex2 when ins.Float is { } type:
                     {
                         double F(int i) => type == "f64" ? BitConverter.UInt64BitsToDouble(Value(t, o[i], ins)) : BitConverter.UInt32BitsToSingle((uint)Value(t, o[i], ins));
                         double result = ins.Op switch
@@ -231,6 +251,7 @@ internal sealed partial class PtxInterpreter
                             Op.Div => F(1) / F(2),
                             Op.Fma => type == "f64" ? Math.FusedMultiplyAdd(F(1), F(2), F(3)) : MathF.FusedMultiplyAdd((float)F(1), (float)F(2), (float)F(3)),
                             Op.Min => Math.Min(F(1), F(2)),
+                            Op.Max => double.IsNaN(F(1)) ? F(2) : double.IsNaN(F(2)) ? F(1) : Math.Max(F(1), F(2)), // PTX: NaN loses
                             Op.Sqrt => Math.Sqrt(F(1)),
                             Op.Rcp => 1.0 / F(1),
                             _ => Math.Pow(2, F(1)),
@@ -244,7 +265,7 @@ internal sealed partial class PtxInterpreter
                         : BitConverter.SingleToUInt32Bits((float)BitConverter.UInt64BitsToDouble(Value(t, o[1], ins))));
                     break;
                 case Op.Min: Write(t, o[0], signed ? Mask((ulong)Math.Min(S(o[1]), S(o[2]))) : Math.Min(U(1), U(2))); break;
-                case Op.WarpSync: break; // the warp runs in lockstep here
+                case Op.WarpSync or Op.Fence: break; // the warp runs in lockstep here; proxies are one memory here
                 case Op.Add: Write(t, o[0], Mask(U(1) + U(2))); break;
                 case Op.Sub: Write(t, o[0], Mask(U(1) - U(2))); break;
                 case Op.MulLo: Write(t, o[0], Mask(U(1) * U(2))); break;
@@ -386,16 +407,24 @@ internal sealed partial class PtxInterpreter
         }
 
         /// <summary>ldmatrix .x4: lane 8i+j gives the address of row j of matrix i; lane l receives, in register i,
-        /// the 32-bit word (l % 4) of row l / 4 of matrix i.</summary>
+        /// the 32-bit word (l % 4) of row l / 4 of matrix i, or with .trans the elements of column l / 4 in rows
+        /// 2(l % 4) and 2(l % 4) + 1 (first in the low half).</summary>
         private void Ldmatrix(int first, Instruction ins)
         {
             var rows = new ulong[32];
             for (int l = 0; l < 32; l++)
                 rows[l] = Address(first + l, ins.Operands[1], ins);
+            bool transposed = ins.Suffixes.Contains("trans");
+            ushort Element(int matrix, int row, int column) => BitConverter.ToUInt16(SharedSpan(rows[8 * matrix + row], 16, 16)[(2 * column)..]);
             for (int l = 0; l < 32; l++)
             {
                 for (int i = 0; i < 4; i++)
-                    Write(first + l, ins.Operands[0].Vector![i], BitConverter.ToUInt32(SharedSpan(rows[8 * i + l / 4], 16, 16)[(4 * (l % 4))..]));
+                {
+                    uint word = transposed
+                        ? Element(i, 2 * (l % 4), l / 4) | (uint)Element(i, 2 * (l % 4) + 1, l / 4) << 16
+                        : BitConverter.ToUInt32(SharedSpan(rows[8 * i + l / 4], 16, 16)[(4 * (l % 4))..]);
+                    Write(first + l, ins.Operands[0].Vector![i], word);
+                }
             }
         }
 
@@ -439,6 +468,105 @@ internal sealed partial class PtxInterpreter
             }
         }
 
+        private sealed record WgmmaOp(Instruction Instruction, ulong DescriptorA, ulong DescriptorB, bool ScaleD);
+
+        /// <summary>wgmma.mma_async / commit_group / wait_group for one warp (its part of the warpgroup).</summary>
+        private void Wgmma(int warp, Instruction ins)
+        {
+            int first = warp * 32;
+            var o = ins.Operands;
+            switch (ins.Op)
+            {
+                case Op.WgmmaCommit:
+                    _wgmmaGroups[warp].Enqueue(_wgmmaUncommitted[warp]);
+                    _wgmmaUncommitted[warp] = [];
+                    return;
+                case Op.WgmmaWait:
+                    while (_wgmmaGroups[warp].Count > (int)o[0].Immediate)
+                    {
+                        foreach (var op in _wgmmaGroups[warp].Dequeue())
+                            RunWgmma(warp, op);
+                    }
+                    return;
+            }
+            if (o[4].Immediate != 1 || o[5].Immediate != 1 || o[6].Immediate != 0 || o[7].Immediate != 0)
+                throw new NotSupportedException($"\"{ins.Text}\": only unscaled, untransposed (K-major) operands.");
+            ulong Uniform(Operand operand)
+            {
+                ulong value = Value(first, operand, ins);
+                for (int l = 1; l < 32; l++)
+                {
+                    if (Value(first + l, operand, ins) != value)
+                        throw new InvalidOperationException($"{_kernel.Name}: \"{ins.Text}\": {operand.Text} differs between the lanes of warp {warp}.");
+                }
+                return value;
+            }
+            var wgmma = new WgmmaOp(ins, Uniform(o[1]), Uniform(o[2]), Uniform(o[3]) != 0);
+            if (!_owner.LateMma)
+            {
+                RunWgmma(warp, wgmma);
+                return;
+            }
+            _wgmmaUncommitted[warp].Add(wgmma);
+            for (int l = 0; l < 32; l++)
+            {
+                foreach (int r in o[0].Vector!)
+                {
+                    if (!_inFlight[first + l][r])
+                        Read(first + l, r, ins); // the accumulators hold values when the first wgmma of a chain is issued
+                    _inFlight[first + l][r] = true;
+                }
+            }
+        }
+
+        /// <summary>
+        /// D = A·B (+ D when scale-d) for this warp's 16 rows (16·(warp mod 4)..) of the m64nNk16 product. Operand
+        /// element (row, k) of a K-major, 128-byte-swizzled tile: linear address start + (row / 8)·stride +
+        /// (row mod 8)·128 + 2k, whose 16-byte chunk bits [6:4] are XORed with bits [9:7] (PTX ISA, "Shared Memory
+        /// Matrix Layout", Swizzle&lt;3,4,3&gt;). D register i of lane l holds row l/4 + 8·((i mod 4)/2), column
+        /// 8·(i/4) + 2·(l mod 4) + i mod 2: mma.m16n8's C layout repeated along N.
+        /// </summary>
+        private void RunWgmma(int warp, WgmmaOp op)
+        {
+            var ins = op.Instruction;
+            int[] d = ins.Operands[0].Vector!;
+            int n = int.Parse(ins.Suffixes[3][(ins.Suffixes[3].IndexOf('n') + 1)..ins.Suffixes[3].IndexOf('k')], CultureInfo.InvariantCulture);
+            if (d.Length != n / 2)
+                throw new InvalidOperationException($"\"{ins.Text}\": {d.Length} accumulators for n = {n}.");
+            int first = warp * 32, rowBase = 16 * (warp % 4);
+            double Element(ulong descriptor, int row, int k)
+            {
+                if (descriptor >> 62 != 1 || (descriptor >> 49 & 7) != 0)
+                    throw new NotSupportedException($"\"{ins.Text}\": descriptor 0x{descriptor:x} is not a 128-byte swizzle at base offset 0.");
+                ulong start = (descriptor & 0x3FFF) << 4, stride = (descriptor >> 32 & 0x3FFF) << 4;
+                ulong linear = start + (ulong)(row / 8) * stride + (ulong)(row % 8) * 128 + (ulong)(2 * k);
+                ulong physical = linear ^ (linear >> 7 & 7) << 4;
+                return FromBf16(BitConverter.ToUInt16(SharedSpan(physical, 2, 2)));
+            }
+            var a = new double[16, 16];
+            var b = new double[n, 16];
+            for (int k = 0; k < 16; k++)
+            {
+                for (int r = 0; r < 16; r++)
+                    a[r, k] = Element(op.DescriptorA, rowBase + r, k);
+                for (int c = 0; c < n; c++)
+                    b[c, k] = Element(op.DescriptorB, c, k);
+            }
+            for (int l = 0; l < 32; l++)
+            {
+                int t = first + l;
+                for (int i = 0; i < d.Length; i++)
+                {
+                    int row = l / 4 + 8 * (i % 4 / 2), col = 8 * (i / 4) + 2 * (l % 4) + i % 2;
+                    _inFlight[t][d[i]] = false;
+                    double sum = op.ScaleD ? BitConverter.UInt32BitsToSingle((uint)Read(t, d[i], ins)) : 0;
+                    for (int k = 0; k < 16; k++)
+                        sum += a[row, k] * b[col, k];
+                    Write(t, d[i], BitConverter.SingleToUInt32Bits((float)sum));
+                }
+            }
+        }
+
         private Span<byte> SharedSpan(ulong address, int size, int alignment)
         {
             if (address % (ulong)alignment != 0 || address < SharedBase || address - SharedBase + (ulong)size > (ulong)_shared.Length)
@@ -459,13 +587,17 @@ internal sealed partial class PtxInterpreter
             _ => throw new InvalidOperationException($"\"{ins.Text}\": operand {o.Text} has no value."),
         };
 
-        private ulong Read(int t, int register, Instruction ins) => _written[t][register] ? _registers[t][register]
+        private ulong Read(int t, int register, Instruction ins) => _inFlight[t][register]
+            ? throw new InvalidOperationException($"{_kernel.Name}: \"{ins.Text}\" touches {_kernel.Registers.First(p => p.Value == register).Key} while a wgmma writes it (thread {t}).")
+            : _written[t][register] ? _registers[t][register]
             : throw new InvalidOperationException($"{_kernel.Name}: \"{ins.Text}\" reads {_kernel.Registers.First(p => p.Value == register).Key} before it is written (thread {t}).");
 
         private void Write(int t, Operand o, ulong value) => Write(t, o.Register, value);
 
         private void Write(int t, int register, ulong value)
         {
+            if (_inFlight[t][register])
+                throw new InvalidOperationException($"{_kernel.Name}: {_kernel.Registers.First(p => p.Value == register).Key} is written while a wgmma writes it (thread {t}).");
             _registers[t][register] = value;
             _written[t][register] = true;
         }

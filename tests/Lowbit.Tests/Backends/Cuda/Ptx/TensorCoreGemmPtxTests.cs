@@ -23,12 +23,26 @@ public sealed partial class TensorCoreGemmPtxTests
         int steps = tile.BlockK / 16;
         Assert.StartsWith("// Lowbit", ptx);
         Assert.All(ptx, c => Assert.True(c < 128, "the module goes to the driver as ASCII"));
-        Assert.Contains(".version 7.8\n.target sm_80\n.address_size 64", ptx);
-        Assert.Equal(tile.FragmentsM * tile.FragmentsN * steps, Count(gemm, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "));
-        Assert.Equal((tile.FragmentsM + tile.FragmentsN / 2) * steps, Count(gemm, "ldmatrix.sync.aligned.m8n8.x4.shared.b16 "));
-        Assert.Equal((tile.CopiesM + tile.CopiesN) * tile.Stages, Count(gemm, "cp.async.cg.shared.global "));
-        Assert.Equal(tile.Stages, Count(gemm, "cp.async.commit_group;"));
-        Assert.Equal(1, Count(gemm, $"cp.async.wait_group {tile.Stages - 2};"));
+        int copyTiles = tile.Wgmma ? tile.Stages - 1 : tile.Stages; // the prologue's and the loop's
+        if (tile.Wgmma)
+        {
+            Assert.Contains(".version 8.0\n.target sm_90a\n.address_size 64", ptx);
+            Assert.Equal(steps, Count(gemm, $"wgmma.mma_async.sync.aligned.m64n{tile.BlockN}k16.f32.bf16.bf16 "));
+            Assert.Equal(0, Count(gemm, "ldmatrix"));
+            Assert.Equal(1, Count(gemm, $"cp.async.wait_group {tile.Stages - 3};"));
+            Assert.Equal(1, Count(gemm, "fence.proxy.async.shared::cta;"));
+            Assert.Equal(1, Count(gemm, "wgmma.wait_group.sync.aligned 1;"));
+            Assert.Equal(1, Count(gemm, "wgmma.wait_group.sync.aligned 0;"));
+        }
+        else
+        {
+            Assert.Contains(".version 7.8\n.target sm_80\n.address_size 64", ptx);
+            Assert.Equal(tile.FragmentsM * tile.FragmentsN * steps, Count(gemm, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "));
+            Assert.Equal((tile.FragmentsM + tile.FragmentsN / 2) * steps, Count(gemm, "ldmatrix.sync.aligned.m8n8.x4.shared.b16 "));
+            Assert.Equal(1, Count(gemm, $"cp.async.wait_group {tile.Stages - 2};"));
+        }
+        Assert.Equal((tile.CopiesM + tile.CopiesN) * copyTiles, Count(gemm, "cp.async.cg.shared.global "));
+        Assert.Equal(copyTiles, Count(gemm, "cp.async.commit_group;"));
         Assert.Equal(1, Count(gemm, "bar.sync 0;"));
         Assert.Equal(tile.FragmentsM * tile.FragmentsN * 4, Count(gemm, "st.global.f32 "));
         Assert.Contains($".maxntid {tile.Threads}, 1, 1", gemm);
@@ -85,6 +99,47 @@ public sealed partial class TensorCoreGemmPtxTests
     {
         var e = Record.Exception(() => new GemmTile(bm, bn, bk, wm, wn, stages));
         Assert.True(e is ArgumentException, $"{bm}x{bn}x{bk} w{wm}x{wn} s{stages}: {e}");
+    }
+
+    [Theory]
+    [InlineData(96, 128, 4)]  // not one or two warpgroups of 64 rows
+    [InlineData(128, 264, 3)] // wider than wgmma's n = 256
+    [InlineData(128, 200, 3)] // 200 rows of W do not split over 256 threads' copies
+    [InlineData(128, 256, 2)] // two stages: no room to copy ahead while a wgmma runs
+    [InlineData(128, 256, 5)] // 241 KB of shared memory
+    public void Invalid_wgmma_tilings_are_refused(int bm, int bn, int stages)
+    {
+        var e = Record.Exception(() => GemmTile.ForWgmma(bm, bn, stages));
+        Assert.True(e is ArgumentException, $"wgmma {bm}x{bn} s{stages}: {e}");
+    }
+
+    [Theory]
+    [InlineData(512, 4096, 1)]   // 128x256 tiles: 64 blocks for 132 SMs; 128x128: 128
+    [InlineData(512, 14336, 0)]  // 224 blocks
+    [InlineData(2048, 4096, 0)]  // 256 blocks
+    [InlineData(2048, 1024, 1)]  // 128x256: 64 blocks; 128x128: 128
+    [InlineData(512, 1024, 2)]   // none fills the GPU: the narrowest
+    public void Hopper_gets_the_widest_wgmma_tile_that_fills_the_sms(int m, int n, int expected)
+    {
+        Assert.Equal(GemmTile.HopperTiles[expected], GemmTile.For(m, n, 9, 0, 132));
+        Assert.Equal(GemmTile.Default, GemmTile.For(m, n, 8, 0, 108));
+        Assert.Equal(GemmTile.Default, GemmTile.For(m, n, 10, 0, 148));
+    }
+
+    [Fact]
+    public void The_hopper_tiles_are_among_the_checked_candidates() =>
+        Assert.All(GemmTile.HopperTiles, t => Assert.True(t.Wgmma && GemmTile.Candidates.Contains(t)));
+
+    [Fact]
+    public void Wgmma_tiles_run_on_hopper_only_and_mma_sync_tiles_from_ampere_on()
+    {
+        var wgmma = GemmTile.ForWgmma(128, 256, 4);
+        Assert.True(wgmma.RunsOn(9, 0));
+        Assert.False(wgmma.RunsOn(8, 9));
+        Assert.False(wgmma.RunsOn(10, 0));
+        Assert.True(GemmTile.Default.RunsOn(8, 0));
+        Assert.True(GemmTile.Default.RunsOn(12, 0));
+        Assert.False(GemmTile.Default.RunsOn(7, 5));
     }
 
     [Theory]
@@ -146,6 +201,17 @@ public sealed partial class TensorCoreGemmPtxTests
         { 6, 127, 140, 200, false },
         { 7, 130, 300, 136, true },
         { 8, 260, 100, 72, true },
+        { 9, 130, 300, 200, false }, // wgmma 128x256: 2×2 blocks, each edge cut, k = 3 full tiles and a part
+        { 9, 130, 300, 200, true },
+        { 9, 3, 40, 8, true },       // one k chunk: the loop's copies are all past k
+        { 10, 200, 130, 328, true }, // wgmma 128x128, 4 stages, 6 k tiles: the ring wraps
+        { 11, 129, 257, 456, true }, // 6 stages
+        { 12, 70, 260, 136, true },  // one warpgroup
+        { 13, 131, 200, 264, true }, // n = 192
+        { 14, 130, 130, 200, true }, // three stages: copies one tile ahead
+        { 15, 140, 200, 392, true },
+        { 16, 129, 140, 520, true },
+        { 17, 70, 129, 264, true },
     };
 
     [Theory]
@@ -166,7 +232,7 @@ public sealed partial class TensorCoreGemmPtxTests
         for (int i = 0; i < w.Length; i++)
             w[i] = DTypeConversion.SingleToBFloat16((float)(rng.NextDouble() * 2 - 1));
 
-        var sim = new PtxInterpreter(TensorCoreGemmPtx.Module(tile)) { LateCopies = lateCopies, Seed = m + n };
+        var sim = new PtxInterpreter(TensorCoreGemmPtx.Module(tile)) { LateCopies = lateCopies, LateMma = lateCopies, Seed = m + n };
         var y = new byte[m * n * 4];
         ulong xAddress = sim.Allocate(Bytes(x)), xBf16 = sim.Allocate(new byte[m * k * 2]);
         ulong wAddress = sim.Allocate(w.SelectMany(BitConverter.GetBytes).ToArray()), yAddress = sim.Allocate(y);
