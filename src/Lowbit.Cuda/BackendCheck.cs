@@ -93,6 +93,17 @@ public static class BackendCheck
                     CheckFused($"{format} m={m} k={k}", ws, Values(rng, m * k), m, k, QuantizedTolerance(m, k));
             }
 
+            // Prefill-sized, on a GPU (slow on ILGPU's CPU accelerator, whose kernels these shapes add nothing to): several
+            // tensor-core blocks a product, every edge cut (the gated product's gate and up halves of a block included).
+            foreach (string format in cuda is { HasTensorCores: true } ? new[] { "bf16", "int4wo-64" } : [])
+            {
+                const int m = 130, k = 320;
+                var ws = new[] { 300, 200, 200 }.Select(n => HostTensor(host, DType.BF16, n, k, Values(rng, n * k)))
+                    .Select(t => format == "bf16" ? (IWeight)new DenseWeight(t) : Quantizer.QuantizeWeight(QuantConfigs.Parse(format), t)).ToArray();
+                weights.AddRange(ws.Where(w => w is not DenseWeight));
+                CheckFused($"{format} m={m} k={k}", ws, Values(rng, m * k), m, k, cuda is { HasTensorCores: true } ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k));
+            }
+
             // On a GPU, prefill (m > 1) of a quantized weight runs on tensor cores with x and the weight rounded to
             // bf16 (K a multiple of 8); elsewhere the f32 kernels answer to the tight bound.
             double QuantizedTolerance(int m, int k) =>
@@ -105,7 +116,7 @@ public static class BackendCheck
                 for (int i = 0; i < 3; i++)
                 {
                     int output = i;
-                    Check($"linear q/k/v [29, 13, 13] output {i} {how}", tolerance, b => Run(b, m, ws[output].OutFeatures, (b, y) =>
+                    Check($"linear q/k/v [{string.Join(", ", ws.Select(w => w.OutFeatures))}] output {i} {how}", tolerance, b => Run(b, m, ws[output].OutFeatures, (b, y) =>
                     {
                         var buffers = ws.Select(w => b.Allocate(DType.F32, m, w.OutFeatures)).ToArray();
                         host.AddRange(buffers);
@@ -114,9 +125,10 @@ public static class BackendCheck
                         b.Linear(Put(b, host, x, m, k), [ws[0], ws[1], ws[2]], outputs);
                     }));
                 }
-                Check($"gated linear [13] {how}", tolerance, b => Run(b, m, 13, (b, y) =>
+                int gated = ws[1].OutFeatures;
+                Check($"gated linear [{gated}] {how}", tolerance, b => Run(b, m, gated, (b, y) =>
                 {
-                    using var scratch = b.Allocate(DType.F32, m, 13);
+                    using var scratch = b.Allocate(DType.F32, m, gated);
                     b.GatedLinear(Put(b, host, x, m, k), ws[1], ws[2], y, scratch.View());
                 }));
             }
@@ -257,13 +269,17 @@ public static class BackendCheck
                 }
             }
 
-            foreach (var (rows, start, heads, kvHeads, d) in new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96), (38, 50, 8, 2, 64), (40, 0, 4, 2, 128), (17, 100, 3, 1, 12), (33, 200, 2, 2, 32), (6, 3, 2, 1, 6) })
+            // The last three (several query and key tiles of the tensor-core prefill attention) on a GPU only: slow on ILGPU's CPU accelerator.
+            var attentionShapes = new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96), (38, 50, 8, 2, 64), (40, 0, 4, 2, 128), (17, 100, 3, 1, 12), (33, 200, 2, 2, 32), (6, 3, 2, 1, 6), (130, 0, 8, 2, 128), (100, 60, 6, 3, 64), (200, 56, 4, 1, 128) };
+            foreach (var (rows, start, heads, kvHeads, d) in cuda is { HasTensorCores: true } ? attentionShapes : attentionShapes[..^3])
             {
                 const int maxSeq = 256;
                 var q = Values(rng, rows * heads * d);
                 var keys = Values(rng, maxSeq * kvHeads * d);
                 var values = Values(rng, maxSeq * kvHeads * d);
-                Check($"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}", 1e-5, b => Run(b, rows, heads * d, (b, y) =>
+                // Prefill on tensor cores rounds q, k, v and the probabilities to bf16 (FlashAttentionPtx).
+                bool bf16 = rows > 1 && cuda is { HasTensorCores: true, AttentionOnTensorCores: true } && Lowbit.Cuda.Ptx.FlashAttentionPtx.Supports(d);
+                Check($"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}{(bf16 ? " (tensor cores)" : "")}", bf16 ? Bf16ActivationTolerance : 1e-5, b => Run(b, rows, heads * d, (b, y) =>
                     b.Attention(Put(b, host, q, rows, heads * d), Put(b, host, keys, maxSeq, kvHeads * d), Put(b, host, values, maxSeq, kvHeads * d),
                         start, heads, kvHeads, d, y)));
             }

@@ -20,8 +20,42 @@ public sealed partial class CudaBackend
 {
     private readonly Dictionary<GemmTile, TensorCoreGemm> _tensorCoreGemms = [];
     private MemoryBuffer1D<byte, Stride1D.Dense>? _activationsBf16; // [m, k] bf16 scratch, grown on demand
-    private MemoryBuffer1D<byte, Stride1D.Dense>? _weightsBf16; // a quantized weight expanded for prefill, grown on demand
+    private readonly MemoryBuffer1D<byte, Stride1D.Dense>?[] _weightsBf16 = new MemoryBuffer1D<byte, Stride1D.Dense>?[2]; // quantized weights expanded for prefill (gate and up at once), grown on demand
     private Bf16Dequantizer? _bf16Dequantizer;
+    private FlashAttention? _flashAttention;
+
+    /// <summary>Whether prefill attention runs on tensor cores where it can (on by default; the bench turns it off to
+    /// time the ILGPU flash kernel).</summary>
+    public bool AttentionOnTensorCores { get; set; } = true;
+
+    /// <summary>Warps a block of the tensor-core prefill attention (4 or 8; for the bench's comparison).</summary>
+    public int AttentionWarps
+    {
+        get => _flashAttention?.Warps ?? FlashAttentionPtx.DefaultWarps;
+        set => (_flashAttention ??= new(_accelerator)).Warps = value;
+    }
+
+    /// <summary>Why prefill attention went back to the ILGPU kernel for good (the driver's JIT error), or null.</summary>
+    public string? AttentionTensorCoreError { get; private set; }
+
+    /// <summary>The tensor-core prefill attention with its module for <paramref name="headDim"/> loaded, or null where it
+    /// does not apply (no GPU, D not 64 or 128, turned off, or the driver rejected the PTX: kept in
+    /// <see cref="AttentionTensorCoreError"/>), so the ILGPU flash kernel runs. Its operands are rounded to bf16.</summary>
+    private FlashAttention? ReadyFlashAttention(int headDim)
+    {
+        if (!AttentionOnTensorCores || !HasTensorCores || AttentionTensorCoreError is not null || !FlashAttentionPtx.Supports(headDim))
+            return null;
+        try
+        {
+            (_flashAttention ??= new(_accelerator)).Load(headDim);
+            return _flashAttention;
+        }
+        catch (InvalidOperationException e)
+        {
+            AttentionTensorCoreError = e.Message;
+            return null;
+        }
+    }
 
     /// <summary>The tiling Linear uses for every shape; null (the default): <see cref="GemmTile.For"/> picks one by the
     /// shape and the GPU (the bench times every one of <see cref="GemmTile.Candidates"/>).</summary>
@@ -92,9 +126,81 @@ public sealed partial class CudaBackend
         int n = w.OutFeatures, k = w.InFeatures;
         if (!Bf16Dequantizer.Supports(w.Format) || ReadyTensorCoreGemm(m, n, k, x) is not { } gemm)
             return false;
-        var weights = Grown(ref _weightsBf16, (long)n * k * 2);
-        (_bf16Dequantizer ??= new(_accelerator)).Launch(_stream, w, ((ArrayView<byte>)weights.View).Cast<uint>());
-        gemm.Launch(_stream, x, ActivationsBf16(m, k), weights.NativePtr, destination.Data, m, n, k);
+        gemm.Launch(_stream, x, ActivationsBf16(m, k), Bf16Weight(w), destination.Data, m, n, k);
+        return true;
+    }
+
+    /// <summary>The bf16 [n, k] matrix the tensor-core GEMM reads for <paramref name="weight"/>: a dense bf16 weight as it
+    /// is, a packed one expanded into a scratch matrix (valid until the next expansion).</summary>
+    /// <param name="scratch">Which of two scratch matrices a packed weight expands into (0 or 1: two weights at once).</param>
+    private nint Bf16Weight(IWeight weight, int scratch = 0)
+    {
+        if (weight is DenseWeight dense)
+            return Words(dense.Tensor).LoadEffectiveAddressAsPtr();
+        var packed = weight as CudaWeight ?? Packed(weight);
+        var expanded = Grown(ref _weightsBf16[scratch], (long)packed.OutFeatures * packed.InFeatures * 2);
+        (_bf16Dequantizer ??= new(_accelerator)).Launch(_stream, packed, ((ArrayView<byte>)expanded.View).Cast<uint>());
+        return expanded.NativePtr;
+    }
+
+    /// <summary>
+    /// Several prefill products of one x (q/k/v, gate and up) on tensor cores with x rounded to bf16 once: dense bf16
+    /// weights, and int8wo, fp8wo and int4wo expanded to bf16 first; false, with nothing launched, where any of them
+    /// does not take that path (int8dq multiplies its own activation codes).
+    /// </summary>
+    private bool TensorCoreLinears(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    {
+        int m = x.Rows, k = x.Columns;
+        if (!TakesTensorCores(x, weights, out var gemms))
+            return false;
+        _ = F32(x); // bounds checks
+        nint converted = ActivationsBf16(m, k);
+        gemms[0].Convert(_stream, x.Data, converted, m, k);
+        for (int i = 0; i < weights.Length; i++)
+        {
+            int n = weights[i].OutFeatures;
+            if (destinations[i].Rows != m || destinations[i].Columns != n)
+                throw new ArgumentException($"tensor-core linear: destination {destinations[i]} for [{m}, {n}].", nameof(destinations));
+            _ = F32(destinations[i]);
+            gemms[i].Multiply(_stream, converted, Bf16Weight(weights[i]), destinations[i].Data, m, n, k);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// destination[m, n] = silu(x·gateᵀ) ⊙ (x·upᵀ) in one tensor-core launch (a wgmma tiling's gated product: gate and up
+    /// rows side by side in a block, the SiLU product in its epilogue, no up output and no elementwise pass); false, with
+    /// nothing launched, where that does not apply (no wgmma tiling for the shape, or a weight that does not take tensor cores).
+    /// </summary>
+    private bool GatedOnTensorCores(TensorView x, IWeight gate, IWeight up, TensorView destination)
+    {
+        int m = x.Rows, n = gate.OutFeatures, k = x.Columns;
+        if (up.OutFeatures != n || !TakesTensorCores(x, [gate, up], out _) || ReadyTensorCoreGemm(m, 2 * n, k, x.Data) is not { HasGated: true } gemm)
+            return false;
+        if (destination.Rows != m || destination.Columns != n)
+            throw new ArgumentException($"gated tensor-core linear: destination {destination} for [{m}, {n}].", nameof(destination));
+        _ = F32(x);
+        _ = F32(destination);
+        nint converted = ActivationsBf16(m, k);
+        gemm.Convert(_stream, x.Data, converted, m, k);
+        gemm.Gated(_stream, converted, Bf16Weight(gate, 0), Bf16Weight(up, 1), destination.Data, m, n, k);
+        return true;
+    }
+
+    /// <summary>The GEMM each weight would run on, or false where any weight does not take tensor cores (int8dq
+    /// multiplies its own activation codes; formats without a bf16 expansion; shapes or GPUs without them).</summary>
+    private bool TakesTensorCores(TensorView x, ReadOnlySpan<IWeight> weights, out TensorCoreGemm[] gemms)
+    {
+        int m = x.Rows, k = x.Columns;
+        gemms = new TensorCoreGemm[weights.Length];
+        for (int i = 0; i < weights.Length; i++)
+        {
+            bool takes = weights[i] is DenseWeight { Tensor.DType: DType.BF16 }
+                || PackedWeight(weights[i]) is { Format: CudaFormat.Int8PerRow or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped } packed && Bf16Dequantizer.Supports(packed.Format);
+            if (!takes || ReadyTensorCoreGemm(m, weights[i].OutFeatures, k, x.Data) is not { } gemm)
+                return false;
+            gemms[i] = gemm;
+        }
         return true;
     }
 
@@ -141,7 +247,9 @@ public sealed partial class CudaBackend
         foreach (var gemm in _tensorCoreGemms.Values)
             gemm.Dispose();
         _tensorCoreGemms.Clear();
+        _flashAttention?.Dispose();
         _activationsBf16?.Dispose();
-        _weightsBf16?.Dispose();
+        foreach (var buffer in _weightsBf16)
+            buffer?.Dispose();
     }
 }

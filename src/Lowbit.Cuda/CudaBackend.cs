@@ -300,6 +300,11 @@ public sealed unsafe partial class CudaBackend : IBackend
         var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
         ArrayView<float> qs = F32(q), ks = F32(keys), vs = F32(values), os = F32(destination);
         bool aligned = Aligned(qs) && Aligned(ks) && Aligned(vs) && Aligned(os);
+        if (q.Rows > 1 && aligned && !_recording && ReadyFlashAttention(headDim) is { } flash)
+        {
+            flash.Launch(_stream, q.Data, keys.Data, values.Data, destination.Data, q.Rows, startPos, heads, kvHeads, headDim, shape.Scale);
+            return;
+        }
         _attention.Launch(_stream, qs, ks, vs, scores.View, tickets.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
     }
 
@@ -337,10 +342,13 @@ public sealed unsafe partial class CudaBackend : IBackend
         {
             _linear.LaunchGated(_stream, F32(x), input, Words(g), Words(u), F32(destination), gate.OutFeatures, gate.InFeatures, DenseElements.Code(g.DType));
         }
-        else if (!FusedPackedGemv(x, [gate, up], [destination], gated: true, input))
+        else if (!FusedPackedGemv(x, [gate, up], [destination], gated: true, input) && (x.Rows == 1 || !GatedOnTensorCores(x, gate, up, destination)))
         {
-            Linear(x, gate, destination);
-            Linear(x, up, scratch);
+            if (x.Rows == 1 || !TensorCoreLinears(x, [gate, up], [destination, scratch]))
+            {
+                Linear(x, gate, destination);
+                Linear(x, up, scratch);
+            }
             _elementwise.SiluMul(_stream, F32(destination), F32(scratch));
         }
         Overwritten(destination);
@@ -359,7 +367,7 @@ public sealed unsafe partial class CudaBackend : IBackend
                 Words(a), F32(destinations[0]), weights[0].OutFeatures, Words(b), F32(destinations[1]), weights[1].OutFeatures,
                 Words(c), F32(destinations[2]), weights[2].OutFeatures);
         }
-        else if (!FusedPackedGemv(x, weights, destinations, gated: false, input))
+        else if (!FusedPackedGemv(x, weights, destinations, gated: false, input) && (x.Rows == 1 || !TensorCoreLinears(x, weights, destinations)))
         {
             for (int i = 0; i < weights.Length; i++)
                 Linear(x, weights[i], destinations[i]);

@@ -88,6 +88,29 @@ public sealed partial class CudaBackend
         }
     }
 
+    /// <summary>Microseconds of one prefill attention of <paramref name="rows"/> rows from position 0 at Llama-3-8B's heads
+    /// (32/8, D 128), on tensor cores or with the ILGPU flash kernel, and the TFLOP/s of its causal work
+    /// (4·D FLOP a query-key pair: q·k and p·v).</summary>
+    public (double Microseconds, double Teraflops) TimePrefillAttention(int rows, bool tensorCores)
+    {
+        const int heads = 32, kvHeads = 8, headDim = 128;
+        using var q = RandomTensor(DType.F32, rows, heads * headDim, 1);
+        using var keys = RandomTensor(DType.F32, rows, kvHeads * headDim, 2);
+        using var values = RandomTensor(DType.F32, rows, kvHeads * headDim, 3);
+        using var output = Allocate(DType.F32, rows, heads * headDim);
+        bool saved = AttentionOnTensorCores;
+        AttentionOnTensorCores = tensorCores;
+        try
+        {
+            double us = Time(() => Attention(q.View(), keys.View(), values.View(), 0, heads, kvHeads, headDim, output.View()));
+            return (us, 4.0 * headDim * heads * rows * (rows + 1) / 2 / us / 1e6);
+        }
+        finally
+        {
+            AttentionOnTensorCores = saved;
+        }
+    }
+
     /// <summary>Microseconds in a graph of what the folded norm (<see cref="LinearAddRmsNorm"/>) replaces and adds at
     /// dim 4096 with a bf16 4096×4096 weight: an RMSNorm launch, the plain GEMV, the GEMV that adds into the residual
     /// and norms it, and the GEMV that reads such a row (its 1/rms applied).</summary>

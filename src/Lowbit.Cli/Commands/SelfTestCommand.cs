@@ -42,8 +42,21 @@ internal static class SelfTestCommand
                     Report(BackendCheck.TensorCores(cuda, cpu));
                 if (r.GetValue(gemmOnly))
                 {
+                    if (cuda is { HasTensorCores: true })
+                    {
+                        // The prefill attention on tensor cores against the CPU (the other kernels' checks are skipped).
+                        Report(BackendCheck.Kernels(gpu, cpu, large: false).Where(c => c.Name.StartsWith("attention", StringComparison.Ordinal)));
+                        if (cuda.AttentionTensorCoreError is string attentionError)
+                        {
+                            Console.WriteLine($"FAIL prefill attention fell back to the ILGPU kernel: {attentionError}");
+                            failures++;
+                        }
+                    }
                     if (cuda is { HasTensorCores: true } && r.GetValue(bench))
+                    {
                         BenchGemm(cuda);
+                        BenchPrefillAttention(cuda);
+                    }
                     Console.WriteLine(failures == 0 ? "selftest passed (GEMM only)" : $"selftest FAILED: {failures} checks");
                     return failures == 0 ? 0 : 1;
                 }
@@ -121,7 +134,10 @@ internal static class SelfTestCommand
                         Console.WriteLine(line);
                     }
                     if (cuda.HasTensorCores)
+                    {
                         BenchGemm(cuda);
+                        BenchPrefillAttention(cuda);
+                    }
                 }
             }
 
@@ -164,6 +180,24 @@ internal static class SelfTestCommand
             return failures == 0 ? 0 : 1;
         }));
         return command;
+    }
+
+    /// <summary>Prefill attention at Llama-3-8B's heads, tensor cores against the ILGPU flash kernel.</summary>
+    private static void BenchPrefillAttention(CudaBackend cuda)
+    {
+        foreach (int rows in new[] { 512, 2048, 8192 })
+        {
+            var line = new System.Text.StringBuilder($"bench prefill attention {rows} rows (32/8 heads, D 128):");
+            foreach (int warps in new[] { 4, 8 })
+            {
+                cuda.AttentionWarps = warps;
+                var (us, flops) = cuda.TimePrefillAttention(rows, tensorCores: true);
+                line.Append($" tensor cores, {warps} warps {us:F1} us ({flops:F1} TFLOP/s);");
+            }
+            cuda.AttentionWarps = Lowbit.Cuda.Ptx.FlashAttentionPtx.DefaultWarps;
+            var (simt, simtFlops) = cuda.TimePrefillAttention(rows, tensorCores: false);
+            Console.WriteLine(line.Append($" ILGPU flash {simt:F1} us ({simtFlops:F1} TFLOP/s)"));
+        }
     }
 
     /// <summary>TFLOP/s of the prefill GEMM (bf16 w) on tensor cores with every candidate tiling, at Llama-3-8B

@@ -66,17 +66,50 @@ internal static class ShapeBench
                 Sample();
             }
             if (profile)
+            {
                 Profile(cuda, config, weights, maxSeq);
+                if (prompts.Count > 0)
+                    ProfilePrefill(cuda, config, weights, maxSeq, prompts.Max());
+            }
             long bytes = weights.DecodeBytes;
             double gbps = bytes * decode / 1e9;
-            double flopsPerToken = 2.0 * weights.Linears().Sum(l => (double)l.Weight.OutFeatures * l.Weight.InFeatures);
             string anchor = shape == "llama3-8b" && GptFastLlama3On8bH100.TryGetValue(format, out double a) ? $"{a:F1}" : "";
             Console.WriteLine($"| {format} | {bytes / 1e9:F2} | {decode:F1} | {gbps:F0} | {100 * gbps / copyGBps:F0}% | {anchor} | " +
-                $"{string.Join(" | ", prefill.Select(t => $"{t:F0} ({t * flopsPerToken / 1e12:F1})"))} | {peak / 1e9:F1} |");
+                $"{string.Join(" | ", prefill.Select((t, i) => $"{t:F0} ({t * PrefillFlopsPerToken(config, weights, prompts[i]) / 1e12:F1})"))} | {peak / 1e9:F1} |");
         }
         Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position 0, best of {reps}; " +
             $"copy bandwidth {copyGBps:F0} GB/s (read + write, 16-byte loads); gpt-fast figures: H100, same shapes (ILGPU-NOTES.md).");
         return 0;
+    }
+
+    /// <summary>The FLOP a prefill of <paramref name="prompt"/> tokens does, per token: every layer's linear layers for each
+    /// token, the classifier for the last one only (as Transformer.Forward), and causal attention (q·k and p·v, 2·D
+    /// FLOP each a query-key pair, t + 1 keys for the query at position t).</summary>
+    public static double PrefillFlopsPerToken(ModelConfig config, ModelWeights weights, int prompt)
+    {
+        double layers = 2.0 * weights.Layers.Sum(l => l.Linears().Sum(x => (double)x.Weight.OutFeatures * x.Weight.InFeatures));
+        double classifier = 2.0 * weights.Classifier.OutFeatures * weights.Classifier.InFeatures / prompt;
+        double attention = 4.0 * config.HeadDim * config.NumHeads * config.NumLayers * (prompt + 1) / 2;
+        return layers + classifier + attention;
+    }
+
+    /// <summary>GPU time per operation of one eager prefill of <paramref name="prompt"/> tokens, to stderr as a table.</summary>
+    private static void ProfilePrefill(CudaBackend cuda, ModelConfig config, ModelWeights weights, int maxSeq, int prompt)
+    {
+        using var profiler = new KernelProfiler(cuda);
+        using var transformer = new Transformer(config, weights, profiler, maxSeq);
+        using var state = new DecodeState(config, maxSeq, prompt, profiler);
+        int[] tokens = [.. Enumerable.Range(0, prompt).Select(i => i * 7919 % config.VocabSize)];
+        transformer.Forward(tokens, 0, state); // first use: kernels load
+        profiler.Reset();
+        transformer.Forward(tokens, 0, state);
+        var rows = profiler.Report();
+        double total = rows.Sum(r => r.Microseconds);
+        Console.Error.WriteLine($"| op (prefill of {prompt} tokens) | calls | GPU us | share |");
+        Console.Error.WriteLine("|---|---:|---:|---:|");
+        foreach (var (name, calls, us, _) in rows.OrderByDescending(r => r.Microseconds))
+            Console.Error.WriteLine($"| {name} | {calls} | {us:F0} | {100 * us / total:F1}% |");
+        Console.Error.WriteLine($"| total | {rows.Sum(r => r.Calls)} | {total:F0} | |");
     }
 
     /// <summary>GPU time per operation over 8 eager decode steps (positions 8..15), to stderr as a table.</summary>

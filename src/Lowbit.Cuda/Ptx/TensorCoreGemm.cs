@@ -11,6 +11,7 @@ public sealed unsafe class TensorCoreGemm : IDisposable
 {
     private readonly PtxModule _module;
     private readonly PtxFunction _convert, _gemm;
+    private readonly PtxFunction? _gated;
 
     /// <exception cref="InvalidOperationException">The driver rejected the PTX; the message holds the JIT log.</exception>
     public TensorCoreGemm(Accelerator accelerator, GemmTile tile)
@@ -22,6 +23,7 @@ public sealed unsafe class TensorCoreGemm : IDisposable
         {
             _convert = _module.Function(TensorCoreGemmPtx.ConvertEntry, 0);
             _gemm = _module.Function(TensorCoreGemmPtx.GemmEntry(tile), tile.SharedBytes);
+            _gated = TensorCoreGemmPtx.HasGated(tile) ? _module.Function(TensorCoreGemmPtx.GatedEntry(tile), tile.SharedBytes) : null;
             BlocksPerMultiprocessor = _gemm.BlocksPerMultiprocessor(tile.Threads);
             if (BlocksPerMultiprocessor == 0)
                 throw new InvalidOperationException($"tensor-core GEMM {tile.Name}: no block fits a multiprocessor ({_gemm.Registers} registers × {tile.Threads} threads, {tile.SharedBytes} B shared).");
@@ -55,13 +57,20 @@ public sealed unsafe class TensorCoreGemm : IDisposable
     public void Launch(AcceleratorStream stream, nint x, nint xBf16, nint w, nint y, int m, int n, int k)
     {
         Check(xBf16, w, m, n, k);
-        if (x % 16 != 0)
-            throw new ArgumentException("tensor-core GEMM: x must be 16-byte aligned.", nameof(x));
+        Convert(stream, x, xBf16, m, k);
+        Multiply(stream, xBf16, w, y, m, n, k);
+    }
+
+    /// <summary>xBf16[m, k] = bf16(x) rounded to nearest even (k a multiple of 8, both 16-byte aligned): once for
+    /// several <see cref="Multiply"/> calls that read the same x.</summary>
+    public void Convert(AcceleratorStream stream, nint x, nint xBf16, int m, int k)
+    {
+        if ((x | xBf16) % 16 != 0 || k % 8 != 0 || (long)m * k > int.MaxValue)
+            throw new ArgumentException($"bf16 conversion: x and its scratch 16-byte aligned, k ({k}) a multiple of 8, m·k under 2^31.");
         ulong source = (ulong)x, converted = (ulong)xBf16;
         int groups = m * k / 8;
         void** convert = stackalloc void*[] { &source, &converted, &groups };
         _convert.Launch(stream, (groups + TensorCoreGemmPtx.ConvertThreads - 1) / TensorCoreGemmPtx.ConvertThreads, 1, TensorCoreGemmPtx.ConvertThreads, convert);
-        Multiply(stream, xBf16, w, y, m, n, k);
     }
 
     /// <summary>y = xBf16 · wᵀ, the GEMM kernel alone.</summary>
@@ -75,6 +84,23 @@ public sealed unsafe class TensorCoreGemm : IDisposable
         ulong converted = (ulong)xBf16, weight = (ulong)w, output = (ulong)y;
         void** gemm = stackalloc void*[] { &converted, &weight, &output, &m, &n, &k };
         _gemm.Launch(stream, gridX, gridY, Tile.Threads, gemm);
+    }
+
+    /// <summary>True when this tiling has the gated product (<see cref="Gated"/>).</summary>
+    public bool HasGated => _gated is not null;
+
+    /// <summary>y[m, n] = silu(xBf16 · gateᵀ) ⊙ (xBf16 · upᵀ), gate and up bf16 [n, k]: one launch, no up output.</summary>
+    public void Gated(AcceleratorStream stream, nint xBf16, nint gate, nint up, nint y, int m, int n, int k)
+    {
+        if (_gated is null)
+            throw new InvalidOperationException($"tensor-core GEMM {Tile.Name} has no gated product (wgmma tilings do).");
+        Check(xBf16, gate, m, 2 * n, k);
+        if (up % 16 != 0)
+            throw new ArgumentException("tensor-core GEMM: the bf16 operands must be 16-byte aligned.", nameof(up));
+        int gridX = (m + Tile.BlockM - 1) / Tile.BlockM, gridY = (n + Tile.BlockN / 2 - 1) / (Tile.BlockN / 2);
+        ulong converted = (ulong)xBf16, gateWeight = (ulong)gate, upWeight = (ulong)up, output = (ulong)y;
+        void** arguments = stackalloc void*[] { &converted, &gateWeight, &upWeight, &output, &m, &n, &k };
+        _gated.Launch(stream, gridX, gridY, Tile.Threads, arguments);
     }
 
     private void Check(nint xBf16, nint w, int m, int n, int k)

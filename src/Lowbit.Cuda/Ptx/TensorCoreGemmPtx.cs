@@ -28,6 +28,13 @@ public static class TensorCoreGemmPtx
 
     public static string GemmEntry(GemmTile tile) => "lowbit_gemm_bf16_" + tile.Name;
 
+    /// <summary>The gated product of a wgmma tile: y[m, n] = silu(x·gateᵀ) ⊙ (x·upᵀ), params (x, gate, up, y, m, n, k).</summary>
+    public static string GatedEntry(GemmTile tile) => "lowbit_gemm_bf16_gated_" + tile.Name;
+
+    /// <summary>Tilings whose module also has <see cref="GatedEntry"/>: wgmma tiles, whose warps span the block's full
+    /// width, so a thread holds gate column c (left half of the block's W rows) and up column c (right half) together.</summary>
+    public static bool HasGated(GemmTile tile) => tile.Wgmma && tile.BlockN / 2 % (tile.Threads / tile.ChunksPerRow) == 0;
+
     /// <summary>One module: the conversion kernel and the GEMM for <paramref name="tile"/>.</summary>
     public static string Module(GemmTile tile)
     {
@@ -37,7 +44,8 @@ public static class TensorCoreGemmPtx
             .Append(tile.Wgmma ? ".version 8.0\n.target sm_90a\n" : ".version 7.8\n.target sm_80\n").Append(".address_size 64\n\n")
             .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
             .Append(Convert()).Append('\n')
-            .Append(Gemm(tile))
+            .Append(Gemm(tile, gated: false))
+            .Append(HasGated(tile) ? "\n" + Gemm(tile, gated: true) : "")
             .ToString();
     }
 
@@ -74,9 +82,12 @@ public static class TensorCoreGemmPtx
         return w.Entry(ConvertEntry, [".param .u64 p_src", ".param .u64 p_dst", ".param .u32 p_count8"], $".maxntid {ConvertThreads}, 1, 1");
     }
 
-    private static string Gemm(GemmTile g)
+    /// <param name="gated">The block's W rows are BlockN/2 gate rows then the same BlockN/2 up rows, and it stores
+    /// silu(gate)·up for those BlockN/2 columns.</param>
+    private static string Gemm(GemmTile g, bool gated)
     {
         var w = new PtxWriter();
+        int columns = gated ? g.BlockN / 2 : g.BlockN; // output columns a block
         int chunks = g.ChunksPerRow, rowBytes = g.RowBytes;
         int fm = g.FragmentsM, fn = g.FragmentsN;
         int swizzleShift = BitOperations.Log2((uint)(8 / chunks));
@@ -88,6 +99,12 @@ public static class TensorCoreGemmPtx
 
         w.Op($"ld.param.u64 {x}, [p_x]");
         w.Op($"ld.param.u64 {wt}, [p_w]");
+        string up = gated ? w.Reg(".b64", "up") : wt;
+        if (gated)
+        {
+            w.Op($"ld.param.u64 {up}, [p_up]");
+            w.Op($"cvta.to.global.u64 {up}, {up}");
+        }
         w.Op($"ld.param.u64 {y}, [p_y]");
         w.Op($"ld.param.u32 {m}, [p_m]");
         w.Op($"ld.param.u32 {n}, [p_n]");
@@ -99,7 +116,7 @@ public static class TensorCoreGemmPtx
         w.Op($"mov.u32 {tmp}, %ctaid.x");
         w.Op($"mul.lo.s32 {m0}, {tmp}, {g.BlockM}");
         w.Op($"mov.u32 {tmp}, %ctaid.y");
-        w.Op($"mul.lo.s32 {n0}, {tmp}, {g.BlockN}");
+        w.Op($"mul.lo.s32 {n0}, {tmp}, {columns}");
         w.Op($"and.b32 {lane}, {t}, 31");
         w.Op($"shr.u32 {warp}, {t}, 5");
         w.Op($"rem.u32 {wm}, {warp}, {g.WarpsM}");
@@ -125,17 +142,21 @@ public static class TensorCoreGemmPtx
         w.Op($"shl.b32 {tmp}, {column}, 4");
         w.Op($"cvt.u64.u32 {chunkBytes}, {tmp}");
         var copies = new List<(string Source, string Valid, string Base, int Offset)>();
-        foreach (var (name, origin, limit, count, basePointer, region) in new[]
+        int step = g.Threads / chunks; // rows between a thread's copies
+        foreach (var (name, origin, limit, count, region) in new[]
                  {
-                     ("x", m0, m, g.CopiesM, x, 0),
-                     ("w", n0, n, g.CopiesN, wt, g.BlockM * rowBytes),
+                     ("x", m0, m, g.CopiesM, 0),
+                     ("w", n0, n, g.CopiesN, g.BlockM * rowBytes),
                  })
         {
             string[] source = w.Regs(".b64", $"src_{name}", count), valid = w.Regs(".pred", $"in_{name}", count);
             w.Op($"add.s32 {tmp2}, {origin}, {firstRow}");
             for (int i = 0; i < count; i++)
             {
-                w.Op($"add.s32 {tmp}, {tmp2}, {i * g.Threads / chunks}");
+                // Gated: W rows from BlockN/2 on are the up matrix's rows from n0 (GemmTile: step divides BlockN/2).
+                bool upRow = gated && name == "w" && i * step >= columns;
+                string basePointer = name == "x" ? x : upRow ? up : wt;
+                w.Op($"add.s32 {tmp}, {tmp2}, {i * step - (upRow ? columns : 0)}");
                 w.Op($"setp.lt.s32 {valid[i]}, {tmp}, {limit}");
                 w.Op($"mul.wide.s32 {source[i]}, {tmp}, {rowStride}");
                 w.Op($"add.s64 {source[i]}, {source[i]}, {chunkBytes}");
@@ -194,7 +215,9 @@ public static class TensorCoreGemmPtx
             loop.MmaSync();
 
         // Accumulator j of fragment (i, jn) holds row g + 8·(j >> 1), column 2q + (j & 1), g = lane >> 2, q = lane & 3.
-        w.Comment("epilogue: masked f32 stores");
+        w.Comment(gated ? "epilogue: silu(gate) * up, fragment j (gate) with fragment j + FragmentsN/2 (up), masked f32 stores" : "epilogue: masked f32 stores");
+        int stored = gated ? fn / 2 : fn;
+        string[] silu = gated ? w.Regs(".f32", "silu", 2) : [];
         string row0 = w.Reg(".b32", "row0"), col0 = w.Reg(".b32", "col0"), inRow = w.Reg(".pred", "in_row"), store = w.Reg(".pred", "store");
         string[] inColumn = w.Regs(".pred", "in_col", 2 * fn);
         string yRow = w.Reg(".b64", "y_row"), yHalf = w.Reg(".b64", "y_half"), yEight = w.Reg(".b64", "y_8rows"), wide = w.Reg(".b64", "wide");
@@ -205,7 +228,7 @@ public static class TensorCoreGemmPtx
         w.Op($"shl.b32 {tmp}, {tmp}, 1");
         w.Op($"mad.lo.s32 {col0}, {wn}, {g.WarpTileN}, {n0}");
         w.Op($"add.s32 {col0}, {col0}, {tmp}");
-        for (int j = 0; j < fn; j++)
+        for (int j = 0; j < stored; j++)
         {
             w.Op($"add.s32 {tmp}, {col0}, {8 * j}");
             w.Op($"setp.lt.s32 {inColumn[2 * j]}, {tmp}, {n}");
@@ -230,12 +253,23 @@ public static class TensorCoreGemmPtx
                     w.Op($"add.s64 {yHalf}, {yRow}, {yEight}");
                     pointer = yHalf;
                 }
-                for (int j = 0; j < fn; j++)
+                for (int j = 0; j < stored; j++)
                 {
                     for (int e = 0; e < 2; e++)
                     {
+                        string value = acc[(i * fn + j) * 4 + 2 * h + e];
+                        if (gated)
+                        {
+                            // silu(g)·u = g·u / (1 + 2^(−g·log2 e))
+                            w.Op($"mul.f32 {silu[0]}, {value}, 0fBFB8AA3B");
+                            w.Op($"ex2.approx.ftz.f32 {silu[0]}, {silu[0]}");
+                            w.Op($"add.f32 {silu[0]}, {silu[0]}, 0f3F800000");
+                            w.Op($"mul.f32 {silu[1]}, {value}, {acc[(i * fn + j + fn / 2) * 4 + 2 * h + e]}");
+                            w.Op($"div.rn.f32 {silu[1]}, {silu[1]}, {silu[0]}");
+                            value = silu[1];
+                        }
                         w.Op($"and.pred {store}, {inRow}, {inColumn[2 * j + e]}");
-                        w.Op($"@{store} st.global.f32 [{Address(pointer, 32 * j + 4 * e)}], {acc[(i * fn + j) * 4 + 2 * h + e]}");
+                        w.Op($"@{store} st.global.f32 [{Address(pointer, 32 * j + 4 * e)}], {value}");
                     }
                 }
             }
@@ -246,8 +280,9 @@ public static class TensorCoreGemmPtx
             }
         }
         w.Op("ret");
-        return w.Entry(GemmEntry(g),
-            [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"],
+        return w.Entry(gated ? GatedEntry(g) : GemmEntry(g),
+            gated ? [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_up", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"]
+                : [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"],
             $".maxntid {g.Threads}, 1, 1");
     }
 

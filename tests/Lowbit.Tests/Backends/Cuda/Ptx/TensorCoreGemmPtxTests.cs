@@ -19,7 +19,9 @@ public sealed partial class TensorCoreGemmPtxTests
     {
         var tile = GemmTile.Candidates[index];
         string ptx = TensorCoreGemmPtx.Module(tile);
-        string gemm = ptx[ptx.IndexOf(TensorCoreGemmPtx.GemmEntry(tile), StringComparison.Ordinal)..];
+        string gemm = ptx[ptx.IndexOf(TensorCoreGemmPtx.GemmEntry(tile) + "(", StringComparison.Ordinal)..];
+        if (TensorCoreGemmPtx.HasGated(tile))
+            gemm = gemm[..gemm.IndexOf(TensorCoreGemmPtx.GatedEntry(tile), StringComparison.Ordinal)];
         int steps = tile.BlockK / 16;
         Assert.StartsWith("// Lowbit", ptx);
         Assert.All(ptx, c => Assert.True(c < 128, "the module goes to the driver as ASCII"));
@@ -254,6 +256,56 @@ public sealed partial class TensorCoreGemmPtxTests
             }
         }
     }
+
+    public static TheoryData<int, int, int, int> GatedShapes() => new()
+    {
+        { 9, 130, 150, 200 }, // 128x256: 128 gate and 128 up rows a block, every edge cut
+        { 10, 70, 100, 136 }, // 128x128
+        { 12, 129, 70, 264 }, // 64x256
+        { 13, 40, 100, 72 },  // 128x192
+        { 17, 65, 70, 72 },   // 64x128
+    };
+
+    [Theory]
+    [MemberData(nameof(GatedShapes))]
+    public void The_gated_product_is_silu_of_x_gate_times_x_up(int index, int m, int n, int k)
+    {
+        var tile = GemmTile.Candidates[index];
+        Assert.True(TensorCoreGemmPtx.HasGated(tile));
+        var rng = new Random(m + n + k);
+        ushort[] x = Bf16Values(rng, m * k), gate = Bf16Values(rng, n * k), up = Bf16Values(rng, n * k);
+        var sim = new PtxInterpreter(TensorCoreGemmPtx.Module(tile)) { LateCopies = true, LateMma = true, Seed = m };
+        var y = new byte[m * n * 4];
+        ulong xAt = sim.Allocate(Bytes(x)), gateAt = sim.Allocate(Bytes(gate)), upAt = sim.Allocate(Bytes(up)), yAt = sim.Allocate(y);
+        sim.Launch(TensorCoreGemmPtx.GatedEntry(tile), (m + tile.BlockM - 1) / tile.BlockM, (n + tile.BlockN / 2 - 1) / (tile.BlockN / 2), tile.Threads,
+            tile.SharedBytes, xAt, gateAt, upAt, yAt, (ulong)m, (ulong)n, (ulong)k);
+        var actual = sim.Read(yAt, y.Length);
+        for (int r = 0; r < m; r++)
+        {
+            for (int c = 0; c < n; c++)
+            {
+                double g = 0, u = 0;
+                for (int i = 0; i < k; i++)
+                {
+                    double xi = DTypeConversion.BFloat16ToSingle(x[r * k + i]);
+                    g += xi * DTypeConversion.BFloat16ToSingle(gate[c * k + i]);
+                    u += xi * DTypeConversion.BFloat16ToSingle(up[c * k + i]);
+                }
+                double silu = g / (1 + Math.Exp(-g)), expected = silu * u;
+                float got = BitConverter.ToSingle(actual, 4 * (r * n + c));
+                Assert.True(Math.Abs(got - expected) <= 1e-5 * Math.Sqrt(k) * (1 + Math.Abs(u) + Math.Abs(silu)), $"y[{r}, {c}] = {got}, expected {expected}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Only_wgmma_tiles_have_the_gated_product() =>
+        Assert.All(GemmTile.Candidates, t => Assert.Equal(t.Wgmma, TensorCoreGemmPtx.HasGated(t) && TensorCoreGemmPtx.Module(t).Contains(TensorCoreGemmPtx.GatedEntry(t), StringComparison.Ordinal)));
+
+    private static ushort[] Bf16Values(Random rng, int count) =>
+        Enumerable.Range(0, count).Select(_ => DTypeConversion.SingleToBFloat16((float)(rng.NextDouble() * 2 - 1))).ToArray();
+
+    private static byte[] Bytes(ushort[] values) => values.SelectMany(BitConverter.GetBytes).ToArray();
 
     private static byte[] Bytes(float[] values) => values.SelectMany(BitConverter.GetBytes).ToArray();
 

@@ -1,0 +1,63 @@
+using ILGPU.Runtime;
+
+namespace Lowbit.Cuda.Ptx;
+
+/// <summary>
+/// The prefill attention of <see cref="FlashAttentionPtx"/> loaded on a CUDA accelerator, one module per head
+/// dimension on first use, launched on the given stream. Pointers are device addresses, 16-byte aligned.
+/// </summary>
+public sealed unsafe class FlashAttention(Accelerator accelerator) : IDisposable
+{
+    private readonly Dictionary<(int HeadDim, int Warps), (PtxModule Module, PtxFunction Function)> _kernels = [];
+
+    /// <summary>Warps a block (4 or 8; for the bench's comparison).</summary>
+    public int Warps
+    {
+        get;
+        set => field = value is 4 or 8 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "4 or 8");
+    } = FlashAttentionPtx.DefaultWarps;
+
+    /// <summary>Loads the kernel for <paramref name="headDim"/> (64 or 128).</summary>
+    /// <exception cref="InvalidOperationException">The driver rejected the PTX (the message holds the JIT log).</exception>
+    public PtxFunction Load(int headDim)
+    {
+        if (!_kernels.TryGetValue((headDim, Warps), out var kernel))
+        {
+            var module = new PtxModule(accelerator, FlashAttentionPtx.Module(headDim, Warps), $"flash attention D={headDim}, {Warps} warps");
+            try
+            {
+                kernel = (module, module.Function(FlashAttentionPtx.Entry(headDim, Warps), FlashAttentionPtx.SharedBytes(headDim)));
+            }
+            catch
+            {
+                module.Dispose();
+                throw;
+            }
+            _kernels.Add((headDim, Warps), kernel);
+        }
+        return kernel.Function;
+    }
+
+    /// <summary>out[rows, heads·D] = causal attention of q[rows, heads·D] (row r at position <paramref name="position0"/> + r)
+    /// over the caches [positions, kvHeads·D]; <paramref name="scale"/> is the logits' (1/√D).</summary>
+    public void Launch(AcceleratorStream stream, nint q, nint keys, nint values, nint output, int rows, int position0, int heads, int kvHeads, int headDim, float scale)
+    {
+        if (!FlashAttentionPtx.Supports(headDim) || rows < 1 || heads % kvHeads != 0)
+            throw new ArgumentException($"flash attention: D={headDim} (64 or 128), {rows} rows, {heads}/{kvHeads} heads.");
+        if ((q | keys | values | output) % 16 != 0)
+            throw new ArgumentException("flash attention: q, the caches and the output must be 16-byte aligned.");
+        var function = Load(headDim);
+        ulong qp = (ulong)q, kp = (ulong)keys, vp = (ulong)values, op = (ulong)output;
+        int group = heads / kvHeads, kvColumns = kvHeads * headDim;
+        float log2Scale = scale * 1.44269504f; // the kernel's softmax is base 2 (ex2)
+        void** arguments = stackalloc void*[] { &qp, &kp, &vp, &op, &rows, &position0, &heads, &group, &kvColumns, &log2Scale };
+        function.Launch(stream, FlashAttentionPtx.Blocks(rows, heads, Warps), 1, FlashAttentionPtx.Threads(Warps), arguments);
+    }
+
+    public void Dispose()
+    {
+        foreach (var (module, _) in _kernels.Values)
+            module.Dispose();
+        _kernels.Clear();
+    }
+}
