@@ -62,9 +62,8 @@ public sealed partial class CudaBackend
     public GemmTile? TensorCoreTile { get; set; }
 
     /// <summary>The tiling Linear uses for an [m, k]·[n, k]ᵀ product.</summary>
-    /// <param name="int4">The GEMM reads an int4wo weight itself (<see cref="Int4ReadInGemm"/>).</param>
-    public GemmTile TileFor(int m, int n, bool int4 = false) => TensorCoreTile
-        ?? (_accelerator is CudaAccelerator { Architecture: { } arch } cuda ? GemmTile.For(m, n, arch.Major, arch.Minor, cuda.NumMultiprocessors, int4) : GemmTile.Default);
+    public GemmTile TileFor(int m, int n) => TensorCoreTile
+        ?? (_accelerator is CudaAccelerator { Architecture: { } arch } cuda ? GemmTile.For(m, n, arch.Major, arch.Minor, cuda.NumMultiprocessors) : GemmTile.Default);
 
     /// <summary>True on a CUDA GPU, where PTX kernels run.</summary>
     public bool HasTensorCores => _accelerator is CudaAccelerator;
@@ -102,13 +101,13 @@ public sealed partial class CudaBackend
     /// <summary>The tensor-core GEMM for an [m, k]·[n, k]ᵀ prefill with x at <paramref name="x"/>, loaded on first
     /// use; null where it does not apply (one row, no GPU, K not a multiple of 8, x not 16-byte aligned, or the
     /// driver rejected the PTX: kept in <see cref="TensorCoreError"/>), so the ILGPU kernels run.</summary>
-    private TensorCoreGemm? ReadyTensorCoreGemm(int m, int n, int k, nint x, bool int4 = false)
+    private TensorCoreGemm? ReadyTensorCoreGemm(int m, int n, int k, nint x)
     {
         if (m < 2 || !HasTensorCores || TensorCoreError is not null || !TensorCoreGemm.Supports(m, n, k) || x % 16 != 0)
             return null;
         try
         {
-            return TensorCoreGemmFor(TileFor(m, n, int4));
+            return TensorCoreGemmFor(TileFor(m, n));
         }
         catch (InvalidOperationException e)
         {
@@ -125,11 +124,9 @@ public sealed partial class CudaBackend
     private bool TensorCorePackedLinear(nint x, int m, CudaWeight w, TensorView destination)
     {
         int n = w.OutFeatures, k = w.InFeatures;
-        if (!Bf16Dequantizer.Supports(w.Format) || ReadyTensorCoreGemm(m, n, k, x, Int4ReadInGemm(w, m)) is not { } gemm)
+        if (!Bf16Dequantizer.Supports(w.Format) || ReadyTensorCoreGemm(m, n, k, x) is not { } gemm)
             return false;
-        nint converted = ActivationsBf16(m, k);
-        gemm.Convert(_stream, x, converted, m, k);
-        MultiplyOnTensorCores(gemm, converted, w, destination.Data, m, n, k);
+        gemm.Launch(_stream, x, ActivationsBf16(m, k), Bf16Weight(w), destination.Data, m, n, k);
         return true;
     }
 
@@ -165,7 +162,7 @@ public sealed partial class CudaBackend
             if (destinations[i].Rows != m || destinations[i].Columns != n)
                 throw new ArgumentException($"tensor-core linear: destination {destinations[i]} for [{m}, {n}].", nameof(destinations));
             _ = F32(destinations[i]);
-            MultiplyOnTensorCores(gemms[i], converted, weights[i], destinations[i].Data, m, n, k);
+            gemms[i].Multiply(_stream, converted, Bf16Weight(weights[i]), destinations[i].Data, m, n, k);
         }
         return true;
     }
@@ -178,8 +175,7 @@ public sealed partial class CudaBackend
     private bool GatedOnTensorCores(TensorView x, IWeight gate, IWeight up, TensorView destination)
     {
         int m = x.Rows, n = gate.OutFeatures, k = x.Columns;
-        if (up.OutFeatures != n || !TakesTensorCores(x, [gate, up], out _)
-            || ReadyTensorCoreGemm(m, 2 * n, k, x.Data, Int4ReadInGemm(gate, m) && Int4ReadInGemm(up, m)) is not { HasGated: true } gemm)
+        if (up.OutFeatures != n || !TakesTensorCores(x, [gate, up], out _) || ReadyTensorCoreGemm(m, 2 * n, k, x.Data) is not { HasGated: true } gemm)
             return false;
         if (destination.Rows != m || destination.Columns != n)
             throw new ArgumentException($"gated tensor-core linear: destination {destination} for [{m}, {n}].", nameof(destination));
@@ -187,38 +183,9 @@ public sealed partial class CudaBackend
         _ = F32(destination);
         nint converted = ActivationsBf16(m, k);
         gemm.Convert(_stream, x.Data, converted, m, k);
-        if (Int4InGemm(gate, gemm, m) is { } g && Int4InGemm(up, gemm, m) is { } u && g.GroupSize == u.GroupSize)
-            gemm.Int4Gated(_stream, converted, g.Data.NativePtr, g.Scales.NativePtr, u.Data.NativePtr, u.Scales.NativePtr, destination.Data, m, n, k, g.GroupSize);
-        else
-            gemm.Gated(_stream, converted, Bf16Weight(gate, 0), Bf16Weight(up, 1), destination.Data, m, n, k);
+        gemm.Gated(_stream, converted, Bf16Weight(gate, 0), Bf16Weight(up, 1), destination.Data, m, n, k);
         return true;
     }
-
-    /// <summary>y = xBf16 · weightᵀ on <paramref name="gemm"/>: int4wo read by the GEMM itself where the tiling can
-    /// (<see cref="Int4InGemm"/>), otherwise the weight's bf16 matrix.</summary>
-    private void MultiplyOnTensorCores(TensorCoreGemm gemm, nint xBf16, IWeight weight, nint y, int m, int n, int k)
-    {
-        if (Int4InGemm(weight, gemm, m) is { } w)
-            gemm.Int4(_stream, xBf16, w.Data.NativePtr, w.Scales.NativePtr, y, m, n, k, w.GroupSize);
-        else
-            gemm.Multiply(_stream, xBf16, Bf16Weight(weight), y, m, n, k);
-    }
-
-    /// <summary>Whether int4wo prefill of up to <see cref="Int4InGemmMaxRows"/> rows reads the packed weight inside the
-    /// GEMM (on by default; the bench turns it off to time the bf16 expansion it replaces).</summary>
-    public bool Int4InTensorCoreGemm { get; set; } = true;
-
-    /// <summary>Rows up to which the GEMM dequantizes int4 itself. Each block of rows dequantizes the W tiles again, so
-    /// past this the one-off bf16 expansion is cheaper (H100, Llama-3-8B: in the GEMM 17.1k against 13.8k tok/s at
-    /// 512 tokens, 19.0k against 25.9k at 2048; docs/gpu.md).</summary>
-    public const int Int4InGemmMaxRows = 1024;
-
-    /// <summary>True when an int4wo product of <paramref name="m"/> rows is read by the GEMM itself.</summary>
-    private bool Int4ReadInGemm(IWeight weight, int m) =>
-        Int4InTensorCoreGemm && m <= Int4InGemmMaxRows && PackedWeight(weight) is { Format: CudaFormat.Int4Grouped };
-
-    private CudaWeight? Int4InGemm(IWeight weight, TensorCoreGemm gemm, int m) =>
-        gemm.HasInt4 && Int4ReadInGemm(weight, m) ? PackedWeight(weight) : null;
 
     /// <summary>The GEMM each weight would run on, or false where any weight does not take tensor cores (int8dq
     /// multiplies its own activation codes; formats without a bf16 expansion; shapes or GPUs without them).</summary>
@@ -230,7 +197,7 @@ public sealed partial class CudaBackend
         {
             bool takes = weights[i] is DenseWeight { Tensor.DType: DType.BF16 }
                 || PackedWeight(weights[i]) is { Format: CudaFormat.Int8PerRow or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped } packed && Bf16Dequantizer.Supports(packed.Format);
-            if (!takes || ReadyTensorCoreGemm(m, weights[i].OutFeatures, k, x.Data, Int4ReadInGemm(weights[i], m)) is not { } gemm)
+            if (!takes || ReadyTensorCoreGemm(m, weights[i].OutFeatures, k, x.Data) is not { } gemm)
                 return false;
             gemms[i] = gemm;
         }

@@ -75,20 +75,17 @@ public sealed record GemmTile
     /// <summary>The tiling for an [m, k]·[n, k]ᵀ product on a GPU of compute capability <paramref name="major"/>.<paramref name="minor"/>
     /// with <paramref name="multiprocessors"/> SMs: on sm_90 the widest of <see cref="HopperTiles"/> whose grid still
     /// gives 90% of the SMs a block (the last one otherwise), elsewhere <see cref="Default"/>.</summary>
-    /// <param name="int4">For an int4wo weight read by the GEMM itself: only tilings with those entries
-    /// (TensorCoreGemmPtx.HasInt4).</param>
-    public static GemmTile For(int m, int n, int major, int minor, int multiprocessors, bool int4 = false)
+    public static GemmTile For(int m, int n, int major, int minor, int multiprocessors)
     {
         if (!HopperTiles[0].RunsOn(major, minor))
             return Default;
-        var tiles = HopperTiles.Where(t => !int4 || TensorCoreGemmPtx.HasInt4(t)).ToArray();
-        foreach (var tile in tiles)
+        foreach (var tile in HopperTiles)
         {
             var (x, y) = tile.Grid(m, n);
             if ((long)x * y >= 0.9 * multiprocessors)
                 return tile;
         }
-        return tiles[^1];
+        return HopperTiles[^1];
     }
 
     /// <summary>The configurations the bench and the device check compare.</summary>
@@ -133,14 +130,6 @@ public sealed record GemmTile
     /// (where the 128-byte swizzle pattern is anchored).</summary>
     public int RingBytes => Stages * StageBytes;
     public int SharedBytes => RingBytes + (Wgmma ? 1024 : 0);
-
-    /// <summary>A stage of the int4 products (TensorCoreGemmPtx.Int4Entry): the bf16 tiles, then each W row's packed
-    /// k-step as copied (32 bytes of nibbles, then two scale|zero words).</summary>
-    public int Int4StageBytes => StageBytes + BlockN * Int4StagingBytesPerRow;
-
-    public const int Int4StagingBytesPerRow = 40;
-
-    public int Int4SharedBytes => Stages * Int4StageBytes + 1024;
     /// <summary>16-byte cp.async copies a thread issues a stage for the X tile and for the W tile.</summary>
     public int CopiesM => BlockM * ChunksPerRow / Threads;
     public int CopiesN => BlockN * ChunksPerRow / Threads;

@@ -11,7 +11,7 @@ public sealed unsafe class TensorCoreGemm : IDisposable
 {
     private readonly PtxModule _module;
     private readonly PtxFunction _convert, _gemm;
-    private readonly PtxFunction? _gated, _int4, _int4Gated;
+    private readonly PtxFunction? _gated;
 
     /// <exception cref="InvalidOperationException">The driver rejected the PTX; the message holds the JIT log.</exception>
     public TensorCoreGemm(Accelerator accelerator, GemmTile tile)
@@ -24,11 +24,6 @@ public sealed unsafe class TensorCoreGemm : IDisposable
             _convert = _module.Function(TensorCoreGemmPtx.ConvertEntry, 0);
             _gemm = _module.Function(TensorCoreGemmPtx.GemmEntry(tile), tile.SharedBytes);
             _gated = TensorCoreGemmPtx.HasGated(tile) ? _module.Function(TensorCoreGemmPtx.GatedEntry(tile), tile.SharedBytes) : null;
-            if (TensorCoreGemmPtx.HasInt4(tile))
-            {
-                _int4 = _module.Function(TensorCoreGemmPtx.Int4Entry(tile), tile.Int4SharedBytes);
-                _int4Gated = _module.Function(TensorCoreGemmPtx.Int4GatedEntry(tile), tile.Int4SharedBytes);
-            }
             BlocksPerMultiprocessor = _gemm.BlocksPerMultiprocessor(tile.Threads);
             if (BlocksPerMultiprocessor == 0)
                 throw new InvalidOperationException($"tensor-core GEMM {tile.Name}: no block fits a multiprocessor ({_gemm.Registers} registers × {tile.Threads} threads, {tile.SharedBytes} B shared).");
@@ -106,42 +101,6 @@ public sealed unsafe class TensorCoreGemm : IDisposable
         ulong converted = (ulong)xBf16, gateWeight = (ulong)gate, upWeight = (ulong)up, output = (ulong)y;
         void** arguments = stackalloc void*[] { &converted, &gateWeight, &upWeight, &output, &m, &n, &k };
         _gated.Launch(stream, gridX, gridY, Tile.Threads, arguments);
-    }
-
-    /// <summary>True when this tiling reads int4wo-G weights itself (<see cref="Int4"/>, <see cref="Int4Gated"/>).</summary>
-    public bool HasInt4 => _int4 is not null;
-
-    /// <summary>y[m, n] = xBf16 · wᵀ with w int4wo-G as the device keeps it (nibbles [n, k/2], scale|zero words [n, k/G]),
-    /// dequantized to bf16 on its way into shared memory: no expanded copy of w.</summary>
-    public void Int4(AcceleratorStream stream, nint xBf16, nint nibbles, nint scaleZero, nint y, int m, int n, int k, int groupSize)
-    {
-        var function = _int4 ?? throw new InvalidOperationException($"tensor-core GEMM {Tile.Name} does not read int4 weights.");
-        CheckInt4(xBf16, nibbles, scaleZero, m, n, k, groupSize);
-        var (gridX, gridY) = Tile.Grid(m, n);
-        ulong converted = (ulong)xBf16, q = (ulong)nibbles, s = (ulong)scaleZero, output = (ulong)y;
-        int shift = System.Numerics.BitOperations.Log2((uint)groupSize), groups = k / groupSize;
-        void** arguments = stackalloc void*[] { &converted, &q, &s, &output, &m, &n, &k, &shift, &groups };
-        function.Launch(stream, gridX, gridY, Tile.Threads, arguments);
-    }
-
-    /// <summary>y[m, n] = silu(xBf16 · gateᵀ) ⊙ (xBf16 · upᵀ) with gate and up int4wo-G of one group size.</summary>
-    public void Int4Gated(AcceleratorStream stream, nint xBf16, nint gate, nint gateScales, nint up, nint upScales, nint y, int m, int n, int k, int groupSize)
-    {
-        var function = _int4Gated ?? throw new InvalidOperationException($"tensor-core GEMM {Tile.Name} does not read int4 weights.");
-        CheckInt4(xBf16, gate, gateScales, m, n, k, groupSize);
-        CheckInt4(xBf16, up, upScales, m, n, k, groupSize);
-        int gridX = (m + Tile.BlockM - 1) / Tile.BlockM, gridY = (n + Tile.BlockN / 2 - 1) / (Tile.BlockN / 2);
-        ulong converted = (ulong)xBf16, gq = (ulong)gate, gs = (ulong)gateScales, uq = (ulong)up, us = (ulong)upScales, output = (ulong)y;
-        int shift = System.Numerics.BitOperations.Log2((uint)groupSize), groups = k / groupSize;
-        void** arguments = stackalloc void*[] { &converted, &gq, &gs, &uq, &us, &output, &m, &n, &k, &shift, &groups };
-        function.Launch(stream, gridX, gridY, Tile.Threads, arguments);
-    }
-
-    private void CheckInt4(nint xBf16, nint nibbles, nint scaleZero, int m, int n, int k, int groupSize)
-    {
-        Check(xBf16, nibbles, m, n, k);
-        if (groupSize is not (32 or 64 or 128 or 256) || k % groupSize != 0 || scaleZero % 4 != 0)
-            throw new ArgumentException($"tensor-core int4 GEMM: group size {groupSize} (32..256) must divide k = {k}.");
     }
 
     private void Check(nint xBf16, nint w, int m, int n, int k)

@@ -31,19 +31,6 @@ public static class TensorCoreGemmPtx
     /// <summary>The gated product of a wgmma tile: y[m, n] = silu(x·gateᵀ) ⊙ (x·upᵀ), params (x, gate, up, y, m, n, k).</summary>
     public static string GatedEntry(GemmTile tile) => "lowbit_gemm_bf16_gated_" + tile.Name;
 
-    /// <summary>The product with int4wo-G weights dequantized on their way into shared memory (<see cref="HasInt4"/>):
-    /// params (x, w nibbles, w scale|zero words, y, m, n, k, log2 G, K / G).</summary>
-    public static string Int4Entry(GemmTile tile) => "lowbit_gemm_int4_" + tile.Name;
-
-    /// <summary>The gated product of int4wo-G gate and up: params (x, gate, gate scales, up, up scales, y, m, n, k, log2 G, K / G).</summary>
-    public static string Int4GatedEntry(GemmTile tile) => "lowbit_gemm_int4_gated_" + tile.Name;
-
-    /// <summary>Tilings whose module also has the int4 entries: wgmma tilings whose threads split the W tile's rows
-    /// evenly (one or two threads a row) and whose stages still fit with the packed rows staged beside them
-    /// (<see cref="GemmTile.Int4SharedBytes"/>: 128x128 up to 6 stages, 64x128; not 128x256 at 4).</summary>
-    public static bool HasInt4(GemmTile tile) =>
-        tile.Wgmma && tile.Threads % tile.BlockN == 0 && tile.Threads / tile.BlockN <= 2 && tile.Int4SharedBytes <= 227 * 1024;
-
     /// <summary>Tilings whose module also has <see cref="GatedEntry"/>: wgmma tiles, whose warps span the block's full
     /// width, so a thread holds gate column c (left half of the block's W rows) and up column c (right half) together.</summary>
     public static bool HasGated(GemmTile tile) => tile.Wgmma && tile.BlockN / 2 % (tile.Threads / tile.ChunksPerRow) == 0;
@@ -57,9 +44,8 @@ public static class TensorCoreGemmPtx
             .Append(tile.Wgmma ? ".version 8.0\n.target sm_90a\n" : ".version 7.8\n.target sm_80\n").Append(".address_size 64\n\n")
             .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
             .Append(Convert()).Append('\n')
-            .Append(Gemm(tile, gated: false, int4: false))
-            .Append(HasGated(tile) ? "\n" + Gemm(tile, gated: true, int4: false) : "")
-            .Append(HasInt4(tile) ? "\n" + Gemm(tile, gated: false, int4: true) + "\n" + Gemm(tile, gated: true, int4: true) : "")
+            .Append(Gemm(tile, gated: false))
+            .Append(HasGated(tile) ? "\n" + Gemm(tile, gated: true) : "")
             .ToString();
     }
 
@@ -98,9 +84,7 @@ public static class TensorCoreGemmPtx
 
     /// <param name="gated">The block's W rows are BlockN/2 gate rows then the same BlockN/2 up rows, and it stores
     /// silu(gate)·up for those BlockN/2 columns.</param>
-    /// <param name="int4">W is int4wo-G (nibbles and scale|zero words), turned into the bf16 tile by the threads
-    /// (<see cref="Int4Producer"/>) instead of copied.</param>
-    private static string Gemm(GemmTile g, bool gated, bool int4)
+    private static string Gemm(GemmTile g, bool gated)
     {
         var w = new PtxWriter();
         int columns = gated ? g.BlockN / 2 : g.BlockN; // output columns a block
@@ -120,20 +104,6 @@ public static class TensorCoreGemmPtx
         {
             w.Op($"ld.param.u64 {up}, [p_up]");
             w.Op($"cvta.to.global.u64 {up}, {up}");
-        }
-        string scales = int4 ? w.Reg(".b64", "w_scales") : "", upScales = int4 && gated ? w.Reg(".b64", "up_scales") : "";
-        string groupShift = int4 ? w.Reg(".b32", "group_shift") : "", groups = int4 ? w.Reg(".b32", "groups") : "";
-        if (int4)
-        {
-            w.Op($"ld.param.u64 {scales}, [p_ws]");
-            w.Op($"cvta.to.global.u64 {scales}, {scales}");
-            if (gated)
-            {
-                w.Op($"ld.param.u64 {upScales}, [p_ups]");
-                w.Op($"cvta.to.global.u64 {upScales}, {upScales}");
-            }
-            w.Op($"ld.param.u32 {groupShift}, [p_group_shift]");
-            w.Op($"ld.param.u32 {groups}, [p_groups]");
         }
         w.Op($"ld.param.u64 {y}, [p_y]");
         w.Op($"ld.param.u32 {m}, [p_m]");
@@ -176,11 +146,9 @@ public static class TensorCoreGemmPtx
         foreach (var (name, origin, limit, count, region) in new[]
                  {
                      ("x", m0, m, g.CopiesM, 0),
-                     ("w", n0, n, int4 ? 0 : g.CopiesN, g.BlockM * rowBytes),
+                     ("w", n0, n, g.CopiesN, g.BlockM * rowBytes),
                  })
         {
-            if (count == 0)
-                continue;
             string[] source = w.Regs(".b64", $"src_{name}", count), valid = w.Regs(".pred", $"in_{name}", count);
             w.Op($"add.s32 {tmp2}, {origin}, {firstRow}");
             for (int i = 0; i < count; i++)
@@ -200,11 +168,8 @@ public static class TensorCoreGemmPtx
         string kLeft = w.Reg(".b32", "k_left"), writeStage = w.Reg(".b32", "write_stage"), readStage = w.Reg(".b32", "read_stage");
         string inK = w.Reg(".pred", "in_k"), copyValid = w.Reg(".pred", "copy_valid"), copySize = w.Reg(".b32", "copy_size");
         string copyFrom = w.Reg(".b64", "copy_from"), copyTo = w.Reg(".b32", "copy_to"), wrap = w.Reg(".pred", "wrap");
-        var producer = int4 ? new Int4Producer(w, g, gated, columns, t, smem, n0, n, k, wt, scales, up, upScales, groupShift, groups) : null;
-        int stageBytes = int4 ? g.Int4StageBytes : g.StageBytes;
         void CopyTile()
         {
-            producer?.Copy(writeStage);
             w.Op($"setp.lt.s32 {inK}, {kChunk}, {kLeft}");
             w.Op($"add.s32 {copyTo}, {slot}, {writeStage}");
             foreach (var (source, valid, basePointer, offset) in copies)
@@ -222,8 +187,8 @@ public static class TensorCoreGemmPtx
         }
         void AdvanceStage(string stage)
         {
-            w.Op($"add.s32 {stage}, {stage}, {stageBytes}");
-            w.Op($"setp.eq.s32 {wrap}, {stage}, {g.Stages * stageBytes}");
+            w.Op($"add.s32 {stage}, {stage}, {g.StageBytes}");
+            w.Op($"setp.eq.s32 {wrap}, {stage}, {g.RingBytes}");
             w.Op($"selp.b32 {stage}, 0, {stage}, {wrap}");
         }
 
@@ -237,7 +202,7 @@ public static class TensorCoreGemmPtx
         w.Op($"add.s32 {kTiles}, {k}, {g.BlockK - 1}");
         w.Op($"shr.u32 {kTiles}, {kTiles}, {BitOperations.Log2((uint)g.BlockK)}");
         w.Op($"mov.b32 {kTile}, 0");
-        var loop = new KLoop(w, g, smem, lane, warp, wm, wn, readStage, tmp, tmp2, acc, CopyTile, producer is null ? null : producer.Dequantize, () =>
+        var loop = new KLoop(w, g, smem, lane, warp, wm, wn, readStage, tmp, tmp2, acc, CopyTile, () =>
         {
             AdvanceStage(readStage);
             w.Op($"add.s32 {kTile}, {kTile}, 1");
@@ -315,188 +280,17 @@ public static class TensorCoreGemmPtx
             }
         }
         w.Op("ret");
-        string[] weightParameters = (gated, int4) switch
-        {
-            (false, false) => [".param .u64 p_w"],
-            (true, false) => [".param .u64 p_w", ".param .u64 p_up"],
-            (false, true) => [".param .u64 p_w", ".param .u64 p_ws"],
-            (true, true) => [".param .u64 p_w", ".param .u64 p_ws", ".param .u64 p_up", ".param .u64 p_ups"],
-        };
-        return w.Entry(int4 ? (gated ? Int4GatedEntry(g) : Int4Entry(g)) : gated ? GatedEntry(g) : GemmEntry(g),
-            [".param .u64 p_x", .. weightParameters, ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k",
-             .. int4 ? new[] { ".param .u32 p_group_shift", ".param .u32 p_groups" } : []],
+        return w.Entry(gated ? GatedEntry(g) : GemmEntry(g),
+            gated ? [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_up", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"]
+                : [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"],
             $".maxntid {g.Threads}, 1, 1");
-    }
-
-    /// <summary>
-    /// The W tile of an int4wo-G product, made by the threads: thread t owns W row t / parts (parts = Threads / BlockN,
-    /// 1 or 2), 64 / parts of its k. <see cref="Copy"/> stages that part of the next tile as it is in memory (16-byte
-    /// cp.async of 32 nibbles and a 4-byte one of their scale|zero word each, zeros past n or K) in the same commit
-    /// group as the X copies; once they landed, <see cref="Dequantize"/> turns them into bf16 and writes them,
-    /// swizzled as copies would be, into the stage's W tile: each byte's two nibbles become bf16 (128 + q) by a
-    /// mask-or, fma.rn.bf16x2 takes them to q − 8 exactly and then to s·(q − 8) + z with one rounding. A thread reads
-    /// back only what it staged itself, so the barrier before the wgmma is the only one needed.
-    /// </summary>
-    private sealed class Int4Producer
-    {
-        private readonly PtxWriter _w;
-        private readonly int _loads;
-        private readonly string _k, _groupShift, _nibbles, _scaleRow, _element, _rowValid, _rowBase, _staging, _valid, _tmp, _size, _address;
-        private readonly string _swizzle, _one, _minus136;
-        private readonly string[] _words, _packed, _half;
-
-        public Int4Producer(PtxWriter w, GemmTile g, bool gated, int columns, string t, string smem, string n0, string n, string k,
-            string gate, string gateScales, string up, string upScales, string groupShift, string groups)
-        {
-            _w = w;
-            _k = k;
-            _groupShift = groupShift;
-            int parts = g.Threads / g.BlockN;
-            _loads = 64 / parts / 32; // 16-byte copies (32 elements) a thread a tile
-            _nibbles = w.Reg(".b64", "q_from");
-            _scaleRow = w.Reg(".b64", "q_scales");
-            _element = w.Reg(".b32", "q_k");
-            _rowValid = w.Reg(".pred", "q_row_valid");
-            _rowBase = w.Reg(".b32", "q_smem_row");
-            _staging = w.Reg(".b32", "q_staging");
-            _valid = w.Reg(".pred", "q_valid");
-            _tmp = w.Reg(".b32", "q_tmp");
-            _size = w.Reg(".b32", "q_size");
-            _address = w.Reg(".b64", "q_address");
-            _swizzle = w.Reg(".b32", "q_swizzle");
-            _one = w.Reg(".b32", "q_one");
-            _minus136 = w.Reg(".b32", "q_minus136");
-            _words = w.Regs(".b32", "q_word", 4);
-            _packed = w.Regs(".b32", "q_packed", 4);
-            _half = w.Regs(".b32", "q_half", 4);
-            string row = w.Reg(".b32", "q_row"), weightRow = w.Reg(".b32", "q_weight_row"), wide = w.Reg(".b64", "q_wide");
-            w.Comment($"int4 W producer: thread t makes row t / {parts} of the W tile, {64 / parts} of its k");
-            w.Op($"shr.u32 {row}, {t}, {parts - 1}");
-            w.Op($"and.b32 {_element}, {t}, {parts - 1}");
-            w.Op($"mul.lo.s32 {_element}, {_element}, {64 / parts}"); // the thread's first k in a tile
-            if (gated)
-            {
-                string isUp = w.Reg(".pred", "q_is_up");
-                w.Op($"setp.ge.u32 {isUp}, {row}, {columns}");
-                w.Op($"rem.u32 {weightRow}, {row}, {columns}");
-                w.Op($"add.s32 {weightRow}, {weightRow}, {n0}");
-                w.Op($"selp.b64 {_nibbles}, {up}, {gate}, {isUp}");
-                w.Op($"selp.b64 {_scaleRow}, {upScales}, {gateScales}, {isUp}");
-            }
-            else
-            {
-                w.Op($"add.s32 {weightRow}, {row}, {n0}");
-                w.Op($"mov.b64 {_nibbles}, {gate}");
-                w.Op($"mov.b64 {_scaleRow}, {gateScales}");
-            }
-            w.Op($"setp.lt.s32 {_rowValid}, {weightRow}, {n}");
-            w.Op($"selp.b32 {weightRow}, {weightRow}, 0, {_rowValid}"); // a row past n copies nothing; row 0 keeps its addresses in range
-            w.Op($"mov.b32 {_one}, 1065369472"); // bf16x2 (1, 1)
-            w.Op($"mov.b32 {_minus136}, -1022835960"); // bf16x2 (-136, -136): 0xC308C308
-            // nibbles: row·K/2 + first k / 2 bytes; scales: row·groups words
-            w.Op($"shr.u32 {_tmp}, {k}, 1");
-            w.Op($"mul.wide.s32 {wide}, {weightRow}, {_tmp}");
-            w.Op($"add.s64 {_nibbles}, {_nibbles}, {wide}");
-            w.Op($"shr.u32 {_tmp}, {_element}, 1");
-            w.Op($"cvt.u64.u32 {wide}, {_tmp}");
-            w.Op($"add.s64 {_nibbles}, {_nibbles}, {wide}");
-            w.Op($"mul.lo.s32 {_tmp}, {weightRow}, {groups}");
-            w.Op($"mul.wide.s32 {wide}, {_tmp}, 4");
-            w.Op($"add.s64 {_scaleRow}, {_scaleRow}, {wide}");
-            w.Op($"mad.lo.s32 {_rowBase}, {row}, {g.RowBytes}, {smem}");
-            w.Op($"add.s32 {_rowBase}, {_rowBase}, {g.BlockM * g.RowBytes}");
-            // Staging: 32 bytes of nibbles a row after the bf16 tiles, then 8 bytes of scale|zero words a row; this
-            // thread's part at byte 16·part of the first and word part·loads of the second.
-            w.Op($"mad.lo.s32 {_staging}, {row}, 32, {smem}");
-            w.Op($"add.s32 {_staging}, {_staging}, {g.StageBytes}");
-            w.Op($"shr.u32 {_tmp}, {_element}, 1"); // + first k / 2 bytes
-            w.Op($"add.s32 {_staging}, {_staging}, {_tmp}");
-            // The thread's chunks are first + 0..(8/parts − 1), first = 0 or 4, so first + j = first ^ j and its chunk j
-            // lands at j ^ (first ^ (row mod 8)).
-            w.Op($"and.b32 {row}, {row}, 7");
-            w.Op($"shr.u32 {_tmp}, {_element}, 3");
-            w.Op($"xor.b32 {_swizzle}, {row}, {_tmp}");
-            _scaleOffset = g.StageBytes + g.BlockN * 32; // from the stage's start to its scale words
-            _rowWords = w.Reg(".b32", "q_row_words");
-            w.Op($"shr.u32 {_tmp}, {t}, {parts - 1}");
-            w.Op($"mad.lo.s32 {_rowWords}, {_tmp}, 8, {smem}"); // the row's two scale words
-            w.Op($"shr.u32 {_tmp}, {_element}, 3"); // part·loads·4 bytes = first k / 8
-            w.Op($"add.s32 {_rowWords}, {_rowWords}, {_tmp}");
-        }
-
-        private readonly int _scaleOffset;
-        private readonly string _rowWords;
-
-        /// <summary>Stages the next tile's part of the row into the stage at byte offset <paramref name="stage"/> (in the
-        /// caller's commit group) and moves on a tile.</summary>
-        public void Copy(string stage)
-        {
-            var w = _w;
-            for (int c = 0; c < _loads; c++)
-            {
-                w.Op($"add.s32 {_tmp}, {_element}, {32 * c}");
-                w.Op($"setp.lt.s32 {_valid}, {_tmp}, {_k}");
-                w.Op($"and.pred {_valid}, {_valid}, {_rowValid}");
-                w.Op($"selp.b32 {_size}, 16, 0, {_valid}");
-                w.Op($"add.s32 {_packed[0]}, {_staging}, {stage}");
-                w.Op($"cp.async.cg.shared.global [{_packed[0]}+{16 * c}], [{_nibbles}+{16 * c}], 16, {_size}");
-                w.Op($"shr.u32 {_tmp}, {_tmp}, {_groupShift}");
-                w.Op($"selp.b32 {_tmp}, {_tmp}, 0, {_valid}"); // an empty copy still reads from a valid address
-                w.Op($"mul.wide.u32 {_address}, {_tmp}, 4");
-                w.Op($"add.s64 {_address}, {_address}, {_scaleRow}");
-                w.Op($"selp.b32 {_size}, 4, 0, {_valid}");
-                w.Op($"add.s32 {_packed[0]}, {_rowWords}, {stage}");
-                w.Op($"cp.async.ca.shared.global [{_packed[0]}+{_scaleOffset + 4 * c}], [{_address}], 4, {_size}");
-            }
-            w.Op($"add.s64 {_nibbles}, {_nibbles}, 32");
-            w.Op($"add.s32 {_element}, {_element}, 64");
-        }
-
-        /// <summary>Turns this thread's staged part of the tile in the stage at byte offset <paramref name="stage"/> into
-        /// bf16 in that stage's W tile.</summary>
-        public void Dequantize(string stage)
-        {
-            var w = _w;
-            string scale = _packed[0], zero = _packed[1], v = _packed[2], address = _packed[3];
-            for (int c = 0; c < _loads; c++)
-            {
-                w.Op($"add.s32 {address}, {_staging}, {stage}");
-                w.Op($"ld.shared.v4.b32 {{{_words[0]}, {_words[1]}, {_words[2]}, {_words[3]}}}, [{address}+{16 * c}]");
-                w.Op($"add.s32 {address}, {_rowWords}, {stage}");
-                w.Op($"ld.shared.b32 {_tmp}, [{address}+{_scaleOffset + 4 * c}]");
-                // bf16x2 (s, s) and (z, z) from the word s | z << 16
-                w.Op($"and.b32 {v}, {_tmp}, 65535");
-                w.Op($"shl.b32 {scale}, {_tmp}, 16");
-                w.Op($"or.b32 {scale}, {scale}, {v}");
-                w.Op($"shr.u32 {v}, {_tmp}, 16");
-                w.Op($"and.b32 {zero}, {_tmp}, -65536");
-                w.Op($"or.b32 {zero}, {zero}, {v}");
-                for (int i = 0; i < 4; i++)
-                {
-                    for (int j = 0; j < 4; j++)
-                    {
-                        w.Op($"bfe.u32 {v}, {_words[i]}, {8 * j}, 4");
-                        w.Op($"bfe.u32 {_tmp}, {_words[i]}, {8 * j + 4}, 4");
-                        w.Op($"bfi.b32 {v}, {_tmp}, {v}, 16, 4");
-                        w.Op($"or.b32 {v}, {v}, 1124090624"); // 0x43004300: bf16 128 + q in each half
-                        w.Op($"fma.rn.bf16x2 {v}, {v}, {_one}, {_minus136}"); // (128 + q)·1 − 136 = q − 8, exact
-                        w.Op($"fma.rn.bf16x2 {_half[j]}, {v}, {scale}, {zero}");
-                    }
-                    w.Op($"xor.b32 {_tmp}, {_swizzle}, {4 * c + i}");
-                    w.Op($"shl.b32 {_tmp}, {_tmp}, 4");
-                    w.Op($"add.s32 {address}, {_rowBase}, {stage}");
-                    w.Op($"add.s32 {address}, {address}, {_tmp}");
-                    w.Op($"st.shared.v4.b32 [{address}], {{{_half[0]}, {_half[1]}, {_half[2]}, {_half[3]}}}");
-                }
-            }
-        }
     }
 
     /// <summary>The k loop of <see cref="Gemm"/>: prologue copies, then per k-tile one barrier, the copy of a later
     /// tile and the tensor-core work on this one (<paramref name="copyTile"/> issues the next tile's copies and commits
     /// them, <paramref name="nextTile"/> advances the read stage and branches back to K_LOOP).</summary>
     private sealed class KLoop(PtxWriter w, GemmTile g, string smem, string lane, string warp, string wm, string wn, string readStage,
-        string tmp, string tmp2, string[] acc, Action copyTile, Action<string>? prepareTile, Action nextTile)
+        string tmp, string tmp2, string[] acc, Action copyTile, Action nextTile)
     {
         private readonly int _steps = g.BlockK / 16;
 
@@ -579,8 +373,7 @@ public static class TensorCoreGemmPtx
         /// stride 1024 bytes between 8-row groups, 128-byte swizzle (the copies' layout); a k-step of 16 moves the
         /// start by 32 bytes inside the swizzled rows. The wgmma of a tile is still running while the next one is
         /// issued (wait_group 1), so copies run Stages − 2 tiles ahead: the stage the copy after the barrier of tile
-        /// kt overwrites is tile kt − 2's, whose wgmma every warpgroup waited for before that barrier. The copies are
-        /// issued after tile kt's wgmma, so they (and the int4 producer's arithmetic) overlap it. cp.async writes
+        /// kt overwrites is tile kt − 2's, whose wgmma every warpgroup waited for before that barrier. cp.async writes
         /// through the generic proxy and wgmma reads through the async proxy: each thread fences its landed copies
         /// (fence.proxy.async) before the barrier.
         /// </summary>
@@ -611,9 +404,9 @@ public static class TensorCoreGemmPtx
                 copyTile();
             w.Label("K_LOOP");
             w.Op($"cp.async.wait_group {g.Stages - 3}");
-            prepareTile?.Invoke(readStage); // the int4 producer turns its landed rows into the bf16 tile
             w.Op("fence.proxy.async.shared::cta");
             w.Op("bar.sync 0");
+            copyTile();
             w.Op("wgmma.fence.sync.aligned");
             w.Op($"shr.u32 {tmp}, {readStage}, 4");
             w.Op($"cvt.u64.u32 {wide}, {tmp}");
@@ -629,7 +422,6 @@ public static class TensorCoreGemmPtx
                 w.Op($"wgmma.mma_async.sync.aligned.m64n{g.BlockN}k16.f32.bf16.bf16 {{{d}}}, {descX}, {descW}, {scaleD}, 1, 1, 0, 0");
             }
             w.Op("wgmma.commit_group.sync.aligned");
-            copyTile(); // while this tile's wgmma runs (the int4 producer's dequantization too)
             w.Op("wgmma.wait_group.sync.aligned 1");
             nextTile();
             w.Op("wgmma.wait_group.sync.aligned 0");

@@ -15,7 +15,7 @@ internal sealed partial class PtxInterpreter
         LdParam, Cvta, Mov, Add, Sub, MulLo, MulWide, MadLo, Shl, Shr, And, Or, Xor, Rem, Div, Cvt, CvtBf16x2, Setp, AndPred,
         Selp, Bra, Exit, LdGlobal, StGlobal, CpAsync, Commit, WaitGroup, WaitAll, Bar, Ldmatrix, Mma,
         Min, Mul, Fma, Sqrt, Rcp, Ex2, CvtFloat, LdShared, StShared, RedAdd, Shfl, WarpSync,
-        Fence, Wgmma, WgmmaCommit, WgmmaWait, Max, Bfe, Bfi, FmaBf16x2,
+        Fence, Wgmma, WgmmaCommit, WgmmaWait, Max,
     }
 
     private sealed record Operand(string Text)
@@ -123,10 +123,7 @@ internal sealed partial class PtxInterpreter
                 "min" => Op.Min,
                 "max" when parts[1] == "f32" => Op.Max,
                 "mul" when parts[1] is "f32" or "f64" => Op.Mul,
-                "fma" when opcode == "fma.rn.bf16x2" => Op.FmaBf16x2,
                 "fma" => Op.Fma,
-                "bfe" when opcode == "bfe.u32" => Op.Bfe,
-                "bfi" when opcode == "bfi.b32" => Op.Bfi,
                 "sqrt" => Op.Sqrt,
                 "rcp" => Op.Rcp,
                 "ex2" => Op.Ex2,

@@ -264,25 +264,6 @@ internal sealed partial class PtxInterpreter
                         ? BitConverter.DoubleToUInt64Bits(BitConverter.UInt32BitsToSingle((uint)Value(t, o[1], ins)))
                         : BitConverter.SingleToUInt32Bits((float)BitConverter.UInt64BitsToDouble(Value(t, o[1], ins))));
                     break;
-                case Op.Bfe: Write(t, o[0], U(1) >> (int)U(2) & ((1UL << (int)U(3)) - 1)); break; // bfe.u32 d, a, pos, len
-                case Op.Bfi: // bfi.b32 d, a, b, pos, len: b with bits pos..pos+len-1 taken from a's low bits
-                    {
-                        ulong field = ((1UL << (int)U(4)) - 1) << (int)U(3);
-                        Write(t, o[0], U(2) & ~field & 0xFFFF_FFFF | U(1) << (int)U(3) & field);
-                        break;
-                    }
-                case Op.FmaBf16x2: // each half: a·b + c exact (bf16 products fit a double), rounded once to bf16
-                    {
-                        uint fa = (uint)U(1), fb = (uint)U(2), fc = (uint)U(3), result = 0;
-                        for (int half = 0; half < 2; half++)
-                        {
-                            int shift = 16 * half;
-                            double exact = FromBf16(fa >> shift & 0xFFFF) * FromBf16(fb >> shift & 0xFFFF) + FromBf16(fc >> shift & 0xFFFF);
-                            result |= Bf16(BitConverter.SingleToUInt32Bits((float)exact)) << shift;
-                        }
-                        Write(t, o[0], result);
-                        break;
-                    }
                 case Op.Min: Write(t, o[0], signed ? Mask((ulong)Math.Min(S(o[1]), S(o[2]))) : Math.Min(U(1), U(2))); break;
                 case Op.WarpSync or Op.Fence: break; // the warp runs in lockstep here; proxies are one memory here
                 case Op.Add: Write(t, o[0], Mask(U(1) + U(2))); break;

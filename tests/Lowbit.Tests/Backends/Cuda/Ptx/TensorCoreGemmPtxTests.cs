@@ -129,15 +129,6 @@ public sealed partial class TensorCoreGemmPtxTests
     }
 
     [Fact]
-    public void Int4_weights_get_a_hopper_tile_with_int4_entries()
-    {
-        Assert.False(TensorCoreGemmPtx.HasInt4(GemmTile.HopperTiles[0])); // 128x256 with its packed rows staged: past 227 KB
-        Assert.Equal(GemmTile.HopperTiles[1], GemmTile.For(2048, 14336, 9, 0, 132, int4: true));
-        Assert.Equal(GemmTile.HopperTiles[2], GemmTile.For(512, 1024, 9, 0, 132, int4: true));
-        Assert.All(GemmTile.HopperTiles[1..], t => Assert.True(TensorCoreGemmPtx.HasInt4(t)));
-    }
-
-    [Fact]
     public void The_hopper_tiles_are_among_the_checked_candidates() =>
         Assert.All(GemmTile.HopperTiles, t => Assert.True(t.Wgmma && GemmTile.Candidates.Contains(t)));
 
@@ -305,68 +296,6 @@ public sealed partial class TensorCoreGemmPtxTests
                 Assert.True(Math.Abs(got - expected) <= 1e-5 * Math.Sqrt(k) * (1 + Math.Abs(u) + Math.Abs(silu)), $"y[{r}, {c}] = {got}, expected {expected}");
             }
         }
-    }
-
-    public static TheoryData<int, int, int, int, int, bool> Int4Shapes() => new()
-    {
-        { 11, 130, 300, 224, 32, false }, // 128x128 s6, two threads a row; K = 3.5 tiles, groups of 32
-        { 10, 70, 100, 192, 64, false }, // 128x128, two threads a row
-        { 17, 65, 70, 256, 128, false }, // 64x128: one row a thread, two copies of 32 elements each
-        { 14, 129, 40, 320, 64, false }, // three stages: the producer one tile ahead of the copies
-        { 10, 130, 150, 320, 64, true }, // gated: gate rows and up rows made by different threads
-        { 10, 40, 70, 96, 32, true },
-    };
-
-    [Theory]
-    [MemberData(nameof(Int4Shapes))]
-    public void The_int4_product_dequantizes_as_the_bf16_expansion(int index, int m, int n, int k, int group, bool gated)
-    {
-        var tile = GemmTile.Candidates[index];
-        Assert.True(TensorCoreGemmPtx.HasInt4(tile));
-        var rng = new Random(m * 3 + n + k + group);
-        ushort[] x = Bf16Values(rng, m * k);
-        var matrices = Enumerable.Range(0, gated ? 2 : 1).Select(_ => Int4Matrix(rng, n, k, group)).ToArray();
-        var sim = new PtxInterpreter(TensorCoreGemmPtx.Module(tile)) { LateCopies = true, LateMma = true, Seed = n };
-        var y = new byte[m * n * 4];
-        ulong xAt = sim.Allocate(Bytes(x)), yAt = sim.Allocate(y);
-        var weights = matrices.SelectMany(w => new[] { sim.Allocate(w.Nibbles), sim.Allocate(w.ScaleZero.SelectMany(BitConverter.GetBytes).ToArray()) }).ToArray();
-        int columns = gated ? tile.BlockN / 2 : tile.BlockN;
-        sim.Launch(gated ? TensorCoreGemmPtx.Int4GatedEntry(tile) : TensorCoreGemmPtx.Int4Entry(tile), (m + tile.BlockM - 1) / tile.BlockM, (n + columns - 1) / columns,
-            tile.Threads, tile.Int4SharedBytes, [xAt, .. weights, yAt, (ulong)m, (ulong)n, (ulong)k, (ulong)System.Numerics.BitOperations.Log2((uint)group), (ulong)(k / group)]);
-        var actual = sim.Read(yAt, y.Length);
-        for (int r = 0; r < m; r++)
-        {
-            for (int c = 0; c < n; c++)
-            {
-                var dots = matrices.Select(w => Enumerable.Range(0, k).Sum(i => (double)DTypeConversion.BFloat16ToSingle(x[r * k + i]) * w.Value(c, i))).ToArray();
-                double expected = gated ? dots[0] / (1 + Math.Exp(-dots[0])) * dots[1] : dots[0];
-                double bound = 1e-5 * Math.Sqrt(k) * (1 + dots.Sum(Math.Abs));
-                float got = BitConverter.ToSingle(actual, 4 * (r * n + c));
-                Assert.True(Math.Abs(got - expected) <= bound, $"y[{r}, {c}] = {got}, expected {expected}");
-            }
-        }
-    }
-
-    /// <summary>An int4wo-G weight in the device layout (nibble k of a row in byte k / 2, low nibble for even k; a word
-    /// bf16 scale | bf16 zero &lt;&lt; 16 a group), with its values as the bf16 expansion makes them: s·(q − 8) + z rounded once.</summary>
-    private sealed record Int4Weight(byte[] Nibbles, uint[] ScaleZero, int K, int Group)
-    {
-        public double Value(int row, int k)
-        {
-            int q = Nibbles[(row * K + k) / 2] >> 4 * (k % 2) & 0xF;
-            uint pair = ScaleZero[row * (K / Group) + k / Group];
-            double s = DTypeConversion.BFloat16ToSingle((ushort)pair), z = DTypeConversion.BFloat16ToSingle((ushort)(pair >> 16));
-            return DTypeConversion.BFloat16ToSingle(DTypeConversion.SingleToBFloat16((float)(s * (q - 8) + z)));
-        }
-    }
-
-    private static Int4Weight Int4Matrix(Random rng, int n, int k, int group)
-    {
-        var nibbles = new byte[n * k / 2];
-        rng.NextBytes(nibbles);
-        var scaleZero = Enumerable.Range(0, n * k / group).Select(_ =>
-            DTypeConversion.SingleToBFloat16((float)(0.01 + rng.NextDouble() * 0.1)) | (uint)DTypeConversion.SingleToBFloat16((float)(rng.NextDouble() * 0.2 - 0.1)) << 16).ToArray();
-        return new Int4Weight(nibbles, scaleZero, k, group);
     }
 
     [Fact]
