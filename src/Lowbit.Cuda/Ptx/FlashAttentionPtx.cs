@@ -127,14 +127,17 @@ public static class FlashAttentionPtx
         string[] qa = w.Regs(".b32", "qa", 4 * qSteps);
         string[] pair = w.Regs(".f32", "pair", 2);
         string qRowA = w.Reg(".b64", "q_row_a"), qRowB = w.Reg(".b64", "q_row_b");
-        foreach (var (pointer, row) in new[] { (qRowA, loadA), (qRowB, loadB) })
+        // The address of this lane's first column (2·quad) of head h in row `row` of q or out ([rows, heads·D] f32).
+        void LanePointer(string pointer, string row, string matrix)
         {
             w.Op($"mad.lo.s32 {tmp}, {row}, {qColumns}, {quad}");
             w.Op($"mad.lo.s32 {tmp2}, {h}, {d}, {quad}");
             w.Op($"add.s32 {tmp}, {tmp}, {tmp2}"); // row·qColumns + h·D + 2·quad
             w.Op($"mul.wide.s32 {pointer}, {tmp}, 4");
-            w.Op($"add.s64 {pointer}, {pointer}, {q}");
+            w.Op($"add.s64 {pointer}, {pointer}, {matrix}");
         }
+        LanePointer(qRowA, loadA, q);
+        LanePointer(qRowB, loadB, q);
         for (int s = 0; s < qSteps; s++)
         {
             for (int r = 0; r < 4; r++)
@@ -341,11 +344,7 @@ public static class FlashAttentionPtx
             }
             w.Op($"rcp.rn.f32 {sum}, {sum}");
             w.Op($"setp.lt.s32 {stored}, {row}, {rows}");
-            w.Op($"mad.lo.s32 {tmp}, {row}, {qColumns}, {quad}");
-            w.Op($"mad.lo.s32 {tmp2}, {h}, {d}, {quad}");
-            w.Op($"add.s32 {tmp}, {tmp}, {tmp2}");
-            w.Op($"mul.wide.s32 {outRow}, {tmp}, 4");
-            w.Op($"add.s64 {outRow}, {outRow}, {output}");
+            LanePointer(outRow, row, output);
             for (int n = 0; n < outFragments; n++)
             {
                 w.Op($"mul.f32 {pair[0]}, {o[4 * n + first]}, {sum}");
