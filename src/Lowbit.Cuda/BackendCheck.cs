@@ -35,8 +35,7 @@ public static class BackendCheck
         var results = new List<CheckResult>();
         try
         {
-            void Check(string name, double tolerance, Func<IBackend, float[]> op) =>
-                results.Add(new CheckResult(name, RelativeError(op(device), op(reference)), tolerance));
+            void Check(string name, double tolerance, Func<IBackend, float[]> op) => results.Add(Compare(device, reference, name, tolerance, op));
 
             foreach (var dtype in new[] { DType.F32, DType.BF16, DType.F16 })
             {
@@ -269,20 +268,7 @@ public static class BackendCheck
                 }
             }
 
-            // The last three (several query and key tiles of the tensor-core prefill attention) on a GPU only: slow on ILGPU's CPU accelerator.
-            var attentionShapes = new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96), (38, 50, 8, 2, 64), (40, 0, 4, 2, 128), (17, 100, 3, 1, 12), (33, 200, 2, 2, 32), (6, 3, 2, 1, 6), (130, 0, 8, 2, 128), (100, 60, 6, 3, 64), (200, 56, 4, 1, 128) };
-            foreach (var (rows, start, heads, kvHeads, d) in cuda is { HasTensorCores: true } ? attentionShapes : attentionShapes[..^3])
-            {
-                const int maxSeq = 256;
-                var q = Values(rng, rows * heads * d);
-                var keys = Values(rng, maxSeq * kvHeads * d);
-                var values = Values(rng, maxSeq * kvHeads * d);
-                // Prefill on tensor cores rounds q, k, v and the probabilities to bf16 (FlashAttentionPtx).
-                bool bf16 = rows > 1 && cuda is { HasTensorCores: true, AttentionOnTensorCores: true } && Lowbit.Cuda.Ptx.FlashAttentionPtx.Supports(d);
-                Check($"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}{(bf16 ? " (tensor cores)" : "")}", bf16 ? Bf16ActivationTolerance : 1e-5, b => Run(b, rows, heads * d, (b, y) =>
-                    b.Attention(Put(b, host, q, rows, heads * d), Put(b, host, keys, maxSeq, kvHeads * d), Put(b, host, values, maxSeq, kvHeads * d),
-                        start, heads, kvHeads, d, y)));
-            }
+            results.AddRange(Attention(device, reference, seed));
 
             // Sampling on the device against Generation.ThresholdSampling (its f64 reference) at uniforms away from
             // the boundaries (the device sums in f32).
@@ -314,6 +300,39 @@ public static class BackendCheck
                 t.Dispose();
             foreach (var w in weights)
                 w.Dispose();
+        }
+        return results;
+    }
+
+    /// <summary>Causal GQA attention at odd shapes: decode (one row: flash-decoding) and prefill (tiled flash attention,
+    /// on tensor cores on a GPU for D 64 and 128, with its bf16 bound), starting past position 0.</summary>
+    public static List<CheckResult> Attention(IBackend device, IBackend reference, int seed = 1)
+    {
+        var rng = new Random(seed);
+        var host = new List<Tensor>();
+        var results = new List<CheckResult>();
+        var cuda = device as CudaBackend;
+        try
+        {
+            // The last three (several query and key tiles of the tensor-core prefill attention) on a GPU only: slow on ILGPU's CPU accelerator.
+            var attentionShapes = new[] { (1, 0, 4, 4, 8), (1, 37, 6, 2, 64), (7, 0, 6, 3, 16), (5, 9, 8, 2, 128), (1, 200, 8, 1, 128), (1, 130, 32, 8, 128), (1, 255, 12, 4, 96), (38, 50, 8, 2, 64), (40, 0, 4, 2, 128), (17, 100, 3, 1, 12), (33, 200, 2, 2, 32), (6, 3, 2, 1, 6), (130, 0, 8, 2, 128), (100, 60, 6, 3, 64), (200, 56, 4, 1, 128) };
+            foreach (var (rows, start, heads, kvHeads, d) in cuda is { HasTensorCores: true } ? attentionShapes : attentionShapes[..^3])
+            {
+                const int maxSeq = 256;
+                var q = Values(rng, rows * heads * d);
+                var keys = Values(rng, maxSeq * kvHeads * d);
+                var values = Values(rng, maxSeq * kvHeads * d);
+                // Prefill on tensor cores rounds q, k, v and the probabilities to bf16 (FlashAttentionPtx).
+                bool bf16 = rows > 1 && cuda is { HasTensorCores: true, AttentionOnTensorCores: true } && Lowbit.Cuda.Ptx.FlashAttentionPtx.Supports(d);
+                results.Add(Compare(device, reference, $"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}{(bf16 ? " (tensor cores)" : "")}", bf16 ? Bf16ActivationTolerance : 1e-5, b => Run(b, rows, heads * d, (b, y) =>
+                    b.Attention(Put(b, host, q, rows, heads * d), Put(b, host, keys, maxSeq, kvHeads * d), Put(b, host, values, maxSeq, kvHeads * d),
+                        start, heads, kvHeads, d, y))));
+            }
+        }
+        finally
+        {
+            foreach (var t in host)
+                t.Dispose();
         }
         return results;
     }
@@ -492,6 +511,10 @@ public static class BackendCheck
         op(v);
         return v;
     }
+
+    /// <summary>One check: the op on the device against the op on the reference.</summary>
+    private static CheckResult Compare(IBackend device, IBackend reference, string name, double tolerance, Func<IBackend, float[]> op) =>
+        new(name, RelativeError(op(device), op(reference)), tolerance);
 
     private static double RelativeError(float[] actual, float[] expected)
     {

@@ -151,8 +151,13 @@ public sealed partial class CudaBackend
     private bool TensorCoreLinears(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
     {
         int m = x.Rows, k = x.Columns;
-        if (!TakesTensorCores(x, weights, out var gemms))
-            return false;
+        var gemms = new TensorCoreGemm[weights.Length];
+        for (int i = 0; i < weights.Length; i++)
+        {
+            if (!ReadsXAsBf16(weights[i]) || ReadyTensorCoreGemm(m, weights[i].OutFeatures, k, x.Data) is not { } gemm)
+                return false;
+            gemms[i] = gemm;
+        }
         _ = F32(x); // bounds checks
         nint converted = ActivationsBf16(m, k);
         gemms[0].Convert(_stream, x.Data, converted, m, k);
@@ -175,7 +180,7 @@ public sealed partial class CudaBackend
     private bool GatedOnTensorCores(TensorView x, IWeight gate, IWeight up, TensorView destination)
     {
         int m = x.Rows, n = gate.OutFeatures, k = x.Columns;
-        if (up.OutFeatures != n || !TakesTensorCores(x, [gate, up], out _) || ReadyTensorCoreGemm(m, 2 * n, k, x.Data) is not { HasGated: true } gemm)
+        if (up.OutFeatures != n || !ReadsXAsBf16(gate) || !ReadsXAsBf16(up) || ReadyTensorCoreGemm(m, 2 * n, k, x.Data) is not { HasGated: true } gemm)
             return false;
         if (destination.Rows != m || destination.Columns != n)
             throw new ArgumentException($"gated tensor-core linear: destination {destination} for [{m}, {n}].", nameof(destination));
@@ -187,22 +192,11 @@ public sealed partial class CudaBackend
         return true;
     }
 
-    /// <summary>The GEMM each weight would run on, or false where any weight does not take tensor cores (int8dq
-    /// multiplies its own activation codes; formats without a bf16 expansion; shapes or GPUs without them).</summary>
-    private bool TakesTensorCores(TensorView x, ReadOnlySpan<IWeight> weights, out TensorCoreGemm[] gemms)
-    {
-        int m = x.Rows, k = x.Columns;
-        gemms = new TensorCoreGemm[weights.Length];
-        for (int i = 0; i < weights.Length; i++)
-        {
-            bool takes = weights[i] is DenseWeight { Tensor.DType: DType.BF16 }
-                || PackedWeight(weights[i]) is { Format: CudaFormat.Int8PerRow or CudaFormat.Float8PerRow or CudaFormat.Int4Grouped } packed && Bf16Dequantizer.Supports(packed.Format);
-            if (!takes || ReadyTensorCoreGemm(m, weights[i].OutFeatures, k, x.Data) is not { } gemm)
-                return false;
-            gemms[i] = gemm;
-        }
-        return true;
-    }
+    /// <summary>True for a weight the tensor-core GEMM multiplies with x itself: dense bf16, or a format the bf16
+    /// expansion takes, except int8dq (it multiplies its own activation codes, not x).</summary>
+    private bool ReadsXAsBf16(IWeight weight) =>
+        weight is DenseWeight { Tensor.DType: DType.BF16 }
+        || PackedWeight(weight) is { Format: not CudaFormat.Int8Dynamic } packed && Bf16Dequantizer.Supports(packed.Format);
 
     /// <summary>The loaded kernels of <paramref name="tile"/>, for the bench's report.</summary>
     public TensorCoreGemm TensorCoreGemmFor(GemmTile tile)

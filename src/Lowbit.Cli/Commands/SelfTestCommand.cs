@@ -45,7 +45,7 @@ internal static class SelfTestCommand
                     if (cuda is { HasTensorCores: true })
                     {
                         // The prefill attention on tensor cores against the CPU (the other kernels' checks are skipped).
-                        Report(BackendCheck.Kernels(gpu, cpu, large: false).Where(c => c.Name.StartsWith("attention", StringComparison.Ordinal)));
+                        Report(BackendCheck.Attention(gpu, cpu));
                         if (cuda.AttentionTensorCoreError is string attentionError)
                         {
                             Console.WriteLine($"FAIL prefill attention fell back to the ILGPU kernel: {attentionError}");

@@ -278,11 +278,7 @@ public static class FlashAttentionPtx
                 w.Op($"max.f32 {top}, {top}, {score[4 * n + first]}");
                 w.Op($"max.f32 {top}, {top}, {score[4 * n + first + 1]}");
             }
-            foreach (int distance in new[] { 1, 2 })
-            {
-                w.Op($"shfl.sync.bfly.b32 {f}, {top}, {distance}, 31, -1");
-                w.Op($"max.f32 {top}, {top}, {f}");
-            }
+            w.Butterfly("max", top, f, 1, 2);
         }
         foreach (var (top, max, rescale, sum, first) in new[] { (topA, maxA, rescaleA, sumA, 0), (topB, maxB, rescaleB, sumB, 2) })
         {
@@ -337,11 +333,7 @@ public static class FlashAttentionPtx
         string stored = w.Reg(".pred", "stored"), outRow = w.Reg(".b64", "out_row");
         foreach (var (sum, row, first) in new[] { (sumA, rowA, 0), (sumB, rowB, 2) })
         {
-            foreach (int distance in new[] { 1, 2 })
-            {
-                w.Op($"shfl.sync.bfly.b32 {f}, {sum}, {distance}, 31, -1");
-                w.Op($"add.f32 {sum}, {sum}, {f}");
-            }
+            w.Butterfly("add", sum, f, 1, 2);
             w.Op($"rcp.rn.f32 {sum}, {sum}");
             w.Op($"setp.lt.s32 {stored}, {row}, {rows}");
             LanePointer(outRow, row, output);

@@ -308,7 +308,7 @@ public static class Int4MmaGemvPtx
             w.Op($"st.shared.v2.b32 [{Address(writeB, at)}], {{{hi[0]}, {hi[1]}}}");
             w.Op($"st.shared.v2.b32 [{Address(writeB, at + 256)}], {{{lo[0]}, {lo[1]}}}");
             // Σ(hi + lo) of each 32-k quarter (lanes 8i..8i + 7), then each group's share of this block.
-            ButterflySum(part, other, 1, 2, 4);
+            w.Butterfly("add", part, other, 1, 2, 4);
             for (int i = 0; i < 4; i++)
                 w.Op($"shfl.sync.idx.b32 {quarter[i]}, {part}, {8 * i}, 31, -1");
             for (int s = 0; s < segments; s++)
@@ -367,15 +367,6 @@ public static class Int4MmaGemvPtx
         }
 
         // sum += its value in the lanes lane ^ mask, for each mask in turn: over 2^masks lanes (every lane gets the sum).
-        void ButterflySum(string sum, string other, params int[] masks)
-        {
-            foreach (int mask in masks)
-            {
-                w.Op($"shfl.sync.bfly.b32 {other}, {sum}, {mask}, 31, -1");
-                w.Op($"add.f32 {sum}, {sum}, {other}");
-            }
-        }
-
         // Pair i of a word: nibbles i and i + 4 as the bf16 pair (128 + q_i, 128 + q_{i+4}).
         void Dequantize(string word, string[] result)
         {
@@ -471,13 +462,8 @@ public static class Int4MmaGemvPtx
         w.Op($"@{inputOn} mul.f32 {total}, {total}, {factor}");
         w.Op($"@{inputOn} mul.f32 {up}, {up}, {factor}");
 
-        // Gated: y = silu(gate)·up = gate·up / (1 + 2^(−gate·log2 e)).
-        string e2 = w.Reg(".f32", "e2");
-        w.Op($"@{isGated} mul.f32 {e2}, {total}, 0fBFB8AA3B");
-        w.Op($"@{isGated} ex2.approx.f32 {e2}, {e2}");
-        w.Op($"@{isGated} add.f32 {e2}, {e2}, 0f3F800000");
-        w.Op($"@{isGated} mul.f32 {total}, {total}, {up}");
-        w.Op($"@{isGated} div.rn.f32 {total}, {total}, {e2}");
+        // Gated: y = silu(gate)·up.
+        w.SiluProduct(total, total, up, w.Reg(".f32", "e2"), $"@{isGated}");
         w.Op($"mul.wide.u32 {address}, {row}, 4");
         w.Op($"@{normOn} bra NORM");
         w.Op($"add.s64 {address}, {address}, {y}");
@@ -499,7 +485,7 @@ public static class Int4MmaGemvPtx
         w.Op($"add.s64 {rowAddress}, {address}, {normed}");
         w.Op($"@{active} st.global.f32 [{rowAddress}], {gain}");
         w.Op($"@{active} mul.f32 {squares}, {total}, {total}");
-        ButterflySum(squares, value, 16, 8, 4, 2, 1);
+        w.Butterfly("add", squares, value, 16, 8, 4, 2, 1);
         w.Op($"cvt.f64.f32 {square64}, {squares}");
         w.Op($"and.b32 {tmp}, {set}, {ResidualNormSlots - 1}");
         w.Op($"mul.wide.u32 {rowAddress}, {tmp}, 8");

@@ -44,6 +44,29 @@ public sealed class PtxWriter
 
     public void Comment(string text) => _body.Append("\t// ").Append(text).Append('\n');
 
+    /// <summary>value = value op (value of lane l ^ mask) for each mask in turn, op an f32 instruction (add, max): a
+    /// warp's butterfly reduction over the lanes the masks span. <paramref name="scratch"/> takes the other lane's value.</summary>
+    public void Butterfly(string op, string value, string scratch, params int[] masks)
+    {
+        foreach (int mask in masks)
+        {
+            Op($"shfl.sync.bfly.b32 {scratch}, {value}, {mask}, 31, -1");
+            Op($"{op}.f32 {value}, {value}, {scratch}");
+        }
+    }
+
+    /// <summary>result = silu(gate)·up = gate·up / (1 + 2^(−gate·log2 e)) in f32 (result may be gate), each instruction
+    /// under <paramref name="guard"/> ("@p") when given. <paramref name="scratch"/> holds the denominator.</summary>
+    public void SiluProduct(string result, string gate, string up, string scratch, string guard = "")
+    {
+        string g = guard.Length > 0 ? guard + " " : "";
+        Op($"{g}mul.f32 {scratch}, {gate}, 0fBFB8AA3B");
+        Op($"{g}ex2.approx.f32 {scratch}, {scratch}");
+        Op($"{g}add.f32 {scratch}, {scratch}, 0f3F800000");
+        Op($"{g}mul.f32 {result}, {gate}, {up}");
+        Op($"{g}div.rn.f32 {result}, {result}, {scratch}");
+    }
+
     /// <summary>The kernel: <c>.visible .entry name(params) directives { declarations body }</c>.</summary>
     public string Entry(string name, IEnumerable<string> parameters, string directives)
     {

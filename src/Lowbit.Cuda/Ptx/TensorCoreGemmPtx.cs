@@ -260,12 +260,7 @@ public static class TensorCoreGemmPtx
                         string value = acc[(i * fn + j) * 4 + 2 * h + e];
                         if (gated)
                         {
-                            // silu(g)·u = g·u / (1 + 2^(−g·log2 e))
-                            w.Op($"mul.f32 {silu[0]}, {value}, 0fBFB8AA3B");
-                            w.Op($"ex2.approx.ftz.f32 {silu[0]}, {silu[0]}");
-                            w.Op($"add.f32 {silu[0]}, {silu[0]}, 0f3F800000");
-                            w.Op($"mul.f32 {silu[1]}, {value}, {acc[(i * fn + j + fn / 2) * 4 + 2 * h + e]}");
-                            w.Op($"div.rn.f32 {silu[1]}, {silu[1]}, {silu[0]}");
+                            w.SiluProduct(silu[1], value, acc[(i * fn + j + fn / 2) * 4 + 2 * h + e], silu[0]);
                             value = silu[1];
                         }
                         w.Op($"and.pred {store}, {inRow}, {inColumn[2 * j + e]}");
