@@ -16,8 +16,9 @@ public sealed partial class CudaBackend
     public static IReadOnlyList<string> BenchFormats { get; } = ["bf16", "int8wo", "int8dq", "fp8wo", "int4wo-32", "int4wo-64", "int4wo-128", "int4wo-256"];
 
     /// <summary>Microseconds a GEMV [n, k] of <paramref name="format"/> (a <see cref="RandomWeight"/> name) takes
-    /// through <see cref="Linear"/>, the mean over <paramref name="iterations"/> calls queued back to back (int8dq's
-    /// include its activation quantization), the bytes one call moves (weight, scales and zeros + x + y), and the
+    /// through <see cref="Linear"/>, the mean over <paramref name="iterations"/> calls recorded into one CUDA graph and
+    /// replayed, as a decode step runs them (eager launches would time the host at the small shapes; int8dq's include
+    /// its activation quantization), the bytes one call moves (weight, scales and zeros + x + y), and the
     /// GEMV kernel's resources on a GPU (registers and local bytes a thread, resident warps an SM; empty for dense).</summary>
     public (double Microseconds, long Bytes, string Resources) TimeGemv(string format, int n, int k, int copies = 16, int iterations = 400)
     {
@@ -37,15 +38,12 @@ public sealed partial class CudaBackend
             for (int c = 0; c < copies; c++)
                 Linear(x.View(), weights[c], y.View());
             _stream.Synchronize();
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < iterations; i++)
-                Linear(x.View(), weights[i % copies], y.View());
-            _stream.Synchronize();
+            double us = TimeInGraph(i => Linear(x.View(), weights[i % copies], y.View()), 0, iterations, replays: 3);
             var w0 = weights[0];
             string resources = w0.Format == CudaFormat.Int4Grouped && Int4GemvOnTensorCores(k, w0.GroupSize)
                 ? _int4MmaGemv!.Describe(w0.GroupSize, Int4TensorCoreStages)
                 : Resources(GemvKernel(w0.Format));
-            return (clock.Elapsed.TotalMicroseconds / iterations, w0.ByteLength + 4L * (n + k), resources);
+            return (us, w0.ByteLength + 4L * (n + k), resources);
         }
         finally
         {
@@ -134,12 +132,16 @@ public sealed partial class CudaBackend
 
     /// <summary>Mean microseconds of <paramref name="call"/> recorded <paramref name="calls"/> times into one CUDA
     /// graph and replayed at <paramref name="position"/>, as a decode step runs (eager launches would time the host).</summary>
-    private double TimeInGraph(Action call, int position, int calls = 100, int replays = 5)
+    private double TimeInGraph(Action call, int position, int calls = 100, int replays = 5) =>
+        TimeInGraph(_ => call(), position, calls, replays);
+
+    /// <summary>As above, call i of the graph given i (to rotate through weights that do not fit in L2 together).</summary>
+    private double TimeInGraph(Action<int> call, int position, int calls, int replays)
     {
         using var graph = RecordStep(() =>
         {
             for (int i = 0; i < calls; i++)
-                call();
+                call(i);
         }) ?? throw new NotSupportedException("Timing in a graph needs a CUDA GPU.");
         graph.Replay(0, position);
         _stream.Synchronize();
