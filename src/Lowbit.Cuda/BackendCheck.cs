@@ -89,7 +89,7 @@ public static class BackendCheck
                 var ws = new[] { 29, 13, 13 }.Select(n => Quantizer.QuantizeWeight(QuantConfigs.Parse(format), HostTensor(host, DType.BF16, n, k, Values(rng, n * k)))).ToArray();
                 weights.AddRange(ws);
                 foreach (int m in new[] { 1, 3 })
-                    CheckFused($"{format} m={m} k={k}", ws, Values(rng, m * k), m, k, QuantizedTolerance(m, k));
+                    CheckFused($"{format} m={m} k={k}", ws, Values(rng, m * k), m, k, QuantizedTolerance(m, k, format));
             }
 
             // Prefill-sized, on a GPU (slow on ILGPU's CPU accelerator, whose kernels these shapes add nothing to): several
@@ -104,9 +104,10 @@ public static class BackendCheck
             }
 
             // On a GPU, prefill (m > 1) of a quantized weight runs on tensor cores with x and the weight rounded to
-            // bf16 (K a multiple of 8); elsewhere the f32 kernels answer to the tight bound.
-            double QuantizedTolerance(int m, int k) =>
-                cuda is { HasTensorCores: true } && m > 1 && k % 8 == 0 ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k);
+            // bf16 (K a multiple of 8); elsewhere the f32 kernels answer to the tight bound, and so does int8dq on int8
+            // tensor cores (K a multiple of 16: the exact integer dot).
+            double QuantizedTolerance(int m, int k, string format = "") =>
+                cuda is { HasTensorCores: true } && m > 1 && k % 8 == 0 && !(format == "int8dq" && k % 16 == 0) ? Bf16ActivationTolerance : 2e-5 * Math.Sqrt(k);
 
             // q, k, v (29, 13, 13 rows: not multiples of a GEMV warp's 4) through the three-weight Linear, and
             // gate·up through GatedLinear, against the CPU's one-by-one composition.
@@ -138,7 +139,7 @@ public static class BackendCheck
                 var w = Quantizer.QuantizeWeight(QuantConfigs.Parse(format), dense);
                 weights.Add(w);
                 var x = Values(rng, (skip + m) * k);
-                Check($"linear {format} m={m} n={n} k={k}{(skip > 0 ? $", x after {skip} row" : "")}", QuantizedTolerance(m, k),
+                Check($"linear {format} m={m} n={n} k={k}{(skip > 0 ? $", x after {skip} row" : "")}", QuantizedTolerance(m, k, format),
                     b => Run(b, m, n, (b, y) => b.Linear(Put(b, host, x, skip + m, k).Slice(skip, m), w, y)));
             }
 
@@ -440,6 +441,7 @@ public static class BackendCheck
             yield return (format, 5, 45, 72, 0);
             yield return (format, 70, 67, 100, 0);
         }
+        yield return ("int8dq", 70, 67, 272, 0); // int8 tensor cores on a GPU: partial tiles on every side
         foreach (int g in new[] { 32, 64, 128, 256 })
         {
             string format = $"int4wo-{g}";

@@ -31,6 +31,8 @@ public sealed unsafe partial class CudaBackend
     private ActivationQuantizer? _activationQuantizer;
     private RandomBits? _randomBits;
     private MemoryBuffer1D<float, Stride1D.Dense>? _codes, _tokenScales;
+    private MemoryBuffer1D<byte, Stride1D.Dense>? _int8Codes; // int8dq's prefill codes as bytes, for the int8 tensor-core GEMM
+    private MemoryBuffer1D<int, Stride1D.Dense>? _codeSums;
 
     private delegate void RowWriter(int row, Span<byte> destination);
 
@@ -131,8 +133,10 @@ public sealed unsafe partial class CudaBackend
                 if (!TensorCorePackedLinear(x.Data, m, w, destination))
                     (_int4Gemm ??= new(_accelerator)).Launch(_stream, new Int4GroupedTile { Data = data, ScaleZero = scales, GroupSize = w.GroupSize }, xs, y, m, n, k);
                 break;
+            case CudaFormat.Int8Dynamic when m > 1 && Int8DynamicOnTensorCores(xs, m, w, y):
+                break;
             case CudaFormat.Int8Dynamic:
-                // Codes for the integer GEMV; for prefill c·s, as the CPU, through int8wo's GEMM (tensor cores on a GPU).
+                // Codes for the integer GEMV; for prefill without int8 tensor cores c·s, as the CPU, through int8wo's GEMM.
                 // The quantizer takes no input scale (InputFor settles x first).
                 var (codes, tokenScales) = ActivationScratch(m, k);
                 (_activationQuantizer ??= new(_accelerator)).Launch(_stream, xs, codes, tokenScales, m, k, dequantized: m > 1);
@@ -375,6 +379,53 @@ public sealed unsafe partial class CudaBackend
         WriteRows(((ArrayView<uint>)weight.Scales.View).Cast<byte>(), weight.OutFeatures, sizeof(float),
             (row, destination) => MemoryMarshal.Write(destination, scale(row)));
 
+    /// <summary>
+    /// int8dq's prefill on int8 tensor cores: x quantized to int8 bytes with each token's Σ c, then one int8 GEMM
+    /// (<see cref="TensorCoreGemm.Int8"/>: the CPU GEMV's integer dot and scales, to the bit); false where that does
+    /// not apply (no GPU, K not a multiple of 16, a module the driver rejected: kept in <see cref="Int8TensorCoreError"/>),
+    /// and the c·s path runs.
+    /// </summary>
+    private bool Int8DynamicOnTensorCores(ArrayView<float> x, int m, CudaWeight w, ArrayView<float> y)
+    {
+        int n = w.OutFeatures, k = w.InFeatures;
+        long length = (long)m * k;
+        if (!TensorCoreGemm.SupportsInt8(m, n, k) || w.RowBytes != k || !HasTensorCores || Int8TensorCoreError is not null)
+            return false;
+        ArrayView<byte> codes = Grown(ref _int8Codes, length).View.SubView(0, length);
+        if (ReadyTensorCoreGemm(m, n, k, codes.LoadEffectiveAddressAsPtr()) is not { } gemm)
+            return false;
+        try
+        {
+            gemm.LoadInt8();
+        }
+        catch (InvalidOperationException e)
+        {
+            Int8TensorCoreError = e.Message;
+            return false;
+        }
+        ArrayView<int> sums = Grown(ref _codeSums, Math.Max(m, 64)).View.SubView(0, m);
+        ArrayView<float> scales = Grown(ref _tokenScales, Math.Max(m, 64)).View.SubView(0, m);
+        (_activationQuantizer ??= new(_accelerator)).LaunchBytes(_stream, x, codes, sums, scales, m, k);
+        gemm.Int8(_stream, codes.LoadEffectiveAddressAsPtr(), ((ArrayView<Uint4>)w.Data.View).LoadEffectiveAddressAsPtr(), y.LoadEffectiveAddressAsPtr(), m, n, k,
+            scales.LoadEffectiveAddressAsPtr(), sums.LoadEffectiveAddressAsPtr(), ((ArrayView<uint>)w.Scales.View).LoadEffectiveAddressAsPtr());
+        return true;
+    }
+
+    /// <summary>Why int8dq's prefill went back to the c·s path for good (the driver's JIT error for the int8 GEMM), or null.</summary>
+    public string? Int8TensorCoreError { get; private set; }
+
+    /// <summary>What int8dq's prefill hands the int8 GEMM for x [m, k] (for tests: the quantizer also runs where tensor cores do not).</summary>
+    internal (sbyte[] Codes, int[] Sums, float[] Scales) Int8ActivationCodes(float[] x, int m, int k)
+    {
+        using var input = _accelerator.Allocate1D(x);
+        using var codes = _accelerator.Allocate1D<byte>((long)m * k);
+        using var sums = _accelerator.Allocate1D<int>(m);
+        using var scales = _accelerator.Allocate1D<float>(m);
+        (_activationQuantizer ??= new(_accelerator)).LaunchBytes(_stream, input.View, codes.View, sums.View, scales.View, m, k);
+        _stream.Synchronize();
+        return (codes.GetAsArray1D().Select(b => (sbyte)b).ToArray(), sums.GetAsArray1D(), scales.GetAsArray1D());
+    }
+
     /// <summary>int8dq's activation codes [m, k] and token scales [m], grown on demand.</summary>
     private (ArrayView<float> Codes, ArrayView<float> Scales) ActivationScratch(int m, int k)
     {
@@ -409,6 +460,8 @@ public sealed unsafe partial class CudaBackend
             weight.Dispose();
         _packed.Clear();
         _codes?.Dispose();
+        _int8Codes?.Dispose();
+        _codeSums?.Dispose();
         _tokenScales?.Dispose();
         _int4MmaGemv?.Dispose();
     }

@@ -71,6 +71,11 @@ internal static class SelfTestCommand
                     Console.WriteLine($"FAIL int4 GEMVs fell back to the ILGPU kernel: {int4Error}");
                     failures++;
                 }
+                if (cuda?.Int8TensorCoreError is string int8Error)
+                {
+                    Console.WriteLine($"FAIL int8dq prefill fell back to the bf16 tensor cores: {int8Error}");
+                    failures++;
+                }
                 if (r.GetValue(bench) && cuda is not null)
                 {
                     foreach (var (n, k) in new[] { (14336, 4096), (4096, 14336), (4096, 4096), (1024, 4096) })
@@ -223,13 +228,14 @@ internal static class SelfTestCommand
                 var tiles = new List<GemmTile?>(runs);
                 if (m == 512 && n == 4096 && k == 4096)
                     tiles.Add(null);
-                foreach (var (tile, us, gemmUs, error) in cuda.TimeGemm(m, n, k, tiles))
+                foreach (var (tile, us, gemmUs, int8Us, error) in cuda.TimeGemm(m, n, k, tiles))
                 {
                     string name = tile is null ? "ilgpu 16x16 tiles (no tensor cores)" : $"tensor cores {tile.Name}";
                     Console.WriteLine(error is not null
                         ? $"bench gemm m={m} n={n} k={k} {name}: did not load"
                         : $"bench gemm m={m} n={n} k={k} {name,-40} {us,9:F1} us {2.0 * m * n * k / us / 1e6,6:F1} TFLOP/s"
-                          + $" (GEMM kernel alone {gemmUs:F1} us, {2.0 * m * n * k / gemmUs / 1e6:F1} TFLOP/s)");
+                          + $" (GEMM kernel alone {gemmUs:F1} us, {2.0 * m * n * k / gemmUs / 1e6:F1} TFLOP/s)"
+                          + (double.IsNaN(int8Us) ? "" : $" | int8 {int8Us:F1} us {2.0 * m * n * k / int8Us / 1e6:F1} TOP/s"));
                 }
             }
         }

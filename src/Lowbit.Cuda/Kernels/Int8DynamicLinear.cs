@@ -32,9 +32,13 @@ public sealed class ActivationQuantizer
     private const float RoundingMagic = 12582912f;
 
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _kernel;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<int>, ArrayView<float>, int> _bytes;
 
-    public ActivationQuantizer(Accelerator accelerator) =>
+    public ActivationQuantizer(Accelerator accelerator)
+    {
         _kernel = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernel);
+        _bytes = accelerator.LoadKernel<ArrayView<float>, ArrayView<byte>, ArrayView<int>, ArrayView<float>, int>(BytesKernel);
+    }
 
     /// <param name="x">[m, k].</param>
     /// <param name="codes">[m, k]: c, or c·s when <paramref name="dequantized"/>.</param>
@@ -42,25 +46,64 @@ public sealed class ActivationQuantizer
     public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<float> codes, ArrayView<float> scales, int m, int k, bool dequantized) =>
         _kernel(stream, new KernelConfig(m, GroupSize), x, codes, scales, k, dequantized ? 1 : 0);
 
+    /// <summary>The codes as int8 bytes (two's complement) with each token's Σ c, for the int8 tensor-core GEMM
+    /// (<see cref="Ptx.TensorCoreGemmPtx.Int8Entry"/>).</summary>
+    /// <param name="codes">[m, k] bytes.</param>
+    /// <param name="sums">[m]: Σ_k c (exact: a float sum of integers below 2^24).</param>
+    /// <param name="scales">[m]: s.</param>
+    public void LaunchBytes(AcceleratorStream stream, ArrayView<float> x, ArrayView<byte> codes, ArrayView<int> sums, ArrayView<float> scales, int m, int k) =>
+        _bytes(stream, new KernelConfig(m, GroupSize), x, codes, sums, scales, k);
+
     private static void Kernel(ArrayView<float> x, ArrayView<float> codes, ArrayView<float> scales, int k, int dequantized)
     {
         var shared = SharedMemory.Allocate<float>(32);
         long row = (long)Grid.IdxX * k;
+        float s = TokenScale(x, row, k, shared), inverse = (float)(1.0 / s);
+        for (int c = Group.IdxX; c < k; c += Group.DimX)
+        {
+            float q = Code(x[row + c], inverse);
+            codes[row + c] = dequantized != 0 ? q * s : q;
+        }
+        if (Group.IdxX == 0)
+            scales[Grid.IdxX] = s;
+    }
+
+    private static void BytesKernel(ArrayView<float> x, ArrayView<byte> codes, ArrayView<int> sums, ArrayView<float> scales, int k)
+    {
+        var shared = SharedMemory.Allocate<float>(32);
+        long row = (long)Grid.IdxX * k;
+        float s = TokenScale(x, row, k, shared), inverse = (float)(1.0 / s), sum = 0f;
+        for (int c = Group.IdxX; c < k; c += Group.DimX)
+        {
+            float q = Code(x[row + c], inverse);
+            codes[row + c] = (byte)((int)q & 0xFF);
+            sum += q;
+        }
+        sum = BlockReduce.Sum(sum, shared);
+        if (Group.IdxX == 0)
+        {
+            scales[Grid.IdxX] = s;
+            sums[Grid.IdxX] = (int)sum;
+        }
+    }
+
+    /// <summary>s = max(max|x| / 127, 1e−5) over the group's row (every thread gets it).</summary>
+    private static float TokenScale(ArrayView<float> x, long row, int k, ArrayView<float> shared)
+    {
         float amax = 0f;
         for (int c = Group.IdxX; c < k; c += Group.DimX)
             amax = MathF.Max(amax, MathF.Abs(x[row + c]));
         amax = BlockReduce.Max(amax, shared);
         // f32 quotients through f64 (exactly rounded like the CPU's f32 division, whatever the GPU's f32 divide).
-        float s = MathF.Max((float)((double)amax / 127.0), 1e-5f), inverse = (float)(1.0 / s);
-        for (int c = Group.IdxX; c < k; c += Group.DimX)
-        {
-            float v = (float)((double)x[row + c] * inverse);
-            // Round half to even by the 1.5·2^23 trick (exact for |v| < 2^22) rather than MathF.Round, whose PTX
-            // mapping gave codes off by one on the H100 (int8dq checks 4e-3 off the CPU; ILGPU's CPU accelerator exact).
-            float q = MathF.Min(MathF.Max((v + RoundingMagic) - RoundingMagic, -127f), 127f);
-            codes[row + c] = dequantized != 0 ? q * s : q;
-        }
-        if (Group.IdxX == 0)
-            scales[Grid.IdxX] = s;
+        return MathF.Max((float)((double)amax / 127.0), 1e-5f);
+    }
+
+    /// <summary>c = clamp(round(v·(1/s)), ±127), ties to even, as a float.</summary>
+    private static float Code(float v, float inverse)
+    {
+        float scaled = (float)((double)v * inverse);
+        // Round half to even by the 1.5·2^23 trick (exact for |v| < 2^22) rather than MathF.Round, whose PTX
+        // mapping gave codes off by one on the H100 (int8dq checks 4e-3 off the CPU; ILGPU's CPU accelerator exact).
+        return MathF.Min(MathF.Max((scaled + RoundingMagic) - RoundingMagic, -127f), 127f);
     }
 }

@@ -5,12 +5,16 @@ namespace Lowbit.Cuda.Ptx;
 /// <summary>
 /// The tensor-core GEMM of <see cref="TensorCoreGemmPtx"/> for one <see cref="GemmTile"/>, loaded on a CUDA
 /// accelerator: y[m, n] (f32) = bf16(x[m, k]) · w[n, k]ᵀ, two launches on the given stream (x rounded to a bf16
-/// scratch buffer, then the GEMM). Pointers are device addresses (ILGPU buffers' NativePtr or tensor data).
+/// scratch buffer, then the GEMM); the gated product; and int8dq's int8 product (<see cref="Int8"/>). Pointers are
+/// device addresses (ILGPU buffers' NativePtr or tensor data).
 /// </summary>
 public sealed unsafe class TensorCoreGemm : IDisposable
 {
+    private readonly Accelerator _accelerator;
     private readonly PtxModule _module;
     private readonly PtxFunction _convert, _gemm;
+    private PtxModule? _int8Module; // a wgmma tiling's int8 GEMM lives in a module of its own (PTX ISA 8.4), loaded on first use
+    private PtxFunction? _int8;
     private readonly PtxFunction? _gated;
 
     /// <exception cref="InvalidOperationException">The driver rejected the PTX; the message holds the JIT log.</exception>
@@ -18,6 +22,7 @@ public sealed unsafe class TensorCoreGemm : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tile);
         Tile = tile;
+        _accelerator = accelerator;
         _module = new PtxModule(accelerator, TensorCoreGemmPtx.Module(tile), "tensor-core GEMM " + tile.Name);
         try
         {
@@ -103,6 +108,42 @@ public sealed unsafe class TensorCoreGemm : IDisposable
         _gated.Launch(stream, gridX, gridY, Tile.Threads, arguments);
     }
 
+    /// <summary>True for the shapes <see cref="Int8"/> takes: k a multiple of 16 (16-byte rows of int8), each operand under 2^31 bytes.</summary>
+    public static bool SupportsInt8(int m, int n, int k) => k % 16 == 0 && Supports(m, n, k);
+
+    /// <summary>y[m, n] = f32(Σ_k c[m, k]·q[n, k]) · (xScales[m]·wScales[n]), one launch (<see cref="TensorCoreGemmPtx.Int8Entry"/>).</summary>
+    /// <param name="codes">int8 [m, k], 16-byte aligned.</param>
+    /// <param name="w">q + 128 as bytes [n, k] (rows k bytes apart), 16-byte aligned.</param>
+    /// <param name="xSums">s32 [m]: Σ_k c[m, k].</param>
+    public void Int8(AcceleratorStream stream, nint codes, nint w, nint y, int m, int n, int k, nint xScales, nint xSums, nint wScales)
+    {
+        if (!SupportsInt8(m, n, k))
+            throw new ArgumentException($"int8 tensor-core GEMM: m={m} n={n} k={k} needs k a multiple of 16 and operands under 2^31 elements.");
+        if ((codes | w) % 16 != 0)
+            throw new ArgumentException("int8 tensor-core GEMM: the int8 operands must be 16-byte aligned.");
+        var (gridX, gridY) = Tile.Grid(m, n);
+        if (gridY > 65535)
+            throw new ArgumentException($"tensor-core GEMM {Tile.Name}: n={n} needs {gridY} column blocks, past the grid's 65535.");
+        var function = Int8Function();
+        ulong x = (ulong)codes, weight = (ulong)w, output = (ulong)y, scales = (ulong)xScales, sums = (ulong)xSums, columnScales = (ulong)wScales;
+        void** arguments = stackalloc void*[] { &x, &weight, &output, &m, &n, &k, &scales, &sums, &columnScales };
+        function.Launch(stream, gridX, gridY, Tile.Threads, arguments);
+    }
+
+    /// <summary>Loads the int8 GEMM if it is not yet.</summary>
+    /// <exception cref="InvalidOperationException">The driver rejected the PTX (a wgmma tiling's needs PTX ISA 8.4); the message holds the JIT log.</exception>
+    public void LoadInt8() => Int8Function();
+
+    private PtxFunction Int8Function()
+    {
+        if (_int8 is null)
+        {
+            var module = Tile.Wgmma ? _int8Module ??= new PtxModule(_accelerator, TensorCoreGemmPtx.Int8Module(Tile), "int8 tensor-core GEMM " + Tile.Name) : _module;
+            _int8 = module.Function(TensorCoreGemmPtx.Int8Entry(Tile), Tile.SharedBytes);
+        }
+        return _int8;
+    }
+
     private void Check(nint xBf16, nint w, int m, int n, int k)
     {
         if (!Supports(m, n, k))
@@ -113,5 +154,9 @@ public sealed unsafe class TensorCoreGemm : IDisposable
             throw new ArgumentException($"tensor-core GEMM {Tile.Name}: n={n} needs {Tile.Grid(m, n).Y} column blocks, past the grid's 65535.");
     }
 
-    public void Dispose() => _module.Dispose();
+    public void Dispose()
+    {
+        _module.Dispose();
+        _int8Module?.Dispose();
+    }
 }

@@ -31,11 +31,22 @@ public static class TensorCoreGemmPtx
     /// <summary>The gated product of a wgmma tile: y[m, n] = silu(x·gateᵀ) ⊙ (x·upᵀ), params (x, gate, up, y, m, n, k).</summary>
     public static string GatedEntry(GemmTile tile) => "lowbit_gemm_bf16_gated_" + tile.Name;
 
+    /// <summary>
+    /// The int8 product of int8dq's prefill: y[m, n] = f32(Σ_k c[m, k]·q[n, k]) · (s_x[m]·s_w[n]), c the tokens' int8
+    /// codes (s8) and q the weight's, stored as q + 128 (u8: int8wo/int8dq's device layout). The mma sums c·(q + 128)
+    /// in s32, exactly, and the epilogue takes 128·Σ_k c[m, k] off, so the dot is the CPU kernel's int32 dot to the
+    /// bit and y its f32 result. The tiles and copies are the bf16 kernel's, counted in pairs of int8: a k step of
+    /// 16 bf16 is one of 32 int8 (<c>mma.m16n8k32.s8.u8</c>, <c>wgmma m64nNk32.s8.u8</c>). Params (x, w, y, m, n, k,
+    /// x_scales f32 [m], x_sums s32 [m], w_scales f32 [n]); k a multiple of 16. In <see cref="Int8Module"/>.
+    /// </summary>
+    public static string Int8Entry(GemmTile tile) => "lowbit_gemm_s8u8_" + tile.Name;
+
     /// <summary>Tilings whose module also has <see cref="GatedEntry"/>: wgmma tiles, whose warps span the block's full
     /// width, so a thread holds gate column c (left half of the block's W rows) and up column c (right half) together.</summary>
     public static bool HasGated(GemmTile tile) => tile.Wgmma && tile.BlockN / 2 % (tile.Threads / tile.ChunksPerRow) == 0;
 
-    /// <summary>One module: the conversion kernel and the GEMM for <paramref name="tile"/>.</summary>
+    /// <summary>One module: the conversion kernel, the bf16 GEMM for <paramref name="tile"/>, the gated product where the
+    /// tiling has it and, for mma.sync tilings, the int8 GEMM.</summary>
     public static string Module(GemmTile tile)
     {
         ArgumentNullException.ThrowIfNull(tile);
@@ -44,8 +55,25 @@ public static class TensorCoreGemmPtx
             .Append(tile.Wgmma ? ".version 8.0\n.target sm_90a\n" : ".version 7.8\n.target sm_80\n").Append(".address_size 64\n\n")
             .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
             .Append(Convert()).Append('\n')
-            .Append(Gemm(tile, gated: false))
-            .Append(HasGated(tile) ? "\n" + Gemm(tile, gated: true) : "")
+            .Append(Gemm(tile, Product.Bf16))
+            .Append(tile.Wgmma ? "" : "\n" + Gemm(tile, Product.Int8))
+            .Append(HasGated(tile) ? "\n" + Gemm(tile, Product.GatedBf16) : "")
+            .ToString();
+    }
+
+    /// <summary>The module holding <see cref="Int8Entry"/>: <see cref="Module"/> for an mma.sync tiling; a module of its
+    /// own for a wgmma tiling, because wgmma with s8 and u8 operands needs PTX ISA 8.4 (a driver of CUDA 12.4 or later),
+    /// which the bf16 kernels do not.</summary>
+    public static string Int8Module(GemmTile tile)
+    {
+        ArgumentNullException.ThrowIfNull(tile);
+        if (!tile.Wgmma)
+            return Module(tile);
+        return new StringBuilder()
+            .Append("// Lowbit int8 tensor-core GEMM ").Append(tile.Name).Append(", emitted by Lowbit.Cuda.Ptx.TensorCoreGemmPtx\n")
+            .Append(".version 8.4\n.target sm_90a\n.address_size 64\n\n")
+            .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
+            .Append(Gemm(tile, Product.Int8))
             .ToString();
     }
 
@@ -82,11 +110,21 @@ public static class TensorCoreGemmPtx
         return w.Entry(ConvertEntry, [".param .u64 p_src", ".param .u64 p_dst", ".param .u32 p_count8"], $".maxntid {ConvertThreads}, 1, 1");
     }
 
-    /// <param name="gated">The block's W rows are BlockN/2 gate rows then the same BlockN/2 up rows, and it stores
-    /// silu(gate)·up for those BlockN/2 columns.</param>
-    private static string Gemm(GemmTile g, bool gated)
+    /// <summary>What a GEMM kernel of the module computes.</summary>
+    private enum Product
+    {
+        Bf16,
+        /// <summary>The block's W rows are BlockN/2 gate rows then the same BlockN/2 up rows, and it stores
+        /// silu(gate)·up for those BlockN/2 columns.</summary>
+        GatedBf16,
+        /// <summary><see cref="Int8Entry"/>.</summary>
+        Int8,
+    }
+
+    private static string Gemm(GemmTile g, Product product)
     {
         var w = new PtxWriter();
+        bool gated = product == Product.GatedBf16, int8 = product == Product.Int8;
         int columns = gated ? g.BlockN / 2 : g.BlockN; // output columns a block
         int chunks = g.ChunksPerRow, rowBytes = g.RowBytes;
         int fm = g.FragmentsM, fn = g.FragmentsN;
@@ -109,6 +147,11 @@ public static class TensorCoreGemmPtx
         w.Op($"ld.param.u32 {m}, [p_m]");
         w.Op($"ld.param.u32 {n}, [p_n]");
         w.Op($"ld.param.u32 {k}, [p_k]");
+        if (int8)
+        {
+            w.Comment("int8: k counted in pairs of int8 from here on, so the copies, swizzle and fragments are the bf16 kernel's");
+            w.Op($"shr.u32 {k}, {k}, 1");
+        }
         w.Op($"cvta.to.global.u64 {x}, {x}");
         w.Op($"cvta.to.global.u64 {wt}, {wt}");
         w.Op($"cvta.to.global.u64 {y}, {y}");
@@ -192,9 +235,9 @@ public static class TensorCoreGemmPtx
             w.Op($"selp.b32 {stage}, 0, {stage}, {wrap}");
         }
 
-        string[] acc = w.Regs(".f32", "acc", fm * fn * 4);
+        string[] acc = w.Regs(int8 ? ".s32" : ".f32", "acc", fm * fn * 4);
         foreach (string r in acc)
-            w.Op($"mov.f32 {r}, 0f00000000");
+            w.Op(int8 ? $"mov.s32 {r}, 0" : $"mov.f32 {r}, 0f00000000");
         string kTiles = w.Reg(".b32", "k_tiles"), kTile = w.Reg(".b32", "k_tile"), more = w.Reg(".pred", "more");
         w.Op($"mov.b32 {kLeft}, {k}");
         w.Op($"mov.b32 {writeStage}, 0");
@@ -202,7 +245,7 @@ public static class TensorCoreGemmPtx
         w.Op($"add.s32 {kTiles}, {k}, {g.BlockK - 1}");
         w.Op($"shr.u32 {kTiles}, {kTiles}, {BitOperations.Log2((uint)g.BlockK)}");
         w.Op($"mov.b32 {kTile}, 0");
-        var loop = new KLoop(w, g, smem, lane, warp, wm, wn, readStage, tmp, tmp2, acc, CopyTile, () =>
+        var loop = new KLoop(w, g, int8, smem, lane, warp, wm, wn, readStage, tmp, tmp2, acc, CopyTile, () =>
         {
             AdvanceStage(readStage);
             w.Op($"add.s32 {kTile}, {kTile}, 1");
@@ -215,7 +258,8 @@ public static class TensorCoreGemmPtx
             loop.MmaSync();
 
         // Accumulator j of fragment (i, jn) holds row g + 8·(j >> 1), column 2q + (j & 1), g = lane >> 2, q = lane & 3.
-        w.Comment(gated ? "epilogue: silu(gate) * up, fragment j (gate) with fragment j + FragmentsN/2 (up), masked f32 stores" : "epilogue: masked f32 stores");
+        w.Comment(gated ? "epilogue: silu(gate) * up, fragment j (gate) with fragment j + FragmentsN/2 (up), masked f32 stores"
+            : int8 ? "epilogue: f32(acc - 128 sum_x[row]) * (scale_x[row] * scale_w[col]), masked f32 stores" : "epilogue: masked f32 stores");
         int stored = gated ? fn / 2 : fn;
         string[] silu = gated ? w.Regs(".f32", "silu", 2) : [];
         string row0 = w.Reg(".b32", "row0"), col0 = w.Reg(".b32", "col0"), inRow = w.Reg(".pred", "in_row"), store = w.Reg(".pred", "store");
@@ -241,12 +285,39 @@ public static class TensorCoreGemmPtx
         w.Op($"shl.b64 {yRow}, {yRow}, 2");
         w.Op($"add.s64 {yRow}, {yRow}, {y}");
         w.Op($"mul.wide.s32 {yEight}, {n}, 32");
+        // int8: the scales and code sums of the thread's rows, the weight scales of its columns (from scaleColumns).
+        string xScales = "", xSums = "", scaleColumns = "", rowScale = "", rowOffset = "", columnScale = "", dot = "", scales = "", scaled = "", rowAddress = "";
+        if (int8)
+        {
+            (xScales, xSums, scaleColumns) = (w.Reg(".b64", "x_scales"), w.Reg(".b64", "x_sums"), w.Reg(".b64", "w_scale_col"));
+            (rowScale, rowOffset, columnScale) = (w.Reg(".f32", "row_scale"), w.Reg(".s32", "row_offset"), w.Reg(".f32", "col_scale"));
+            (dot, scales, scaled, rowAddress) = (w.Reg(".s32", "dot"), w.Reg(".f32", "scale_product"), w.Reg(".f32", "scaled"), w.Reg(".b64", "row_address"));
+            w.Op($"ld.param.u64 {xScales}, [p_x_scales]");
+            w.Op($"ld.param.u64 {xSums}, [p_x_sums]");
+            w.Op($"ld.param.u64 {scaleColumns}, [p_w_scales]");
+            w.Op($"cvta.to.global.u64 {xScales}, {xScales}");
+            w.Op($"cvta.to.global.u64 {xSums}, {xSums}");
+            w.Op($"cvta.to.global.u64 {scaleColumns}, {scaleColumns}");
+            w.Op($"mul.wide.s32 {wide}, {col0}, 4");
+            w.Op($"add.s64 {scaleColumns}, {scaleColumns}, {wide}");
+        }
         for (int i = 0; i < fm; i++)
         {
             for (int h = 0; h < 2; h++)
             {
                 w.Op($"add.s32 {tmp}, {row0}, {16 * i + 8 * h}");
                 w.Op($"setp.lt.s32 {inRow}, {tmp}, {m}");
+                if (int8)
+                {
+                    w.Op($"mov.f32 {rowScale}, 0f00000000");
+                    w.Op($"mov.s32 {rowOffset}, 0");
+                    w.Op($"mul.wide.s32 {rowAddress}, {tmp}, 4");
+                    w.Op($"add.s64 {wide}, {rowAddress}, {xScales}");
+                    w.Op($"@{inRow} ld.global.nc.f32 {rowScale}, [{wide}]");
+                    w.Op($"add.s64 {wide}, {rowAddress}, {xSums}");
+                    w.Op($"@{inRow} ld.global.nc.s32 {rowOffset}, [{wide}]");
+                    w.Op($"shl.b32 {rowOffset}, {rowOffset}, 7");
+                }
                 string pointer = yRow;
                 if (h == 1)
                 {
@@ -263,6 +334,17 @@ public static class TensorCoreGemmPtx
                             w.SiluProduct(silu[1], value, acc[(i * fn + j + fn / 2) * 4 + 2 * h + e], silu[0]);
                             value = silu[1];
                         }
+                        if (int8)
+                        {
+                            // f32(dot) * f32(s_x * s_w): the CPU kernel's order of roundings.
+                            w.Op($"mov.f32 {columnScale}, 0f00000000");
+                            w.Op($"@{inColumn[2 * j + e]} ld.global.nc.f32 {columnScale}, [{Address(scaleColumns, 32 * j + 4 * e)}]");
+                            w.Op($"sub.s32 {dot}, {value}, {rowOffset}");
+                            w.Op($"cvt.rn.f32.s32 {scaled}, {dot}");
+                            w.Op($"mul.rn.f32 {scales}, {rowScale}, {columnScale}");
+                            w.Op($"mul.rn.f32 {scaled}, {scaled}, {scales}");
+                            value = scaled;
+                        }
                         w.Op($"and.pred {store}, {inRow}, {inColumn[2 * j + e]}");
                         w.Op($"@{store} st.global.f32 [{Address(pointer, 32 * j + 4 * e)}], {value}");
                     }
@@ -275,16 +357,20 @@ public static class TensorCoreGemmPtx
             }
         }
         w.Op("ret");
-        return w.Entry(gated ? GatedEntry(g) : GemmEntry(g),
-            gated ? [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_up", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"]
-                : [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", ".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"],
-            $".maxntid {g.Threads}, 1, 1");
+        string[] sizes = [".param .u32 p_m", ".param .u32 p_n", ".param .u32 p_k"];
+        return product switch
+        {
+            Product.GatedBf16 => w.Entry(GatedEntry(g), [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_up", ".param .u64 p_y", .. sizes], $".maxntid {g.Threads}, 1, 1"),
+            Product.Int8 => w.Entry(Int8Entry(g), [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", .. sizes, ".param .u64 p_x_scales", ".param .u64 p_x_sums", ".param .u64 p_w_scales"],
+                $".maxntid {g.Threads}, 1, 1"),
+            _ => w.Entry(GemmEntry(g), [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", .. sizes], $".maxntid {g.Threads}, 1, 1"),
+        };
     }
 
     /// <summary>The k loop of <see cref="Gemm"/>: prologue copies, then per k-tile one barrier, the copy of a later
     /// tile and the tensor-core work on this one (<paramref name="copyTile"/> issues the next tile's copies and commits
     /// them, <paramref name="nextTile"/> advances the read stage and branches back to K_LOOP).</summary>
-    private sealed class KLoop(PtxWriter w, GemmTile g, string smem, string lane, string warp, string wm, string wn, string readStage,
+    private sealed class KLoop(PtxWriter w, GemmTile g, bool int8, string smem, string lane, string warp, string wm, string wn, string readStage,
         string tmp, string tmp2, string[] acc, Action copyTile, Action nextTile)
     {
         private readonly int _steps = g.BlockK / 16;
@@ -355,7 +441,7 @@ public static class TensorCoreGemmPtx
                     for (int j = 0; j < fn; j++)
                     {
                         string d = string.Join(", ", acc.AsSpan((i * fn + j) * 4, 4).ToArray());
-                        w.Op($"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {{{d}}}, {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, {{{b[2 * j]}, {b[2 * j + 1]}}}, {{{d}}}");
+                        w.Op($"{(int8 ? "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32" : "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")} {{{d}}}, {{{a[4 * i]}, {a[4 * i + 1]}, {a[4 * i + 2]}, {a[4 * i + 3]}}}, {{{b[2 * j]}, {b[2 * j + 1]}}}, {{{d}}}");
                     }
                 }
             }
@@ -414,7 +500,9 @@ public static class TensorCoreGemmPtx
                     w.Op($"add.s64 {descX}, {descX}, {2 * s}");
                     w.Op($"add.s64 {descW}, {descW}, {2 * s}");
                 }
-                w.Op($"wgmma.mma_async.sync.aligned.m64n{g.BlockN}k16.f32.bf16.bf16 {{{d}}}, {descX}, {descW}, {scaleD}, 1, 1, 0, 0");
+                // Integer wgmma has no operand scaling or transposition (K-major only, as these tiles are).
+                w.Op(int8 ? $"wgmma.mma_async.sync.aligned.m64n{g.BlockN}k32.s32.s8.u8 {{{d}}}, {descX}, {descW}, {scaleD}"
+                    : $"wgmma.mma_async.sync.aligned.m64n{g.BlockN}k16.f32.bf16.bf16 {{{d}}}, {descX}, {descW}, {scaleD}, 1, 1, 0, 0");
             }
             w.Op("wgmma.commit_group.sync.aligned");
             w.Op("wgmma.wait_group.sync.aligned 1");

@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime.CPU;
 using Lowbit.Backends;
 using Lowbit.Backends.Cpu;
+using Lowbit.Backends.Cpu.Kernels;
 using Lowbit.Cuda;
 using Lowbit.Cuda.Ptx;
 using Lowbit.Models;
@@ -126,6 +127,29 @@ public sealed class CudaBackendOnIlgpuCpuTests : CudaBackendTests
             dequantize(r, row);
             for (int j = 0; j < k; j++)
                 Assert.True(DTypeConversion.SingleToBFloat16(row[j]) == expanded[(r * k) + j], $"{format} [{r}, {j}]: {row[j]} vs bf16 bits {expanded[(r * k) + j]:X4}");
+        }
+    }
+
+    /// <summary>int8dq's prefill on a GPU quantizes x to int8 bytes for the int8 tensor-core GEMM: each token's codes
+    /// and scale are the CPU's (torchao's symmetric per-token scheme, ties to even), its Σ c their exact sum.</summary>
+    [Fact]
+    public void Int8_activation_bytes_are_the_cpu_codes_with_their_sums()
+    {
+        const int m = 3, k = 300;
+        using var backend = Open();
+        var rng = new Random(5);
+        var x = Enumerable.Range(0, m * k).Select(i => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        for (int i = 0; i < k; i += 7)
+            x[i] = 0.5f * (2f / 127f) * (2 * (i % 5) + 1); // near ties of the rounding (row 0's scale is about 2/127)
+        x[2 * k + 3] = 3f; // one row with a larger range
+        var (codes, sums, scales) = backend.Int8ActivationCodes(x, m, k);
+        var expected = new short[k];
+        for (int t = 0; t < m; t++)
+        {
+            float scale = DynamicActivation.QuantizeToken(DynamicActivation.Scheme.Symmetric127, x.AsSpan(t * k, k), expected);
+            Assert.Equal(scale, scales[t]);
+            Assert.Equal(expected.Select(c => (int)c), codes.Skip(t * k).Take(k).Select(c => (int)c));
+            Assert.Equal(expected.Sum(c => c), sums[t]);
         }
     }
 

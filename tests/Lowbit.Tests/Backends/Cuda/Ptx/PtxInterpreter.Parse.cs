@@ -7,7 +7,7 @@ namespace Lowbit.Tests.Backends.Cuda.Ptx;
 /// like a special register) and instructions, each resolved to an <see cref="Op"/> with its operands.</summary>
 internal sealed partial class PtxInterpreter
 {
-    [System.Text.RegularExpressions.GeneratedRegex(@"^wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.bf16\.bf16$")]
+    [System.Text.RegularExpressions.GeneratedRegex(@"^wgmma\.mma_async\.sync\.aligned\.m64n\d+(k16\.f32\.bf16\.bf16|k32\.s32\.s8\.u8)$")]
     private static partial System.Text.RegularExpressions.Regex WgmmaShape();
 
     private enum Op
@@ -122,12 +122,12 @@ internal sealed partial class PtxInterpreter
                 "bar" when opcode == "bar.warp.sync" => Op.WarpSync,
                 "min" => Op.Min,
                 "max" when parts[1] == "f32" => Op.Max,
-                "mul" when parts[1] is "f32" or "f64" => Op.Mul,
+                "mul" when parts[1] is "f32" or "f64" || opcode == "mul.rn.f32" => Op.Mul,
                 "fma" => Op.Fma,
                 "sqrt" => Op.Sqrt,
                 "rcp" => Op.Rcp,
                 "ex2" => Op.Ex2,
-                "cvt" when opcode is "cvt.rn.f32.f64" or "cvt.f64.f32" => Op.CvtFloat,
+                "cvt" when opcode is "cvt.rn.f32.f64" or "cvt.f64.f32" or "cvt.rn.f32.s32" => Op.CvtFloat,
                 "cvta" => Op.Cvta,
                 "mov" => Op.Mov,
                 "add" => Op.Add,
@@ -155,7 +155,7 @@ internal sealed partial class PtxInterpreter
                 "cp" when opcode == "cp.async.wait_all" => Op.WaitAll,
                 "bar" when opcode == "bar.sync" => Op.Bar,
                 "ldmatrix" when opcode is "ldmatrix.sync.aligned.m8n8.x4.shared.b16" or "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" => Op.Ldmatrix,
-                "mma" when opcode == "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" => Op.Mma,
+                "mma" when opcode is "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" or "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32" => Op.Mma,
                 "fence" when opcode == "fence.proxy.async.shared::cta" => Op.Fence,
                 "wgmma" when opcode == "wgmma.fence.sync.aligned" => Op.Fence,
                 "wgmma" when opcode == "wgmma.commit_group.sync.aligned" => Op.WgmmaCommit,

@@ -5,13 +5,14 @@ namespace Lowbit.Tests.Backends.Cuda.Ptx;
 
 /// <summary>
 /// Runs the subset of PTX that Lowbit's emitters write on the CPU, so the index math of a tensor-core kernel
-/// is checked here, with no GPU. Semantics follow the PTX ISA: mma.m16n8k16 and ldmatrix fragment layouts,
+/// is checked here, with no GPU. Semantics follow the PTX ISA: mma.m16n8k16 (bf16) and m16n8k32 (s8·u8) and ldmatrix
+/// fragment layouts,
 /// cvt.rn.bf16x2.f32 (first source to the upper half), cp.async groups with zero fill.
 /// Stricter than the hardware where that finds bugs: a register read before it is written, a global access
 /// outside an allocation, a misaligned 16-byte access, or a branch that splits a warp throws. Warps of a
 /// block run one at a time from barrier to barrier in a shuffled order (a missing bar.sync shows as a
 /// race), and cp.async lands either at issue or at the latest moment its wait_group allows
-/// (<see cref="LateCopies"/>: a missing wait reads stale shared memory). wgmma.mma_async (m64nNk16, both operands
+/// (<see cref="LateCopies"/>: a missing wait reads stale shared memory). wgmma.mma_async (m64nNk16 bf16, m64nNk32 s8·u8; both operands
 /// from shared memory through 128-byte-swizzle descriptors) runs per warp, each warp computing its 16 rows of the
 /// warpgroup's 64; with <see cref="LateMma"/> it runs at the latest wait_group its group allows, reading shared
 /// memory then, and its accumulators may not be touched while it is in flight.
@@ -259,6 +260,9 @@ internal sealed partial class PtxInterpreter
                         Write(t, o[0], type == "f64" ? BitConverter.DoubleToUInt64Bits(result) : BitConverter.SingleToUInt32Bits((float)result));
                         break;
                     }
+                case Op.CvtFloat when ins.Suffixes[^1] == "s32":
+                    Write(t, o[0], BitConverter.SingleToUInt32Bits((int)(uint)Value(t, o[1], ins)));
+                    break;
                 case Op.CvtFloat:
                     Write(t, o[0], ins.Suffixes[^2] == "f64"
                         ? BitConverter.DoubleToUInt64Bits(BitConverter.UInt32BitsToSingle((uint)Value(t, o[1], ins)))
@@ -433,6 +437,11 @@ internal sealed partial class PtxInterpreter
         /// 2q + 8r + {0, 1} of column g; C/D register r holds row g + 8(r / 2), column 2q + r % 2.</summary>
         private void Mma(int first, Instruction ins)
         {
+            if (ins.Suffixes[^1] == "s32")
+            {
+                IntegerMma(first, ins);
+                return;
+            }
             var o = ins.Operands;
             var a = new double[16, 16];
             var b = new double[16, 8];
@@ -468,6 +477,46 @@ internal sealed partial class PtxInterpreter
             }
         }
 
+        /// <summary>D = A·B + C for m16n8k32 with A s8 and B u8 in s32 (wrapping, as without .satfinite): as m16n8k16
+        /// with four bytes a register, A register r holding row g + 8(r % 2), columns 4q + 16(r / 2) + {0..3}, B register
+        /// r rows 4q + 16r + {0..3} of column g (first in the lowest byte).</summary>
+        private void IntegerMma(int first, Instruction ins)
+        {
+            var o = ins.Operands;
+            var a = new long[16, 32];
+            var b = new long[32, 8];
+            var c = new long[16, 8];
+            for (int l = 0; l < 32; l++)
+            {
+                int g = l / 4, q = l % 4, t = first + l;
+                for (int r = 0; r < 4; r++)
+                {
+                    uint word = (uint)Read(t, o[1].Vector![r], ins);
+                    for (int e = 0; e < 4; e++)
+                        a[g + 8 * (r % 2), 4 * q + 16 * (r / 2) + e] = (sbyte)(word >> (8 * e));
+                    c[g + 8 * (r / 2), 2 * q + r % 2] = (int)(uint)Read(t, o[3].Vector![r], ins);
+                }
+                for (int r = 0; r < 2; r++)
+                {
+                    uint word = (uint)Read(t, o[2].Vector![r], ins);
+                    for (int e = 0; e < 4; e++)
+                        b[4 * q + 16 * r + e, g] = (byte)(word >> (8 * e));
+                }
+            }
+            for (int l = 0; l < 32; l++)
+            {
+                int g = l / 4, q = l % 4;
+                for (int r = 0; r < 4; r++)
+                {
+                    int row = g + 8 * (r / 2), col = 2 * q + r % 2;
+                    long sum = c[row, col];
+                    for (int kk = 0; kk < 32; kk++)
+                        sum += a[row, kk] * b[kk, col];
+                    Write(first + l, o[0].Vector![r], (uint)(int)sum);
+                }
+            }
+        }
+
         private sealed record WgmmaOp(Instruction Instruction, ulong DescriptorA, ulong DescriptorB, bool ScaleD);
 
         /// <summary>wgmma.mma_async / commit_group / wait_group for one warp (its part of the warpgroup).</summary>
@@ -489,7 +538,8 @@ internal sealed partial class PtxInterpreter
                     }
                     return;
             }
-            if (o[4].Immediate != 1 || o[5].Immediate != 1 || o[6].Immediate != 0 || o[7].Immediate != 0)
+            bool integer = ins.Suffixes[^3] == "s32";
+            if (integer ? o.Length != 4 : o[4].Immediate != 1 || o[5].Immediate != 1 || o[6].Immediate != 0 || o[7].Immediate != 0)
                 throw new NotSupportedException($"\"{ins.Text}\": only unscaled, untransposed (K-major) operands.");
             ulong Uniform(Operand operand)
             {
@@ -534,23 +584,27 @@ internal sealed partial class PtxInterpreter
             if (d.Length != n / 2)
                 throw new InvalidOperationException($"\"{ins.Text}\": {d.Length} accumulators for n = {n}.");
             int first = warp * 32, rowBase = 16 * (warp % 4);
-            double Element(ulong descriptor, int row, int k)
+            // bf16: k16, two bytes an element; integer: k32 of A s8 and B u8, one byte an element (same 32-byte k step).
+            bool integer = ins.Suffixes[^3] == "s32";
+            int depth = integer ? 32 : 16, size = integer ? 1 : 2;
+            double Element(ulong descriptor, int row, int k, bool isA)
             {
                 if (descriptor >> 62 != 1 || (descriptor >> 49 & 7) != 0)
                     throw new NotSupportedException($"\"{ins.Text}\": descriptor 0x{descriptor:x} is not a 128-byte swizzle at base offset 0.");
                 ulong start = (descriptor & 0x3FFF) << 4, stride = (descriptor >> 32 & 0x3FFF) << 4;
-                ulong linear = start + (ulong)(row / 8) * stride + (ulong)(row % 8) * 128 + (ulong)(2 * k);
+                ulong linear = start + (ulong)(row / 8) * stride + (ulong)(row % 8) * 128 + (ulong)(size * k);
                 ulong physical = linear ^ (linear >> 7 & 7) << 4;
-                return FromBf16(BitConverter.ToUInt16(SharedSpan(physical, 2, 2)));
+                var bytes = SharedSpan(physical, size, size);
+                return integer ? isA ? (sbyte)bytes[0] : bytes[0] : FromBf16(BitConverter.ToUInt16(bytes));
             }
-            var a = new double[16, 16];
-            var b = new double[n, 16];
-            for (int k = 0; k < 16; k++)
+            var a = new double[16, depth];
+            var b = new double[n, depth];
+            for (int k = 0; k < depth; k++)
             {
                 for (int r = 0; r < 16; r++)
-                    a[r, k] = Element(op.DescriptorA, rowBase + r, k);
+                    a[r, k] = Element(op.DescriptorA, rowBase + r, k, isA: true);
                 for (int c = 0; c < n; c++)
-                    b[c, k] = Element(op.DescriptorB, c, k);
+                    b[c, k] = Element(op.DescriptorB, c, k, isA: false);
             }
             for (int l = 0; l < 32; l++)
             {
@@ -559,10 +613,11 @@ internal sealed partial class PtxInterpreter
                 {
                     int row = l / 4 + 8 * (i % 4 / 2), col = 8 * (i / 4) + 2 * (l % 4) + i % 2;
                     _inFlight[t][d[i]] = false;
-                    double sum = op.ScaleD ? BitConverter.UInt32BitsToSingle((uint)Read(t, d[i], ins)) : 0;
-                    for (int k = 0; k < 16; k++)
-                        sum += a[row, k] * b[col, k];
-                    Write(t, d[i], BitConverter.SingleToUInt32Bits((float)sum));
+                    uint previous = op.ScaleD ? (uint)Read(t, d[i], ins) : 0;
+                    double sum = integer ? (int)previous : BitConverter.UInt32BitsToSingle(previous);
+                    for (int k = 0; k < depth; k++)
+                        sum += a[row, k] * b[col, k]; // integer: exact in a double (|sum| < 2^53)
+                    Write(t, d[i], integer ? (uint)(int)(long)sum : BitConverter.SingleToUInt32Bits((float)sum));
                 }
             }
         }

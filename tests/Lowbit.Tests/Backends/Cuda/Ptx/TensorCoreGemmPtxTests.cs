@@ -19,9 +19,11 @@ public sealed partial class TensorCoreGemmPtxTests
     {
         var tile = GemmTile.Candidates[index];
         string ptx = TensorCoreGemmPtx.Module(tile);
-        string gemm = ptx[ptx.IndexOf(TensorCoreGemmPtx.GemmEntry(tile) + "(", StringComparison.Ordinal)..];
-        if (TensorCoreGemmPtx.HasGated(tile))
-            gemm = gemm[..gemm.IndexOf(TensorCoreGemmPtx.GatedEntry(tile), StringComparison.Ordinal)];
+        string int8Module = TensorCoreGemmPtx.Int8Module(tile);
+        string gemm = Body(ptx, TensorCoreGemmPtx.GemmEntry(tile)), int8 = Body(int8Module, TensorCoreGemmPtx.Int8Entry(tile));
+        // wgmma with mixed integer types needs PTX ISA 8.4: only the int8 module asks for it.
+        Assert.Equal(tile.Wgmma, !ptx.Contains(TensorCoreGemmPtx.Int8Entry(tile), StringComparison.Ordinal));
+        Assert.Contains(tile.Wgmma ? ".version 8.4\n.target sm_90a\n" : ".version 7.8\n.target sm_80\n", int8Module);
         int steps = tile.BlockK / 16;
         Assert.StartsWith("// Lowbit", ptx);
         Assert.All(ptx, c => Assert.True(c < 128, "the module goes to the driver as ASCII"));
@@ -30,6 +32,7 @@ public sealed partial class TensorCoreGemmPtxTests
         {
             Assert.Contains(".version 8.0\n.target sm_90a\n.address_size 64", ptx);
             Assert.Equal(steps, Count(gemm, $"wgmma.mma_async.sync.aligned.m64n{tile.BlockN}k16.f32.bf16.bf16 "));
+            Assert.Equal(steps, Count(int8, $"wgmma.mma_async.sync.aligned.m64n{tile.BlockN}k32.s32.s8.u8 "));
             Assert.Equal(0, Count(gemm, "ldmatrix"));
             Assert.Equal(1, Count(gemm, $"cp.async.wait_group {tile.Stages - 3};"));
             Assert.Equal(1, Count(gemm, "fence.proxy.async.shared::cta;"));
@@ -40,6 +43,7 @@ public sealed partial class TensorCoreGemmPtxTests
         {
             Assert.Contains(".version 7.8\n.target sm_80\n.address_size 64", ptx);
             Assert.Equal(tile.FragmentsM * tile.FragmentsN * steps, Count(gemm, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "));
+            Assert.Equal(tile.FragmentsM * tile.FragmentsN * steps, Count(int8, "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 "));
             Assert.Equal((tile.FragmentsM + tile.FragmentsN / 2) * steps, Count(gemm, "ldmatrix.sync.aligned.m8n8.x4.shared.b16 "));
             Assert.Equal(1, Count(gemm, $"cp.async.wait_group {tile.Stages - 2};"));
         }
@@ -47,6 +51,9 @@ public sealed partial class TensorCoreGemmPtxTests
         Assert.Equal(copyTiles, Count(gemm, "cp.async.commit_group;"));
         Assert.Equal(1, Count(gemm, "bar.sync 0;"));
         Assert.Equal(tile.FragmentsM * tile.FragmentsN * 4, Count(gemm, "st.global.f32 "));
+        Assert.Equal(tile.FragmentsM * tile.FragmentsN * 4, Count(int8, "st.global.f32 "));
+        Assert.Equal(tile.FragmentsM * tile.FragmentsN * 4, Count(int8, "cvt.rn.f32.s32 "));
+        Assert.Equal(Count(gemm, "cp.async.cg.shared.global "), Count(int8, "cp.async.cg.shared.global "));
         Assert.Contains($".maxntid {tile.Threads}, 1, 1", gemm);
         Assert.Equal(4, Count(ptx, "cvt.rn.bf16x2.f32 "));
     }
@@ -55,7 +62,8 @@ public sealed partial class TensorCoreGemmPtxTests
     [MemberData(nameof(Tiles))]
     public void Every_register_is_declared_once_before_use_and_none_is_named_like_a_special_register(int index)
     {
-        string ptx = TensorCoreGemmPtx.Module(GemmTile.Candidates[index]);
+        var tile = GemmTile.Candidates[index];
+        string ptx = TensorCoreGemmPtx.Module(tile) + (tile.Wgmma ? TensorCoreGemmPtx.Int8Module(tile) : "");
         foreach (Match entry in EntryBody().Matches(ptx))
         {
             string body = entry.Groups[1].Value;
@@ -298,6 +306,52 @@ public sealed partial class TensorCoreGemmPtxTests
         }
     }
 
+    public static TheoryData<int, int, int, int, bool> Int8Shapes() => new()
+    {
+        { 0, 37, 72, 80, true },     // simple: partial m and n tiles, k = one full and one partial step of 64 pairs
+        { 6, 130, 136, 272, false }, // Default (mma.sync 128x128x64): 2×2 blocks, each edge cut
+        { 6, 130, 136, 272, true },
+        { 3, 5, 70, 400, true },     // 128x256x32 mma.sync, more k steps than stages
+        { 9, 130, 300, 400, true },  // wgmma 128x256: 2×2 blocks, each edge cut, k = 3 full tiles and a part
+        { 9, 3, 40, 16, true },      // one k chunk
+        { 10, 200, 130, 656, true }, // wgmma 128x128, 4 stages: the ring wraps
+        { 17, 70, 129, 528, true },  // wgmma 64x128
+    };
+
+    /// <summary>The int8 product equals the CPU kernel's to the bit: the int32 dot of the codes and the weight's q
+    /// (stored q + 128), as f32, times f32(s_x·s_w).</summary>
+    [Theory]
+    [MemberData(nameof(Int8Shapes))]
+    public void The_int8_gemm_is_the_integer_dot_times_the_scales(int index, int m, int n, int k, bool late)
+    {
+        var tile = GemmTile.Candidates[index];
+        var rng = new Random(m * 31 + n + k);
+        var codes = Enumerable.Range(0, m * k).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray();
+        var q = Enumerable.Range(0, n * k).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();
+        var xScales = Enumerable.Range(0, m).Select(_ => (float)(rng.NextDouble() * 0.1 + 1e-3)).ToArray();
+        var wScales = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 0.01 + 1e-4)).ToArray();
+        var sums = Enumerable.Range(0, m).Select(r => codes.AsSpan(r * k, k).ToArray().Sum(c => c)).ToArray();
+        var sim = new PtxInterpreter(TensorCoreGemmPtx.Int8Module(tile)) { LateCopies = late, LateMma = late, Seed = m + k };
+        var y = new byte[m * n * 4];
+        ulong xAt = sim.Allocate(codes.Select(c => (byte)c).ToArray()), wAt = sim.Allocate(q.Select(v => (byte)(v ^ 0x80)).ToArray());
+        ulong yAt = sim.Allocate(y), xScalesAt = sim.Allocate(Bytes(xScales)), sumsAt = sim.Allocate(sums.SelectMany(BitConverter.GetBytes).ToArray());
+        ulong wScalesAt = sim.Allocate(Bytes(wScales));
+        var (gx, gy) = tile.Grid(m, n);
+        sim.Launch(TensorCoreGemmPtx.Int8Entry(tile), gx, gy, tile.Threads, tile.SharedBytes, xAt, wAt, yAt, (ulong)m, (ulong)n, (ulong)k, xScalesAt, sumsAt, wScalesAt);
+        var actual = sim.Read(yAt, y.Length);
+        for (int r = 0; r < m; r++)
+        {
+            for (int c = 0; c < n; c++)
+            {
+                int dot = 0;
+                for (int i = 0; i < k; i++)
+                    dot += codes[r * k + i] * q[c * k + i];
+                float expected = dot * (xScales[r] * wScales[c]);
+                Assert.Equal(expected, BitConverter.ToSingle(actual, 4 * (r * n + c)));
+            }
+        }
+    }
+
     [Fact]
     public void Only_wgmma_tiles_have_the_gated_product() =>
         Assert.All(GemmTile.Candidates, t => Assert.Equal(t.Wgmma, TensorCoreGemmPtx.HasGated(t) && TensorCoreGemmPtx.Module(t).Contains(TensorCoreGemmPtx.GatedEntry(t), StringComparison.Ordinal)));
@@ -310,6 +364,14 @@ public sealed partial class TensorCoreGemmPtxTests
     private static byte[] Bytes(float[] values) => values.SelectMany(BitConverter.GetBytes).ToArray();
 
     private static int Count(string text, string what) => Regex.Count(text, Regex.Escape(what));
+
+    /// <summary>The text of kernel <paramref name="entry"/>: from its name to the next kernel.</summary>
+    private static string Body(string ptx, string entry)
+    {
+        string body = ptx[ptx.IndexOf(entry + "(", StringComparison.Ordinal)..];
+        int next = body.IndexOf(".visible .entry", StringComparison.Ordinal);
+        return next < 0 ? body : body[..next];
+    }
 
     [GeneratedRegex(@"\.entry [^(]+\([^)]*\)[^{]*\{(.*?)\n\}", RegexOptions.Singleline)]
     private static partial Regex EntryBody();
