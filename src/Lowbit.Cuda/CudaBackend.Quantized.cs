@@ -380,36 +380,56 @@ public sealed unsafe partial class CudaBackend
             (row, destination) => MemoryMarshal.Write(destination, scale(row)));
 
     /// <summary>
-    /// int8dq's prefill on int8 tensor cores: x quantized to int8 bytes with each token's Σ c, then one int8 GEMM
-    /// (<see cref="TensorCoreGemm.Int8"/>: the CPU GEMV's integer dot and scales, to the bit); false where that does
-    /// not apply (no GPU, K not a multiple of 16, a module the driver rejected: kept in <see cref="Int8TensorCoreError"/>),
-    /// and the c·s path runs.
+    /// int8dq's prefill on int8 tensor cores: x quantized to int8 bytes with each token's Σ c (<see cref="Int8Activations"/>),
+    /// then one int8 GEMM (<see cref="TensorCoreGemm.Int8"/>: the CPU GEMV's integer dot and scales, to the bit); false
+    /// where that does not apply (<see cref="Int8TensorCoreGemm"/>), and the c·s path runs.
     /// </summary>
     private bool Int8DynamicOnTensorCores(ArrayView<float> x, int m, CudaWeight w, ArrayView<float> y)
     {
-        int n = w.OutFeatures, k = w.InFeatures;
-        long length = (long)m * k;
-        if (!TensorCoreGemm.SupportsInt8(m, n, k) || w.RowBytes != k || !HasTensorCores || Int8TensorCoreError is not null)
+        if (Int8TensorCoreGemm(m, w.OutFeatures, w) is not { } gemm)
             return false;
-        ArrayView<byte> codes = Grown(ref _int8Codes, length).View.SubView(0, length);
-        if (ReadyTensorCoreGemm(m, n, k, codes.LoadEffectiveAddressAsPtr()) is not { } gemm)
-            return false;
+        var (codes, sums, scales) = Int8Activations(x, m, w.InFeatures);
+        gemm.Int8(_stream, codes, Address(w.Data), y.LoadEffectiveAddressAsPtr(), m, w.OutFeatures, w.InFeatures, scales, sums, Address(w.Scales));
+        return true;
+    }
+
+    /// <summary>The int8 tensor-core GEMM (its int8 kernels loaded) for an [m, k]·[n, k]ᵀ prefill of int8dq weight
+    /// <paramref name="w"/> (n: its rows, or gate's and up's together); null where it does not apply (one row, no GPU, K not a
+    /// multiple of 16, or a module the driver rejected: kept in <see cref="Int8TensorCoreError"/>).</summary>
+    private TensorCoreGemm? Int8TensorCoreGemm(int m, int n, CudaWeight w)
+    {
+        int k = w.InFeatures;
+        if (w.Format != CudaFormat.Int8Dynamic || !TensorCoreGemm.SupportsInt8(m, n, k) || w.RowBytes != k || !HasTensorCores || Int8TensorCoreError is not null)
+            return null;
+        // The codes' scratch is 16-byte aligned (an allocation of its own): 16 stands for its address.
+        if (ReadyTensorCoreGemm(m, n, k, 16) is not { } gemm)
+            return null;
         try
         {
             gemm.LoadInt8();
+            return gemm;
         }
         catch (InvalidOperationException e)
         {
             Int8TensorCoreError = e.Message;
-            return false;
+            return null;
         }
+    }
+
+    /// <summary>x [m, k] quantized for <see cref="TensorCoreGemm.Int8"/> into scratch (valid until the next call): int8
+    /// codes, each token's Σ c (s32) and scale.</summary>
+    private (nint Codes, nint Sums, nint Scales) Int8Activations(ArrayView<float> x, int m, int k)
+    {
+        long length = (long)m * k;
+        ArrayView<byte> codes = Grown(ref _int8Codes, length).View.SubView(0, length);
         ArrayView<int> sums = Grown(ref _codeSums, Math.Max(m, 64)).View.SubView(0, m);
         ArrayView<float> scales = Grown(ref _tokenScales, Math.Max(m, 64)).View.SubView(0, m);
         (_activationQuantizer ??= new(_accelerator)).LaunchBytes(_stream, x, codes, sums, scales, m, k);
-        gemm.Int8(_stream, codes.LoadEffectiveAddressAsPtr(), ((ArrayView<Uint4>)w.Data.View).LoadEffectiveAddressAsPtr(), y.LoadEffectiveAddressAsPtr(), m, n, k,
-            scales.LoadEffectiveAddressAsPtr(), sums.LoadEffectiveAddressAsPtr(), ((ArrayView<uint>)w.Scales.View).LoadEffectiveAddressAsPtr());
-        return true;
+        return (codes.LoadEffectiveAddressAsPtr(), sums.LoadEffectiveAddressAsPtr(), scales.LoadEffectiveAddressAsPtr());
     }
+
+    private static nint Address<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer)
+        where T : unmanaged => ((ArrayView<T>)buffer.View).LoadEffectiveAddressAsPtr();
 
     /// <summary>Why int8dq's prefill went back to the c·s path for good (the driver's JIT error for the int8 GEMM), or null.</summary>
     public string? Int8TensorCoreError { get; private set; }

@@ -9,7 +9,7 @@ using Lowbit.Tensors;
 namespace Lowbit.Cuda;
 
 /// <summary>
-/// Prefill linear layers (m &gt; 1) with dense bf16 weights, and quantized ones expanded to bf16, on tensor cores: PTX of ours
+/// Prefill linear layers (m &gt; 1) with dense bf16 weights, and quantized ones expanded to bf16 (int8dq: int8 × int8), on tensor cores: PTX of ours
 /// (<see cref="TensorCoreGemmPtx"/>) JIT-compiled by the driver on first use. Only on a CUDA GPU (ILGPU's CPU
 /// accelerator cannot run PTX and keeps the ILGPU GEMM) and for k a multiple of 8. Activations are rounded to
 /// bf16 on the way in (relative error up to 2^-9 an element; the f32 GEMV of decode is unchanged). If the driver
@@ -145,12 +145,20 @@ public sealed partial class CudaBackend
 
     /// <summary>
     /// Several prefill products of one x (q/k/v, gate and up) on tensor cores with x rounded to bf16 once: dense bf16
-    /// weights, and int8wo, fp8wo and int4wo expanded to bf16 first; false, with nothing launched, where any of them
-    /// does not take that path (int8dq multiplies its own activation codes).
+    /// weights, and int8wo, fp8wo and int4wo expanded to bf16 first; or, all int8dq, x quantized to int8 once for the
+    /// int8 GEMMs; false, with nothing launched, where any of them does not take that path.
     /// </summary>
     private bool TensorCoreLinears(TensorView x, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
     {
         int m = x.Rows, k = x.Columns;
+        if (Int8TensorCoreGemms(m, weights) is { } int8)
+        {
+            CheckDestinations(m, weights, destinations);
+            var (codes, sums, scales) = Int8Activations(F32(x), m, k);
+            for (int i = 0; i < weights.Length; i++)
+                int8[i].Gemm.Int8(_stream, codes, Address(int8[i].Weight.Data), destinations[i].Data, m, weights[i].OutFeatures, k, scales, sums, Address(int8[i].Weight.Scales));
+            return true;
+        }
         var gemms = new TensorCoreGemm[weights.Length];
         for (int i = 0; i < weights.Length; i++)
         {
@@ -159,17 +167,36 @@ public sealed partial class CudaBackend
             gemms[i] = gemm;
         }
         _ = F32(x); // bounds checks
+        CheckDestinations(m, weights, destinations);
         nint converted = ActivationsBf16(m, k);
         gemms[0].Convert(_stream, x.Data, converted, m, k);
+        for (int i = 0; i < weights.Length; i++)
+            gemms[i].Multiply(_stream, converted, Bf16Weight(weights[i]), destinations[i].Data, m, weights[i].OutFeatures, k);
+        return true;
+    }
+
+    private void CheckDestinations(int m, ReadOnlySpan<IWeight> weights, ReadOnlySpan<TensorView> destinations)
+    {
         for (int i = 0; i < weights.Length; i++)
         {
             int n = weights[i].OutFeatures;
             if (destinations[i].Rows != m || destinations[i].Columns != n)
                 throw new ArgumentException($"tensor-core linear: destination {destinations[i]} for [{m}, {n}].", nameof(destinations));
-            _ = F32(destinations[i]);
-            gemms[i].Multiply(_stream, converted, Bf16Weight(weights[i]), destinations[i].Data, m, n, k);
+            _ = F32(destinations[i]); // bounds checks
         }
-        return true;
+    }
+
+    /// <summary>The int8 GEMM of each weight when every one is int8dq and takes int8 tensor cores at this m, else null.</summary>
+    private (TensorCoreGemm Gemm, CudaWeight Weight)[]? Int8TensorCoreGemms(int m, ReadOnlySpan<IWeight> weights)
+    {
+        var gemms = new (TensorCoreGemm, CudaWeight)[weights.Length];
+        for (int i = 0; i < weights.Length; i++)
+        {
+            if (PackedWeight(weights[i]) is not { Format: CudaFormat.Int8Dynamic } w || Int8TensorCoreGemm(m, w.OutFeatures, w) is not { } gemm)
+                return null;
+            gemms[i] = (gemm, w);
+        }
+        return gemms;
     }
 
     /// <summary>
@@ -180,6 +207,16 @@ public sealed partial class CudaBackend
     private bool GatedOnTensorCores(TensorView x, IWeight gate, IWeight up, TensorView destination)
     {
         int m = x.Rows, n = gate.OutFeatures, k = x.Columns;
+        if (up.OutFeatures == n && PackedWeight(gate) is { Format: CudaFormat.Int8Dynamic } g && PackedWeight(up) is { Format: CudaFormat.Int8Dynamic } u
+            && Int8TensorCoreGemm(m, 2 * n, g) is { HasGated: true } int8)
+        {
+            if (destination.Rows != m || destination.Columns != n)
+                throw new ArgumentException($"gated tensor-core linear: destination {destination} for [{m}, {n}].", nameof(destination));
+            _ = F32(destination);
+            var (codes, sums, scales) = Int8Activations(F32(x), m, k);
+            int8.GatedInt8(_stream, codes, Address(g.Data), Address(u.Data), destination.Data, m, n, k, scales, sums, Address(g.Scales), Address(u.Scales));
+            return true;
+        }
         if (up.OutFeatures != n || !ReadsXAsBf16(gate) || !ReadsXAsBf16(up) || ReadyTensorCoreGemm(m, 2 * n, k, x.Data) is not { HasGated: true } gemm)
             return false;
         if (destination.Rows != m || destination.Columns != n)

@@ -14,7 +14,7 @@ public sealed unsafe class TensorCoreGemm : IDisposable
     private readonly PtxModule _module;
     private readonly PtxFunction _convert, _gemm;
     private PtxModule? _int8Module; // a wgmma tiling's int8 GEMM lives in a module of its own (PTX ISA 8.4), loaded on first use
-    private PtxFunction? _int8;
+    private PtxFunction? _int8, _gatedInt8;
     private readonly PtxFunction? _gated;
 
     /// <exception cref="InvalidOperationException">The driver rejected the PTX; the message holds the JIT log.</exception>
@@ -130,7 +130,22 @@ public sealed unsafe class TensorCoreGemm : IDisposable
         function.Launch(stream, gridX, gridY, Tile.Threads, arguments);
     }
 
-    /// <summary>Loads the int8 GEMM if it is not yet.</summary>
+    /// <summary>y[m, n] = silu(g) ⊙ u, g and u the <see cref="Int8"/> products of gate and up (q + 128 bytes [n, k] each),
+    /// one launch (a wgmma tiling's, <see cref="HasGated"/>).</summary>
+    public void GatedInt8(AcceleratorStream stream, nint codes, nint gate, nint up, nint y, int m, int n, int k, nint xScales, nint xSums, nint gateScales, nint upScales)
+    {
+        if (_gated is null)
+            throw new InvalidOperationException($"tensor-core GEMM {Tile.Name} has no gated product (wgmma tilings do).");
+        if (!SupportsInt8(m, 2 * n, k) || (codes | gate | up) % 16 != 0)
+            throw new ArgumentException($"gated int8 tensor-core GEMM: m={m} n={n} k={k} needs k a multiple of 16 and 16-byte aligned int8 operands.");
+        Int8Function();
+        int gridX = (m + Tile.BlockM - 1) / Tile.BlockM, gridY = (n + Tile.BlockN / 2 - 1) / (Tile.BlockN / 2);
+        ulong x = (ulong)codes, g = (ulong)gate, u = (ulong)up, output = (ulong)y, scales = (ulong)xScales, sums = (ulong)xSums, gs = (ulong)gateScales, us = (ulong)upScales;
+        void** arguments = stackalloc void*[] { &x, &g, &u, &output, &m, &n, &k, &scales, &sums, &gs, &us };
+        _gatedInt8!.Launch(stream, gridX, gridY, Tile.Threads, arguments);
+    }
+
+    /// <summary>Loads the int8 GEMM (and the gated one where the tiling has it) if it is not yet.</summary>
     /// <exception cref="InvalidOperationException">The driver rejected the PTX (a wgmma tiling's needs PTX ISA 8.4); the message holds the JIT log.</exception>
     public void LoadInt8() => Int8Function();
 
@@ -139,6 +154,7 @@ public sealed unsafe class TensorCoreGemm : IDisposable
         if (_int8 is null)
         {
             var module = Tile.Wgmma ? _int8Module ??= new PtxModule(_accelerator, TensorCoreGemmPtx.Int8Module(Tile), "int8 tensor-core GEMM " + Tile.Name) : _module;
+            _gatedInt8 = TensorCoreGemmPtx.HasGated(Tile) ? module.Function(TensorCoreGemmPtx.GatedInt8Entry(Tile), Tile.SharedBytes) : null;
             _int8 = module.Function(TensorCoreGemmPtx.Int8Entry(Tile), Tile.SharedBytes);
         }
         return _int8;

@@ -41,6 +41,11 @@ public static class TensorCoreGemmPtx
     /// </summary>
     public static string Int8Entry(GemmTile tile) => "lowbit_gemm_s8u8_" + tile.Name;
 
+    /// <summary>The gated int8 product of a wgmma tile (<see cref="HasGated"/>): y = silu(g) ⊙ u with g and u the
+    /// <see cref="Int8Entry"/> products of gate and up, params (x, gate, up, y, m, n, k, x_scales, x_sums, gate_scales,
+    /// up_scales). In <see cref="Int8Module"/>.</summary>
+    public static string GatedInt8Entry(GemmTile tile) => "lowbit_gemm_s8u8_gated_" + tile.Name;
+
     /// <summary>Tilings whose module also has <see cref="GatedEntry"/>: wgmma tiles, whose warps span the block's full
     /// width, so a thread holds gate column c (left half of the block's W rows) and up column c (right half) together.</summary>
     public static bool HasGated(GemmTile tile) => tile.Wgmma && tile.BlockN / 2 % (tile.Threads / tile.ChunksPerRow) == 0;
@@ -74,6 +79,7 @@ public static class TensorCoreGemmPtx
             .Append(".version 8.4\n.target sm_90a\n.address_size 64\n\n")
             .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
             .Append(Gemm(tile, Product.Int8))
+            .Append(HasGated(tile) ? "\n" + Gemm(tile, Product.GatedInt8) : "")
             .ToString();
     }
 
@@ -119,12 +125,14 @@ public static class TensorCoreGemmPtx
         GatedBf16,
         /// <summary><see cref="Int8Entry"/>.</summary>
         Int8,
+        /// <summary><see cref="GatedInt8Entry"/>.</summary>
+        GatedInt8,
     }
 
     private static string Gemm(GemmTile g, Product product)
     {
         var w = new PtxWriter();
-        bool gated = product == Product.GatedBf16, int8 = product == Product.Int8;
+        bool gated = product is Product.GatedBf16 or Product.GatedInt8, int8 = product is Product.Int8 or Product.GatedInt8;
         int columns = gated ? g.BlockN / 2 : g.BlockN; // output columns a block
         int chunks = g.ChunksPerRow, rowBytes = g.RowBytes;
         int fm = g.FragmentsM, fn = g.FragmentsN;
@@ -286,12 +294,14 @@ public static class TensorCoreGemmPtx
         w.Op($"add.s64 {yRow}, {yRow}, {y}");
         w.Op($"mul.wide.s32 {yEight}, {n}, 32");
         // int8: the scales and code sums of the thread's rows, the weight scales of its columns (from scaleColumns).
-        string xScales = "", xSums = "", scaleColumns = "", rowScale = "", rowOffset = "", columnScale = "", dot = "", scales = "", scaled = "", rowAddress = "";
+        string xScales = "", xSums = "", scaleColumns = "", upScaleColumns = "", rowScale = "", rowOffset = "", columnScale = "", dot = "", scales = "", rowAddress = "";
+        string[] scaled = [];
         if (int8)
         {
+            scaled = w.Regs(".f32", "scaled", gated ? 2 : 1);
             (xScales, xSums, scaleColumns) = (w.Reg(".b64", "x_scales"), w.Reg(".b64", "x_sums"), w.Reg(".b64", "w_scale_col"));
             (rowScale, rowOffset, columnScale) = (w.Reg(".f32", "row_scale"), w.Reg(".s32", "row_offset"), w.Reg(".f32", "col_scale"));
-            (dot, scales, scaled, rowAddress) = (w.Reg(".s32", "dot"), w.Reg(".f32", "scale_product"), w.Reg(".f32", "scaled"), w.Reg(".b64", "row_address"));
+            (dot, scales, rowAddress) = (w.Reg(".s32", "dot"), w.Reg(".f32", "scale_product"), w.Reg(".b64", "row_address"));
             w.Op($"ld.param.u64 {xScales}, [p_x_scales]");
             w.Op($"ld.param.u64 {xSums}, [p_x_sums]");
             w.Op($"ld.param.u64 {scaleColumns}, [p_w_scales]");
@@ -300,6 +310,24 @@ public static class TensorCoreGemmPtx
             w.Op($"cvta.to.global.u64 {scaleColumns}, {scaleColumns}");
             w.Op($"mul.wide.s32 {wide}, {col0}, 4");
             w.Op($"add.s64 {scaleColumns}, {scaleColumns}, {wide}");
+            if (gated)
+            {
+                upScaleColumns = w.Reg(".b64", "up_scale_col");
+                w.Op($"ld.param.u64 {upScaleColumns}, [p_up_scales]");
+                w.Op($"cvta.to.global.u64 {upScaleColumns}, {upScaleColumns}");
+                w.Op($"add.s64 {upScaleColumns}, {upScaleColumns}, {wide}");
+            }
+        }
+        // int8: f32(acc − 128 Σc) · f32(s_x · s_w) into target, the CPU kernel's order of roundings.
+        string Int8Value(string accumulator, string columns, int j, int e, string target)
+        {
+            w.Op($"mov.f32 {columnScale}, 0f00000000");
+            w.Op($"@{inColumn[2 * j + e]} ld.global.nc.f32 {columnScale}, [{Address(columns, 32 * j + 4 * e)}]");
+            w.Op($"sub.s32 {dot}, {accumulator}, {rowOffset}");
+            w.Op($"cvt.rn.f32.s32 {target}, {dot}");
+            w.Op($"mul.rn.f32 {scales}, {rowScale}, {columnScale}");
+            w.Op($"mul.rn.f32 {target}, {target}, {scales}");
+            return target;
         }
         for (int i = 0; i < fm; i++)
         {
@@ -329,21 +357,15 @@ public static class TensorCoreGemmPtx
                     for (int e = 0; e < 2; e++)
                     {
                         string value = acc[(i * fn + j) * 4 + 2 * h + e];
+                        if (int8)
+                            value = Int8Value(value, scaleColumns, j, e, scaled[0]);
                         if (gated)
                         {
-                            w.SiluProduct(silu[1], value, acc[(i * fn + j + fn / 2) * 4 + 2 * h + e], silu[0]);
+                            string upValue = acc[(i * fn + j + fn / 2) * 4 + 2 * h + e];
+                            if (int8)
+                                upValue = Int8Value(upValue, upScaleColumns, j, e, scaled[1]);
+                            w.SiluProduct(silu[1], value, upValue, silu[0]);
                             value = silu[1];
-                        }
-                        if (int8)
-                        {
-                            // f32(dot) * f32(s_x * s_w): the CPU kernel's order of roundings.
-                            w.Op($"mov.f32 {columnScale}, 0f00000000");
-                            w.Op($"@{inColumn[2 * j + e]} ld.global.nc.f32 {columnScale}, [{Address(scaleColumns, 32 * j + 4 * e)}]");
-                            w.Op($"sub.s32 {dot}, {value}, {rowOffset}");
-                            w.Op($"cvt.rn.f32.s32 {scaled}, {dot}");
-                            w.Op($"mul.rn.f32 {scales}, {rowScale}, {columnScale}");
-                            w.Op($"mul.rn.f32 {scaled}, {scaled}, {scales}");
-                            value = scaled;
                         }
                         w.Op($"and.pred {store}, {inRow}, {inColumn[2 * j + e]}");
                         w.Op($"@{store} st.global.f32 [{Address(pointer, 32 * j + 4 * e)}], {value}");
@@ -363,6 +385,8 @@ public static class TensorCoreGemmPtx
             Product.GatedBf16 => w.Entry(GatedEntry(g), [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_up", ".param .u64 p_y", .. sizes], $".maxntid {g.Threads}, 1, 1"),
             Product.Int8 => w.Entry(Int8Entry(g), [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", .. sizes, ".param .u64 p_x_scales", ".param .u64 p_x_sums", ".param .u64 p_w_scales"],
                 $".maxntid {g.Threads}, 1, 1"),
+            Product.GatedInt8 => w.Entry(GatedInt8Entry(g), [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_up", ".param .u64 p_y", .. sizes,
+                ".param .u64 p_x_scales", ".param .u64 p_x_sums", ".param .u64 p_w_scales", ".param .u64 p_up_scales"], $".maxntid {g.Threads}, 1, 1"),
             _ => w.Entry(GemmEntry(g), [".param .u64 p_x", ".param .u64 p_w", ".param .u64 p_y", .. sizes], $".maxntid {g.Threads}, 1, 1"),
         };
     }

@@ -352,6 +352,45 @@ public sealed partial class TensorCoreGemmPtxTests
         }
     }
 
+    /// <summary>The gated int8 product: silu(g)·u of the two int8 products, each the CPU's integer dot times its scales.</summary>
+    [Theory]
+    [MemberData(nameof(GatedShapes))]
+    public void The_gated_int8_product_is_silu_of_the_gate_product_times_the_up_product(int index, int m, int n, int k)
+    {
+        var tile = GemmTile.Candidates[index];
+        k = (k + 15) / 16 * 16;
+        var rng = new Random(m + n + k + 1);
+        sbyte[] Codes(int count, int low) => Enumerable.Range(0, count).Select(_ => (sbyte)rng.Next(low, 128)).ToArray();
+        float[] Scales(int count, double size) => Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * size + size / 10)).ToArray();
+        sbyte[] x = Codes(m * k, -127), gate = Codes(n * k, -128), up = Codes(n * k, -128);
+        float[] xScales = Scales(m, 0.02), gateScales = Scales(n, 0.002), upScales = Scales(n, 0.002);
+        int[] sums = Enumerable.Range(0, m).Select(r => x.AsSpan(r * k, k).ToArray().Sum(c => c)).ToArray();
+        var sim = new PtxInterpreter(TensorCoreGemmPtx.Int8Module(tile)) { LateCopies = true, LateMma = true, Seed = n };
+        byte[] Stored(sbyte[] q) => q.Select(v => (byte)(v ^ 0x80)).ToArray();
+        var y = new byte[m * n * 4];
+        ulong xAt = sim.Allocate(x.Select(c => (byte)c).ToArray()), gateAt = sim.Allocate(Stored(gate)), upAt = sim.Allocate(Stored(up)), yAt = sim.Allocate(y);
+        sim.Launch(TensorCoreGemmPtx.GatedInt8Entry(tile), (m + tile.BlockM - 1) / tile.BlockM, (n + tile.BlockN / 2 - 1) / (tile.BlockN / 2), tile.Threads,
+            tile.SharedBytes, xAt, gateAt, upAt, yAt, (ulong)m, (ulong)n, (ulong)k, sim.Allocate(Bytes(xScales)),
+            sim.Allocate(sums.SelectMany(BitConverter.GetBytes).ToArray()), sim.Allocate(Bytes(gateScales)), sim.Allocate(Bytes(upScales)));
+        var actual = sim.Read(yAt, y.Length);
+        for (int r = 0; r < m; r++)
+        {
+            for (int c = 0; c < n; c++)
+            {
+                int gd = 0, ud = 0;
+                for (int i = 0; i < k; i++)
+                {
+                    gd += x[r * k + i] * gate[c * k + i];
+                    ud += x[r * k + i] * up[c * k + i];
+                }
+                double g = gd * (xScales[r] * gateScales[c]), u = ud * (xScales[r] * upScales[c]);
+                double expected = g / (1 + Math.Exp(-g)) * u;
+                float got = BitConverter.ToSingle(actual, 4 * (r * n + c));
+                Assert.True(Math.Abs(got - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"y[{r}, {c}] = {got}, expected {expected}");
+            }
+        }
+    }
+
     [Fact]
     public void Only_wgmma_tiles_have_the_gated_product() =>
         Assert.All(GemmTile.Candidates, t => Assert.Equal(t.Wgmma, TensorCoreGemmPtx.HasGated(t) && TensorCoreGemmPtx.Module(t).Contains(TensorCoreGemmPtx.GatedEntry(t), StringComparison.Ordinal)));
