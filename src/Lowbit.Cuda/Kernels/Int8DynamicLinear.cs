@@ -26,7 +26,8 @@ public readonly struct Int8DynamicCodes : IByteValues
 /// </summary>
 public sealed class ActivationQuantizer
 {
-    private const int GroupSize = 256;
+    /// <summary>Threads a token: as many as a group takes (1024 on a GPU), so a decode token's K is a few loads a thread.</summary>
+    private readonly int _groupSize;
 
     /// <summary>1.5·2^23: adding and subtracting it rounds an f32 below 2^22 to an integer, ties to even.</summary>
     private const float RoundingMagic = 12582912f;
@@ -36,6 +37,7 @@ public sealed class ActivationQuantizer
 
     public ActivationQuantizer(Accelerator accelerator)
     {
+        _groupSize = BlockReduce.PowerOfTwoGroup(accelerator, 1024);
         _kernel = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Kernel);
         _bytes = accelerator.LoadKernel<ArrayView<float>, ArrayView<byte>, ArrayView<int>, ArrayView<float>, int>(BytesKernel);
     }
@@ -44,7 +46,7 @@ public sealed class ActivationQuantizer
     /// <param name="codes">[m, k]: c, or c·s when <paramref name="dequantized"/>.</param>
     /// <param name="scales">[m]: s.</param>
     public void Launch(AcceleratorStream stream, ArrayView<float> x, ArrayView<float> codes, ArrayView<float> scales, int m, int k, bool dequantized) =>
-        _kernel(stream, new KernelConfig(m, GroupSize), x, codes, scales, k, dequantized ? 1 : 0);
+        _kernel(stream, new KernelConfig(m, _groupSize), x, codes, scales, k, dequantized ? 1 : 0);
 
     /// <summary>The codes as int8 bytes (two's complement) with each token's Σ c, for the int8 tensor-core GEMM
     /// (<see cref="Ptx.TensorCoreGemmPtx.Int8Entry"/>).</summary>
@@ -52,18 +54,24 @@ public sealed class ActivationQuantizer
     /// <param name="sums">[m]: Σ_k c (exact: a float sum of integers below 2^24).</param>
     /// <param name="scales">[m]: s.</param>
     public void LaunchBytes(AcceleratorStream stream, ArrayView<float> x, ArrayView<byte> codes, ArrayView<int> sums, ArrayView<float> scales, int m, int k) =>
-        _bytes(stream, new KernelConfig(m, GroupSize), x, codes, sums, scales, k);
+        _bytes(stream, new KernelConfig(m, _groupSize), x, codes, sums, scales, k);
 
     private static void Kernel(ArrayView<float> x, ArrayView<float> codes, ArrayView<float> scales, int k, int dequantized)
     {
         var shared = SharedMemory.Allocate<float>(32);
         long row = (long)Grid.IdxX * k;
-        float s = TokenScale(x, row, k, shared), inverse = (float)(1.0 / s);
-        for (int c = Group.IdxX; c < k; c += Group.DimX)
+        float s = TokenScale(x, row, k, shared), inverse = (float)(1.0 / s), factor = dequantized != 0 ? s : 1f;
+        int step = Group.DimX, c = Group.IdxX;
+        for (; c + (3 * step) < k; c += 4 * step)
         {
-            float q = Code(x[row + c], inverse);
-            codes[row + c] = dequantized != 0 ? q * s : q;
+            var v = Four(x, row + c, step);
+            codes[row + c] = Code(v.X, inverse) * factor;
+            codes[row + c + step] = Code(v.Y, inverse) * factor;
+            codes[row + c + (2 * step)] = Code(v.Z, inverse) * factor;
+            codes[row + c + (3 * step)] = Code(v.W, inverse) * factor;
         }
+        for (; c < k; c += step)
+            codes[row + c] = Code(x[row + c], inverse) * factor;
         if (Group.IdxX == 0)
             scales[Grid.IdxX] = s;
     }
@@ -73,7 +81,18 @@ public sealed class ActivationQuantizer
         var shared = SharedMemory.Allocate<float>(32);
         long row = (long)Grid.IdxX * k;
         float s = TokenScale(x, row, k, shared), inverse = (float)(1.0 / s), sum = 0f;
-        for (int c = Group.IdxX; c < k; c += Group.DimX)
+        int step = Group.DimX, c = Group.IdxX;
+        for (; c + (3 * step) < k; c += 4 * step)
+        {
+            var v = Four(x, row + c, step);
+            float q0 = Code(v.X, inverse), q1 = Code(v.Y, inverse), q2 = Code(v.Z, inverse), q3 = Code(v.W, inverse);
+            codes[row + c] = (byte)((int)q0 & 0xFF);
+            codes[row + c + step] = (byte)((int)q1 & 0xFF);
+            codes[row + c + (2 * step)] = (byte)((int)q2 & 0xFF);
+            codes[row + c + (3 * step)] = (byte)((int)q3 & 0xFF);
+            sum += (q0 + q1) + (q2 + q3);
+        }
+        for (; c < k; c += step)
         {
             float q = Code(x[row + c], inverse);
             codes[row + c] = (byte)((int)q & 0xFF);
@@ -90,13 +109,25 @@ public sealed class ActivationQuantizer
     /// <summary>s = max(max|x| / 127, 1e−5) over the group's row (every thread gets it).</summary>
     private static float TokenScale(ArrayView<float> x, long row, int k, ArrayView<float> shared)
     {
-        float amax = 0f;
-        for (int c = Group.IdxX; c < k; c += Group.DimX)
-            amax = MathF.Max(amax, MathF.Abs(x[row + c]));
-        amax = BlockReduce.Max(amax, shared);
+        float a0 = 0f, a1 = 0f;
+        int step = Group.DimX, c = Group.IdxX;
+        for (; c + (3 * step) < k; c += 4 * step)
+        {
+            var v = Four(x, row + c, step);
+            a0 = MathF.Max(a0, MathF.Max(MathF.Abs(v.X), MathF.Abs(v.Y)));
+            a1 = MathF.Max(a1, MathF.Max(MathF.Abs(v.Z), MathF.Abs(v.W)));
+        }
+        for (; c < k; c += step)
+            a0 = MathF.Max(a0, MathF.Abs(x[row + c]));
+        float amax = BlockReduce.Max(MathF.Max(a0, a1), shared);
         // f32 quotients through f64 (exactly rounded like the CPU's f32 division, whatever the GPU's f32 divide).
         return MathF.Max((float)((double)amax / 127.0), 1e-5f);
     }
+
+    /// <summary>Elements at, at + step, at + 2·step, at + 3·step, loaded together: a loop of one load a pass waits out a
+    /// memory latency each pass (a decode token's quantization was a serial chain of K/256 of them).</summary>
+    private static Float4 Four(ArrayView<float> x, long at, int step) =>
+        new() { X = x[at], Y = x[at + step], Z = x[at + (2 * step)], W = x[at + (3 * step)] };
 
     /// <summary>c = clamp(round(v·(1/s)), ±127), ties to even, as a float.</summary>
     private static float Code(float v, float inverse)
