@@ -109,6 +109,18 @@ public sealed partial class CudaBackend
         }
     }
 
+    /// <summary>Microseconds one <see cref="Sample"/> call takes on a row of <paramref name="n"/> random logits (|l| ≤ 4), as a
+    /// decode step pays it after the graph: the launch, the copy of the token back and the wait (temperature 0: ArgMax).</summary>
+    public double TimeSample(int n, float temperature, int topK, float topP, int calls = 200)
+    {
+        using var logits = RandomTensor(DType.F32, 1, n, 9);
+        Sample(logits.View(), temperature, topK, topP, 0.5);
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++)
+            Sample(logits.View(), temperature, topK, topP, (i + 0.5) / calls);
+        return clock.Elapsed.TotalMicroseconds / calls;
+    }
+
     /// <summary>Microseconds in a graph of what the folded norm (<see cref="LinearAddRmsNorm"/>) replaces and adds at
     /// dim 4096 with a bf16 4096×4096 weight: an RMSNorm launch, the plain GEMV, the GEMV that adds into the residual
     /// and norms it, and the GEMV that reads such a row (its 1/rms applied).</summary>

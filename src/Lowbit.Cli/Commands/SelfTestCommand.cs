@@ -127,6 +127,9 @@ internal static class SelfTestCommand
                             Console.WriteLine(line.Append($"  | ILGPU {simt:F1} us {simtBytes / simt / 1e3:F0} GB/s"));
                         }
                     }
+                    Console.WriteLine($"bench sampling 128256 logits (launch, copy back, wait): argmax {cuda.TimeSample(128256, 0f, 0, 1f):F1} us, " +
+                        $"T=1 {cuda.TimeSample(128256, 1f, 0, 1f):F1} us, top-k 40 {cuda.TimeSample(128256, 0.8f, 40, 1f):F1} us, " +
+                        $"top-p 0.9 {cuda.TimeSample(128256, 0.7f, 0, 0.9f):F1} us, top-k 50 top-p 0.8 {cuda.TimeSample(128256, 1.2f, 50, 0.8f):F1} us");
                     var (norm, gemv, producer, consumer) = cuda.TimeNormFold();
                     Console.WriteLine($"bench norm fold in a graph (dim 4096, bf16 4096x4096): rmsnorm {norm:F1} us, gemv {gemv:F1} us, " +
                         $"gemv adding into the residual {producer:F1} us, gemv reading the normed row {consumer:F1} us");

@@ -6,8 +6,8 @@ namespace Lowbit.Cuda.Kernels;
 /// <summary>
 /// Greedy sampling on the device: the index of the largest logit, the lowest index on a tie (as torch.argmax
 /// and Generation/Sampler.ArgMax), so only one int comes back to the host instead of the logits row
-/// (513 KB at a 128k vocabulary). One group of up to 1024 threads (a power of two): a strided scan each, then
-/// a tree over shared memory.
+/// (513 KB at a 128k vocabulary). One group of up to 1024 threads (a power of two): a strided scan each (four
+/// loads in flight, <see cref="Strided"/>), then a tree over shared memory.
 /// </summary>
 public sealed class ArgMax
 {
@@ -30,20 +30,18 @@ public sealed class ArgMax
     {
         var values = SharedMemory.Allocate<float>(MaxGroupSize);
         var indices = SharedMemory.Allocate<int>(MaxGroupSize);
-        int t = Group.IdxX;
-        float best = float.NegativeInfinity;
-        int at = int.MaxValue;
-        for (int i = t; i < length; i += Group.DimX)
+        int t = Group.IdxX, step = Group.DimX, i = t;
+        var best = new Best { Value = float.NegativeInfinity, Index = int.MaxValue };
+        // A thread's indices in increasing order, so a tie keeps its first (lowest) index.
+        for (; i + (3 * step) < length; i += 4 * step)
         {
-            float v = logits[i];
-            if (v > best || at == int.MaxValue)
-            {
-                best = v;
-                at = i;
-            }
+            var v = Strided.Four(logits, i, step);
+            best = best.Take(v.X, i).Take(v.Y, i + step).Take(v.Z, i + (2 * step)).Take(v.W, i + (3 * step));
         }
-        values[t] = best;
-        indices[t] = at;
+        for (; i < length; i += step)
+            best = best.Take(logits[i], i);
+        values[t] = best.Value;
+        indices[t] = best.Index;
         Group.Barrier();
         for (int half = Group.DimX / 2; half > 0; half /= 2)
         {
@@ -61,5 +59,15 @@ public sealed class ArgMax
         }
         if (t == 0)
             result[0] = indices[0];
+    }
+
+    /// <summary>A thread's largest value so far and its index (int.MaxValue before the first).</summary>
+    private struct Best
+    {
+        public float Value;
+        public int Index;
+
+        /// <summary>This, or (v, i) when v is larger or nothing was taken yet.</summary>
+        public readonly Best Take(float v, int i) => v > Value || Index == int.MaxValue ? new Best { Value = v, Index = i } : this;
     }
 }

@@ -64,7 +64,7 @@ public sealed class ActivationQuantizer
         int step = Group.DimX, c = Group.IdxX;
         for (; c + (3 * step) < k; c += 4 * step)
         {
-            var v = Four(x, row + c, step);
+            var v = Strided.Four(x, row + c, step);
             codes[row + c] = Code(v.X, inverse) * factor;
             codes[row + c + step] = Code(v.Y, inverse) * factor;
             codes[row + c + (2 * step)] = Code(v.Z, inverse) * factor;
@@ -84,7 +84,7 @@ public sealed class ActivationQuantizer
         int step = Group.DimX, c = Group.IdxX;
         for (; c + (3 * step) < k; c += 4 * step)
         {
-            var v = Four(x, row + c, step);
+            var v = Strided.Four(x, row + c, step);
             float q0 = Code(v.X, inverse), q1 = Code(v.Y, inverse), q2 = Code(v.Z, inverse), q3 = Code(v.W, inverse);
             codes[row + c] = (byte)((int)q0 & 0xFF);
             codes[row + c + step] = (byte)((int)q1 & 0xFF);
@@ -113,7 +113,7 @@ public sealed class ActivationQuantizer
         int step = Group.DimX, c = Group.IdxX;
         for (; c + (3 * step) < k; c += 4 * step)
         {
-            var v = Four(x, row + c, step);
+            var v = Strided.Four(x, row + c, step);
             a0 = MathF.Max(a0, MathF.Max(MathF.Abs(v.X), MathF.Abs(v.Y)));
             a1 = MathF.Max(a1, MathF.Max(MathF.Abs(v.Z), MathF.Abs(v.W)));
         }
@@ -123,11 +123,6 @@ public sealed class ActivationQuantizer
         // f32 quotients through f64 (exactly rounded like the CPU's f32 division, whatever the GPU's f32 divide).
         return MathF.Max((float)((double)amax / 127.0), 1e-5f);
     }
-
-    /// <summary>Elements at, at + step, at + 2·step, at + 3·step, loaded together: a loop of one load a pass waits out a
-    /// memory latency each pass (a decode token's quantization was a serial chain of K/256 of them).</summary>
-    private static Float4 Four(ArrayView<float> x, long at, int step) =>
-        new() { X = x[at], Y = x[at + step], Z = x[at + (2 * step)], W = x[at + (3 * step)] };
 
     /// <summary>c = clamp(round(v·(1/s)), ±127), ties to even, as a float.</summary>
     private static float Code(float v, float inverse)

@@ -66,14 +66,17 @@ public sealed class Sampling
             for (int b = t; b < Bins; b += threads)
                 histogram[b] = 0f;
             Group.Barrier();
-            for (int i = t; i < n; i += threads)
+            int i = t;
+            for (; i + (3 * threads) < n; i += 4 * threads)
             {
-                int key = Key(logits[i]);
-                // The bytes above this one must equal those chosen (none in the first pass).
-                if (shift < 24 && (key >> (shift + 8)) != (prefix >> (shift + 8)))
-                    continue;
-                Atomic.Add(ref histogram[Digit(key, shift)], counting ? 1f : probabilities[i]);
+                var v = Strided.Four(logits, i, threads);
+                Count(v.X, i, shift, prefix, counting, probabilities, histogram);
+                Count(v.Y, i + threads, shift, prefix, counting, probabilities, histogram);
+                Count(v.Z, i + (2 * threads), shift, prefix, counting, probabilities, histogram);
+                Count(v.W, i + (3 * threads), shift, prefix, counting, probabilities, histogram);
             }
+            for (; i < n; i += threads)
+                Count(logits[i], i, shift, prefix, counting, probabilities, histogram);
             Group.Barrier();
             if (t == 0)
             {
@@ -97,6 +100,24 @@ public sealed class Sampling
         return prefix;
     }
 
+    /// <summary>Adds element i (logit l) to its bin of the pass at <paramref name="shift"/> if the bytes above match those chosen.</summary>
+    private static void Count(float l, int i, int shift, int prefix, bool counting, ArrayView<float> probabilities, ArrayView<float> histogram)
+    {
+        int key = Key(l);
+        // The bytes above this one must equal those chosen (none in the first pass).
+        if (shift < 24 && (key >> (shift + 8)) != (prefix >> (shift + 8)))
+            return;
+        Atomic.Add(ref histogram[Digit(key, shift)], counting ? 1f : probabilities[i]);
+    }
+
+    /// <summary>probabilities[i] = e^((l − max)/T) for a kept logit, 0 for one top-k cut; returns it.</summary>
+    private static float Probability(float l, int i, int kept, float max, float inverseTemperature, ArrayView<float> probabilities)
+    {
+        float p = Key(l) >= kept ? FastMath.Exp((l - max) * inverseTemperature) : 0f;
+        probabilities[i] = p;
+        return p;
+    }
+
     /// <summary>Byte <paramref name="shift"/>/8 of a key in the keys' order (the top byte is signed).</summary>
     private static int Digit(int key, int shift) => shift == 24 ? (key >> 24) + 128 : (key >> shift) & 0xFF;
 
@@ -109,8 +130,14 @@ public sealed class Sampling
         int t = Group.IdxX, threads = Group.DimX;
 
         float max = float.NegativeInfinity;
-        for (int i = t; i < n; i += threads)
-            max = MathF.Max(max, logits[i]);
+        int at = t;
+        for (; at + (3 * threads) < n; at += 4 * threads)
+        {
+            var v = Strided.Four(logits, at, threads);
+            max = MathF.Max(max, MathF.Max(MathF.Max(v.X, v.Y), MathF.Max(v.Z, v.W)));
+        }
+        for (; at < n; at += threads)
+            max = MathF.Max(max, logits[at]);
         max = BlockReduce.Max(max, shared);
         int kept = int.MinValue;
 
@@ -119,13 +146,15 @@ public sealed class Sampling
             kept = Select(logits, probabilities, n, a.TopK, counting: true, histogram, choice);
 
         float total = 0f;
-        for (int i = t; i < n; i += threads)
+        at = t;
+        for (; at + (3 * threads) < n; at += 4 * threads)
         {
-            float l = logits[i];
-            float p = Key(l) >= kept ? FastMath.Exp((l - max) * a.InverseTemperature) : 0f;
-            probabilities[i] = p;
-            total += p;
+            var v = Strided.Four(logits, at, threads);
+            total += Probability(v.X, at, kept, max, a.InverseTemperature, probabilities) + Probability(v.Y, at + threads, kept, max, a.InverseTemperature, probabilities)
+                + Probability(v.Z, at + (2 * threads), kept, max, a.InverseTemperature, probabilities) + Probability(v.W, at + (3 * threads), kept, max, a.InverseTemperature, probabilities);
         }
+        for (; at < n; at += threads)
+            total += Probability(logits[at], at, kept, max, a.InverseTemperature, probabilities);
         total = BlockReduce.Sum(total, shared); // its barriers also publish every thread's probabilities
 
         // The smallest top set reaching topP of the mass: the largest key whose mass at or above it reaches it.
