@@ -432,19 +432,20 @@ internal sealed partial class PtxInterpreter
             }
         }
 
-        /// <summary>D = A·B + C for m16n8k16 (PTX ISA "Matrix Fragments for mma.m16n8k16"), g = lane / 4, q = lane % 4:
-        /// A register r holds row g + 8(r % 2), columns 2q + 8(r / 2) + {0, 1}; B register r holds rows (k)
-        /// 2q + 8r + {0, 1} of column g; C/D register r holds row g + 8(r / 2), column 2q + r % 2.</summary>
+        /// <summary>D = A·B + C for m16n8k16 bf16 (f32 accumulators) or m16n8k32 with A s8 and B u8 (s32 accumulators,
+        /// wrapping as without .satfinite), PTX ISA "Matrix Fragments for mma.m16n8k16 / m16n8k32"; g = lane / 4, q = lane % 4,
+        /// E elements a register (2 bf16 or 4 int8, the first in the lowest bits): A register r holds row g + 8(r % 2),
+        /// columns E·q + 4E·(r / 2) + 0..E−1; B register r holds rows (k) E·q + 4E·r + 0..E−1 of column g; C/D register r
+        /// holds row g + 8(r / 2), column 2q + r % 2.</summary>
         private void Mma(int first, Instruction ins)
         {
-            if (ins.Suffixes[^1] == "s32")
-            {
-                IntegerMma(first, ins);
-                return;
-            }
             var o = ins.Operands;
-            var a = new double[16, 16];
-            var b = new double[16, 8];
+            bool integer = ins.Suffixes[^1] == "s32";
+            int perRegister = integer ? 4 : 2, depth = 8 * perRegister;
+            double A(uint word, int e) => integer ? (sbyte)(word >> (8 * e)) : FromBf16(word >> (16 * e) & 0xFFFF);
+            double B(uint word, int e) => integer ? (byte)(word >> (8 * e)) : FromBf16(word >> (16 * e) & 0xFFFF);
+            var a = new double[16, depth];
+            var b = new double[depth, 8];
             var c = new double[16, 8];
             for (int l = 0; l < 32; l++)
             {
@@ -452,15 +453,16 @@ internal sealed partial class PtxInterpreter
                 for (int r = 0; r < 4; r++)
                 {
                     uint word = (uint)Read(t, o[1].Vector![r], ins);
-                    a[g + 8 * (r % 2), 2 * q + 8 * (r / 2)] = FromBf16(word & 0xFFFF);
-                    a[g + 8 * (r % 2), 2 * q + 8 * (r / 2) + 1] = FromBf16(word >> 16);
-                    c[g + 8 * (r / 2), 2 * q + r % 2] = BitConverter.UInt32BitsToSingle((uint)Read(t, o[3].Vector![r], ins));
+                    for (int e = 0; e < perRegister; e++)
+                        a[g + 8 * (r % 2), perRegister * q + 4 * perRegister * (r / 2) + e] = A(word, e);
+                    uint accumulator = (uint)Read(t, o[3].Vector![r], ins);
+                    c[g + 8 * (r / 2), 2 * q + r % 2] = integer ? (int)accumulator : BitConverter.UInt32BitsToSingle(accumulator);
                 }
                 for (int r = 0; r < 2; r++)
                 {
                     uint word = (uint)Read(t, o[2].Vector![r], ins);
-                    b[2 * q + 8 * r, g] = FromBf16(word & 0xFFFF);
-                    b[2 * q + 8 * r + 1, g] = FromBf16(word >> 16);
+                    for (int e = 0; e < perRegister; e++)
+                        b[perRegister * q + 4 * perRegister * r + e, g] = B(word, e);
                 }
             }
             for (int l = 0; l < 32; l++)
@@ -470,49 +472,9 @@ internal sealed partial class PtxInterpreter
                 {
                     int row = g + 8 * (r / 2), col = 2 * q + r % 2;
                     double sum = c[row, col];
-                    for (int kk = 0; kk < 16; kk++)
-                        sum += a[row, kk] * b[kk, col];
-                    Write(first + l, o[0].Vector![r], BitConverter.SingleToUInt32Bits((float)sum));
-                }
-            }
-        }
-
-        /// <summary>D = A·B + C for m16n8k32 with A s8 and B u8 in s32 (wrapping, as without .satfinite): as m16n8k16
-        /// with four bytes a register, A register r holding row g + 8(r % 2), columns 4q + 16(r / 2) + {0..3}, B register
-        /// r rows 4q + 16r + {0..3} of column g (first in the lowest byte).</summary>
-        private void IntegerMma(int first, Instruction ins)
-        {
-            var o = ins.Operands;
-            var a = new long[16, 32];
-            var b = new long[32, 8];
-            var c = new long[16, 8];
-            for (int l = 0; l < 32; l++)
-            {
-                int g = l / 4, q = l % 4, t = first + l;
-                for (int r = 0; r < 4; r++)
-                {
-                    uint word = (uint)Read(t, o[1].Vector![r], ins);
-                    for (int e = 0; e < 4; e++)
-                        a[g + 8 * (r % 2), 4 * q + 16 * (r / 2) + e] = (sbyte)(word >> (8 * e));
-                    c[g + 8 * (r / 2), 2 * q + r % 2] = (int)(uint)Read(t, o[3].Vector![r], ins);
-                }
-                for (int r = 0; r < 2; r++)
-                {
-                    uint word = (uint)Read(t, o[2].Vector![r], ins);
-                    for (int e = 0; e < 4; e++)
-                        b[4 * q + 16 * r + e, g] = (byte)(word >> (8 * e));
-                }
-            }
-            for (int l = 0; l < 32; l++)
-            {
-                int g = l / 4, q = l % 4;
-                for (int r = 0; r < 4; r++)
-                {
-                    int row = g + 8 * (r / 2), col = 2 * q + r % 2;
-                    long sum = c[row, col];
-                    for (int kk = 0; kk < 32; kk++)
-                        sum += a[row, kk] * b[kk, col];
-                    Write(first + l, o[0].Vector![r], (uint)(int)sum);
+                    for (int kk = 0; kk < depth; kk++)
+                        sum += a[row, kk] * b[kk, col]; // integer: exact in a double (|sum| < 2^53)
+                    Write(first + l, o[0].Vector![r], integer ? (uint)(int)(long)sum : BitConverter.SingleToUInt32Bits((float)sum));
                 }
             }
         }
