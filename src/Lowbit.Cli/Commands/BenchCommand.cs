@@ -68,7 +68,7 @@ internal static class BenchCommand
             string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
             string[] formats = r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (string f in formats)
-                _ = f == "none" ? null : CommonOptions.ParseQuant(f); // fail on a bad name before any work
+                _ = CommonOptions.ParseQuant(f); // fail on a bad name before any work
             int p = r.GetValue(prompt), g = r.GetValue(gen), n = Math.Max(1, r.GetValue(reps)), contextLength = r.GetValue(ctx);
             if (p < 1 || g < 1)
                 throw new ArgumentException("--prompt and --gen must be at least 1.");
@@ -86,7 +86,7 @@ internal static class BenchCommand
             foreach (string format in formats)
             {
                 Console.Error.WriteLine($"{format}: loading");
-                using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format == "none" ? null : format, r.GetValue(device)));
+                using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format, r.GetValue(device)));
                 var speed = SpeedBenchmark.Measure(lm, p, g, n);
                 long rss = Process.GetCurrentProcess().WorkingSet64;
                 string ppl = "", kld = "", top = "";

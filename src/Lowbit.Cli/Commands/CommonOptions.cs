@@ -44,7 +44,7 @@ internal static class CommonOptions
 
     public static Option<string?> Quant() => new("--quant")
     {
-        Description = $"Quantize the linear layers at load time: {string.Join(", ", QuantConfigs.Names)} (torchao's names).",
+        Description = $"Quantize the linear layers at load time: {string.Join(", ", QuantConfigs.Names)} (torchao's names); none: as stored.",
     };
 
     public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null, string? quant = null, string? device = null)
@@ -55,10 +55,10 @@ internal static class CommonOptions
         return new ModelLoadOptions { Threads = threads, MaxSequenceLength = maxSequenceLength, Quantization = quantization, Device = OpenDevice(device) };
     }
 
-    /// <summary>The config for <c>--quant NAME</c>, or null without one.</summary>
+    /// <summary>The config for <c>--quant NAME</c>, or null without one or for "none" (the weights as stored).</summary>
     public static IQuantConfig? ParseQuant(string? name)
     {
-        if (name is null)
+        if (name is null or "none")
             return null;
         try
         {

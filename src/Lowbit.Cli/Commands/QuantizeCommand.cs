@@ -19,7 +19,8 @@ internal static class QuantizeCommand
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
-            var config = CommonOptions.ParseQuant(r.GetValue(quant))!;
+            var config = CommonOptions.ParseQuant(r.GetValue(quant))
+                ?? throw new ArgumentException("--quant: quantize needs a format to write; \"none\" is the model as stored.");
             string source = r.GetValue(model) ?? CommonOptions.BundledModel;
             string outDir = r.GetValue(output)!.FullName;
             var report = QuantizedCheckpoint.Write(source, config, outDir, r.GetValue(force));

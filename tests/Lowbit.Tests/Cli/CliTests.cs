@@ -182,6 +182,16 @@ public sealed class CliTests : IDisposable
         AssertOneLineError(Lowbit("generate", "hi", "--quant", "int3wo"), "--quant", "int3wo", "int8wo", "int4wo-32", "int4wo-256");
 
     [Fact]
+    public void Quant_none_is_the_model_as_stored_and_quantize_refuses_it()
+    {
+        var plain = Lowbit("generate", "Once upon a time", "-n", "8");
+        var none = Lowbit("generate", "Once upon a time", "-n", "8", "--quant", "none");
+        Assert.Equal(0, none.ExitCode);
+        Assert.Equal(plain.Output, none.Output);
+        AssertOneLineError(Lowbit("quantize", "--quant", "none", "-o", _dir.File("none")), "--quant", "none");
+    }
+
+    [Fact]
     public void Quantize_writes_a_directory_that_generate_loads()
     {
         string outDir = _dir.File("int4");
