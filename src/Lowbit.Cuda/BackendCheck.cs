@@ -269,6 +269,27 @@ public static class BackendCheck
                 }
             }
 
+            // Decode's rope folded into attention (RopeAndAttention on one row; the CUDA backend's one launch): the
+            // output and the cache rows it appends, against the CPU's rope then attention. Positions in the first,
+            // third and last chunk of a 96-row cache (several groups a kv head and their merge), D 64, 128 and 16.
+            foreach (var (heads, kvHeads, headDim, position) in new[] { (4, 2, 64, 11), (6, 2, 128, 70), (8, 8, 16, 95) })
+            {
+                using var rope = new RopeTable(headDim, 96, 10000f, null);
+                int qc = heads * headDim, kc = kvHeads * headDim;
+                float[] q = Values(rng, qc), k = Values(rng, kc), v = Values(rng, kc), keysHost = Values(rng, 96 * kc), valuesHost = Values(rng, 96 * kc);
+                string name = $"rope + attention D={headDim} [{heads}/{kvHeads} heads] at {position}";
+                foreach (var (part, output) in new[] { ("output", 0), ("keys", 1), ("values", 2) })
+                {
+                    Check($"{name}: {part}", 1e-5, b =>
+                    {
+                        TensorView keys = Put(b, host, keysHost, 96, kc), values = Put(b, host, valuesHost, 96, kc);
+                        float[] y = Run(b, 1, qc, (b, y) => b.RopeAndAttention(Put(b, host, q, 1, qc), Put(b, host, k, 1, kc), Put(b, host, v, 1, kc), rope,
+                            keys, values, position, heads, kvHeads, y));
+                        return output == 0 ? y : Get(b, output == 1 ? keys : values);
+                    });
+                }
+            }
+
             results.AddRange(Attention(device, reference, seed));
 
             // Sampling on the device against Generation.ThresholdSampling (its f64 reference) at uniforms away from

@@ -266,6 +266,14 @@ public sealed unsafe partial class CudaBackend : IBackend
         Settle(v);
         if (startPos + k.Rows > keys.Rows)
             throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + k.Rows} exceed the cache of {keys.Rows} rows.");
+        var (cos, sin) = RopeTables(rope);
+        var shape = new RopeShape { Rows = q.Rows, Heads = q.Columns / rope.HeadDim, KvHeads = k.Columns / rope.HeadDim, HeadDim = rope.HeadDim };
+        _rope.Launch(_stream, F32(q), F32(k), F32(v), F32(keys), F32(values), cos, sin, shape, _stepInputs.View, Start(startPos));
+    }
+
+    /// <summary>The rope table's cos and sin on the device (uploaded when the table changes).</summary>
+    private (ArrayView<float> Cos, ArrayView<float> Sin) RopeTables(RopeTable rope)
+    {
         if (!ReferenceEquals(rope, _ropeUploaded))
         {
             _ropeCos?.Dispose();
@@ -274,8 +282,36 @@ public sealed unsafe partial class CudaBackend : IBackend
             _ropeSin = _accelerator.Allocate1D(rope.Sin.ToArray());
             _ropeUploaded = rope;
         }
-        var shape = new RopeShape { Rows = q.Rows, Heads = q.Columns / rope.HeadDim, KvHeads = k.Columns / rope.HeadDim, HeadDim = rope.HeadDim };
-        _rope.Launch(_stream, F32(q), F32(k), F32(v), F32(keys), F32(values), _ropeCos!.View, _ropeSin!.View, shape, _stepInputs.View, Start(startPos));
+        return (_ropeCos!.View, _ropeSin!.View);
+    }
+
+    /// <summary>Decode (one row) as one launch a layer: the attention kernel rotates q as it stages it, and the group
+    /// that walks the last chunk rotates k into the cache row and stores v before reading the chunk
+    /// (<see cref="Kernels.Attention"/>); otherwise, and when a what-if leaves rope or attention out, the two operations.</summary>
+    public void RopeAndAttention(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos, int heads, int kvHeads,
+        TensorView destination)
+    {
+        ArgumentNullException.ThrowIfNull(rope);
+        int d = rope.HeadDim;
+        var shape = new AttentionShape { Heads = heads, KvHeads = kvHeads, HeadDim = d, MaxSequence = keys.Rows, Scale = 1f / MathF.Sqrt(d) };
+        if (q.Rows != 1 || k.Rows != 1 || d % 2 != 0 || heads % kvHeads != 0 || q.Columns != heads * d || k.Columns != kvHeads * d || v.Columns != kvHeads * d
+            || !Kernels.Attention.DecodeFits(shape) || (Skipped & (DecodeOps.Rope | DecodeOps.Attention)) != 0)
+        {
+            RopeAndStoreKv(q, k, v, rope, keys, values, startPos);
+            Attention(q, keys, values, startPos, heads, kvHeads, d, destination);
+            return;
+        }
+        Settle(q);
+        Settle(k);
+        Settle(v);
+        Overwritten(destination);
+        if (startPos + 1 > keys.Rows)
+            throw new ArgumentOutOfRangeException(nameof(startPos), $"position {startPos} is past the cache of {keys.Rows} rows.");
+        var (cos, sin) = RopeTables(rope);
+        var scores = Grown(ref _scores, _attention.Scratch(shape, 1));
+        var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
+        _attention.LaunchDecodeWithRope(_stream, F32(q), F32(k), F32(v), cos, sin, F32(keys), F32(values), scores.View, tickets.View, F32(destination),
+            _stepInputs.View, Start(startPos), shape);
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)

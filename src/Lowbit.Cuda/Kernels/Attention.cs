@@ -71,7 +71,7 @@ public sealed class Attention
     private const int ProbabilityStride = FlashKeys + 4;
 
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _fallback;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, SpecializedValue<int>> _decode;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, DecodeRope, SpecializedValue<int>, SpecializedValue<int>> _decode;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape> _flash;
 
     private readonly int _multiprocessors;
@@ -80,7 +80,7 @@ public sealed class Attention
     {
         _multiprocessors = accelerator.NumMultiprocessors;
         _fallback = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(FallbackKernel);
-        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, SpecializedValue<int>>(DecodeKernel);
+        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, DecodeRope, SpecializedValue<int>, SpecializedValue<int>>(DecodeKernel);
         _flash = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>(FlashKernel);
     }
 
@@ -135,7 +135,7 @@ public sealed class Attention
             var sums = scratch.SubView(0, partials);
             var stats = scratch.SubView(partials, 2L * shape.Heads * shape.Blocks);
             _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, sums, stats, output, tickets, inputs, start, shape,
-                SpecializedValue.New(shape.HeadDim));
+                new DecodeRope { K = q, V = q, Cos = q, Sin = q }, SpecializedValue.New(shape.HeadDim), SpecializedValue.New(0));
         }
         else if (rows > 1 && aligned && FlashFits(shape))
         {
@@ -149,9 +149,45 @@ public sealed class Attention
         }
     }
 
+    /// <summary>
+    /// Decode attention with the step's rotary embedding and cache append folded in (one launch a layer fewer): q and
+    /// the new k and v rows as the q/k/v projections left them. The kernel rotates q as it stages it, and the group
+    /// that walks the chunk of the step's position rotates k into that cache row and stores v there before it reads
+    /// the chunk (no other group reads the row). <see cref="DecodeFits"/> and an even D.
+    /// </summary>
+    /// <param name="cos">[maxPos, D/2]; so is sin.</param>
+    public void LaunchDecodeWithRope(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> cos, ArrayView<float> sin,
+        ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch, ArrayView<int> tickets, ArrayView<float> output, ArrayView<int> inputs,
+        StepPosition start, AttentionShape shape)
+    {
+        if (!DecodeFits(shape) || shape.HeadDim % 2 != 0)
+            throw new ArgumentException($"Decode attention with rope needs an even D of at most {MaxHeadDim} and at most {MaxGroupHeads} query heads a kv head.", nameof(shape));
+        shape.Blocks = DecodeBlocks(shape);
+        long partials = (long)shape.Heads * shape.Blocks * shape.HeadDim;
+        _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, scratch.SubView(0, partials),
+            scratch.SubView(partials, 2L * shape.Heads * shape.Blocks), output, tickets, inputs, start, shape,
+            new DecodeRope { K = k, V = v, Cos = cos, Sin = sin }, SpecializedValue.New(shape.HeadDim), SpecializedValue.New(1));
+    }
+
+    /// <summary>The rotary embedding a decode launch applies (<see cref="LaunchDecodeWithRope"/>): the new k and v rows
+    /// [kvHeads·D] and the cos/sin tables [maxPos, D/2].</summary>
+    public struct DecodeRope
+    {
+        public ArrayView<float> K, V, Cos, Sin;
+
+        /// <summary>Element e of a head row x (at <paramref name="at"/>) rotated to position p (rotate-half, as Rope).</summary>
+        public readonly float Rotate(ArrayView<float> x, long at, int e, int d, int p)
+        {
+            int half = d / 2, j = e < half ? e : e - half;
+            long table = ((long)p * half) + j;
+            float c = Cos[table], sn = Sin[table], x0 = x[at + e];
+            return e < half ? (x0 * c) - (x[at + e + half] * sn) : (x0 * c) + (x[at + e - half] * sn);
+        }
+    }
+
     private static void DecodeKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> sums,
         ArrayView<float> stats, ArrayView<float> output, ArrayView<int> tickets, ArrayView<int> inputs, StepPosition start, AttentionShape s,
-        SpecializedValue<int> headDim)
+        DecodeRope rope, SpecializedValue<int> headDim, SpecializedValue<int> rotate)
     {
         var last = SharedMemory.Allocate<int>(1);
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
@@ -167,9 +203,23 @@ public sealed class Attention
             return;
         // D is a compile-time constant of the kernel (specialized per head size), so the lane masks below fold away.
         int group = s.Heads / s.KvHeads, d = headDim.Value, kvColumns = s.KvHeads * d, h0 = g * group;
-        int lane = Warp.LaneIdx, w = Warp.WarpIdx;
+        int lane = Warp.LaneIdx, w = Warp.WarpIdx, p = length - 1;
         for (int i = Group.IdxX; i < group * d; i += Group.DimX)
-            queries[i] = q[(h0 * d) + i];
+        {
+            int head = i / d, e = i - (head * d);
+            queries[i] = rotate.Value != 0 ? rope.Rotate(q, (long)(h0 + head) * d, e, d, p) : q[(h0 * d) + i];
+        }
+        // Folded rope: the group that walks position p's chunk appends the step's k (rotated) and v to the cache
+        // first; the barrier below makes the row visible to the group's loads.
+        if (rotate.Value != 0 && b == (p / Chunk) % blocks)
+        {
+            long row = ((long)p * kvColumns) + (g * d);
+            for (int e = Group.IdxX; e < d; e += Group.DimX)
+            {
+                keys[row + e] = rope.Rotate(rope.K, (long)g * d, e, d, p);
+                values[row + e] = rope.V[(g * d) + e];
+            }
+        }
         Group.Barrier();
 
         for (int first = 0; first < group; first += HeadsPerPass)

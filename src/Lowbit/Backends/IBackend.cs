@@ -48,13 +48,24 @@ public interface IBackend : IDisposable
     /// <summary>x[r, :] += bias.</summary>
     void AddBias(TensorView x, Tensor bias);
 
-    /// <summary>Causal grouped-query attention of queries q [rows, heads·D] at positions
-    /// startPos.. against the cache rows [0, startPos + rows) of keys and values [maxSeq, kvHeads·D].</summary>
     /// <summary>Rotates q and k in place (rotary embedding, rows at positions startPos, startPos + 1, ...) and
     /// appends k and v to the layer's cache (rows [startPos, startPos + k.Rows) of keys and values).</summary>
     void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos);
 
+    /// <summary>Causal grouped-query attention of queries q [rows, heads·D] at positions
+    /// startPos.. against the cache rows [0, startPos + rows) of keys and values [maxSeq, kvHeads·D].</summary>
     void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination);
+
+    /// <summary><see cref="RopeAndStoreKv"/>, then <see cref="Attention"/> of the rotated q (D = rope.HeadDim): what a
+    /// layer runs between its q/k/v and o projections. A backend may do both at once (the CUDA backend's decode step
+    /// does, one launch a layer fewer); q and k hold unspecified values afterwards.</summary>
+    void RopeAndAttention(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos, int heads, int kvHeads,
+        TensorView destination)
+    {
+        ArgumentNullException.ThrowIfNull(rope);
+        RopeAndStoreKv(q, k, v, rope, keys, values, startPos);
+        Attention(q, keys, values, startPos, heads, kvHeads, rope.HeadDim, destination);
+    }
 
     /// <summary>The index of the largest value of a one-row tensor (the lowest on a tie): greedy sampling
     /// without copying the logits to the host.</summary>

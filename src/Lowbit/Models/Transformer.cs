@@ -66,8 +66,7 @@ public sealed class Transformer : IDisposable
                 b.AddBias(k, w.KeyBias);
             if (w.ValueBias is not null)
                 b.AddBias(v, w.ValueBias);
-            b.RopeAndStoreKv(q, k, v, Rope, keys, values, startPos);
-            b.Attention(q, keys, values, startPos, c.NumHeads, c.NumKvHeads, c.HeadDim, att);
+            b.RopeAndAttention(q, k, v, Rope, keys, values, startPos, c.NumHeads, c.NumKvHeads, att);
             b.LinearAddRmsNorm(att, w.Output, x, w.FeedForwardNorm, c.RmsNormEps, xb);
 
             b.GatedLinear(xb, w.Gate, w.Up, gate, up);
