@@ -308,7 +308,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (startPos + 1 > keys.Rows)
             throw new ArgumentOutOfRangeException(nameof(startPos), $"position {startPos} is past the cache of {keys.Rows} rows.");
         var (cos, sin) = RopeTables(rope);
-        var scores = Grown(ref _scores, _attention.Scratch(shape, 1));
+        var scores = Grown(ref _scores, _attention.Scratch(shape, 1, aligned: true));
         var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
         _attention.LaunchDecodeWithRope(_stream, F32(q), F32(k), F32(v), cos, sin, F32(keys), F32(values), scores.View, tickets.View, F32(destination),
             _stepInputs.View, Start(startPos), shape);
@@ -332,10 +332,10 @@ public sealed unsafe partial class CudaBackend : IBackend
             MaxSequence = keys.Rows,
             Scale = 1f / MathF.Sqrt(headDim),
         };
-        var scores = Grown(ref _scores, _attention.Scratch(shape, q.Rows));
-        var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
         ArrayView<float> qs = F32(q), ks = F32(keys), vs = F32(values), os = F32(destination);
         bool aligned = Aligned(qs) && Aligned(ks) && Aligned(vs) && Aligned(os);
+        var scores = Grown(ref _scores, _attention.Scratch(shape, q.Rows, aligned));
+        var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
         if (q.Rows > 1 && aligned && !_recording && ReadyFlashAttention(headDim) is { } flash)
         {
             flash.Launch(_stream, q.Data, keys.Data, values.Data, destination.Data, q.Rows, startPos, heads, kvHeads, headDim, shape.Scale);

@@ -114,10 +114,11 @@ public sealed class Attention
     /// <summary>True when the flash kernel takes this shape (rows of 16-byte vectors, four a thread at most).</summary>
     public static bool FlashFits(AttentionShape s) => s.HeadDim <= MaxHeadDim && s.HeadDim % 4 == 0;
 
-    /// <summary>Scratch floats <see cref="Launch"/> needs for <paramref name="rows"/> query rows (at least one).</summary>
-    public long Scratch(AttentionShape s, int rows) =>
+    /// <summary>Scratch floats <see cref="Launch"/> needs for <paramref name="rows"/> query rows (at least one); the flash
+    /// kernel needs none, but it takes only <paramref name="aligned"/> operands (the fallback's scores row otherwise).</summary>
+    public long Scratch(AttentionShape s, int rows, bool aligned) =>
         rows == 1 && DecodeFits(s) ? (long)s.Heads * DecodeBlocks(s) * (s.HeadDim + 2)
-        : rows > 1 && FlashFits(s) ? 1
+        : rows > 1 && aligned && FlashFits(s) ? 1
         : (long)rows * s.Heads * s.MaxSequence;
 
     /// <param name="scratch"><see cref="Scratch"/> floats.</param>
