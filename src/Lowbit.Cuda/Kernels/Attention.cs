@@ -131,12 +131,8 @@ public sealed class Attention
     {
         if (rows == 1 && DecodeFits(shape))
         {
-            shape.Blocks = DecodeBlocks(shape);
-            long partials = (long)shape.Heads * shape.Blocks * shape.HeadDim;
-            var sums = scratch.SubView(0, partials);
-            var stats = scratch.SubView(partials, 2L * shape.Heads * shape.Blocks);
-            _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, sums, stats, output, tickets, inputs, start, shape,
-                new DecodeRope { K = q, V = q, Cos = q, Sin = q }, SpecializedValue.New(shape.HeadDim), SpecializedValue.New(0));
+            // No rope: the kernel instance without it never reads these views.
+            Decode(stream, q, keys, values, scratch, tickets, output, inputs, start, shape, new DecodeRope { K = q, V = q, Cos = q, Sin = q }, rotate: false);
         }
         else if (rows > 1 && aligned && FlashFits(shape))
         {
@@ -163,11 +159,19 @@ public sealed class Attention
     {
         if (!DecodeFits(shape) || shape.HeadDim % 2 != 0)
             throw new ArgumentException($"Decode attention with rope needs an even D of at most {MaxHeadDim} and at most {MaxGroupHeads} query heads a kv head.", nameof(shape));
+        Decode(stream, q, keys, values, scratch, tickets, output, inputs, start, shape, new DecodeRope { K = k, V = v, Cos = cos, Sin = sin }, rotate: true);
+    }
+
+    /// <summary>The decode kernel's launch: the grid of <see cref="DecodeBlocks"/> groups a kv head, the scratch cut into
+    /// the groups' partial sums and their (max, total) stats.</summary>
+    private void Decode(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch,
+        ArrayView<int> tickets, ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape shape, DecodeRope rope, bool rotate)
+    {
         shape.Blocks = DecodeBlocks(shape);
         long partials = (long)shape.Heads * shape.Blocks * shape.HeadDim;
         _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, scratch.SubView(0, partials),
-            scratch.SubView(partials, 2L * shape.Heads * shape.Blocks), output, tickets, inputs, start, shape,
-            new DecodeRope { K = k, V = v, Cos = cos, Sin = sin }, SpecializedValue.New(shape.HeadDim), SpecializedValue.New(1));
+            scratch.SubView(partials, 2L * shape.Heads * shape.Blocks), output, tickets, inputs, start, shape, rope,
+            SpecializedValue.New(shape.HeadDim), SpecializedValue.New(rotate ? 1 : 0));
     }
 
     /// <summary>The rotary embedding a decode launch applies (<see cref="LaunchDecodeWithRope"/>): the new k and v rows
