@@ -173,7 +173,17 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (source.Length != destination.ElementCount)
             throw new ArgumentException($"{source.Length} floats do not fill {destination}.", nameof(source));
         Overwritten(destination);
-        F32(destination).CopyFromCPU(_stream, ref MemoryMarshal.GetReference(source), source.Length);
+        if (destination.DType == DType.BF16)
+        {
+            // Off the hot path (tests, a cache filled from the host): narrowed on the host first.
+            var bits = new ushort[source.Length];
+            DTypeConversion.FromSingle(source, DType.BF16, bits);
+            Halves(destination).CopyFromCPU(_stream, ref bits[0], bits.Length);
+        }
+        else
+        {
+            F32(destination).CopyFromCPU(_stream, ref MemoryMarshal.GetReference(source), source.Length);
+        }
         _stream.Synchronize();
     }
 
@@ -182,6 +192,14 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (destination.Length != source.ElementCount)
             throw new ArgumentException($"{source} does not fit {destination.Length} floats.", nameof(destination));
         Settle(source);
+        if (source.DType == DType.BF16)
+        {
+            var bits = new ushort[destination.Length];
+            Halves(source).CopyToCPU(_stream, ref bits[0], bits.Length);
+            _stream.Synchronize();
+            DTypeConversion.ToSingle(MemoryMarshal.AsBytes(bits.AsSpan()), DType.BF16, destination);
+            return;
+        }
         F32(source).CopyToCPU(_stream, ref MemoryMarshal.GetReference(destination), destination.Length);
         _stream.Synchronize();
     }
@@ -268,7 +286,20 @@ public sealed unsafe partial class CudaBackend : IBackend
             throw new ArgumentOutOfRangeException(nameof(startPos), $"positions up to {startPos + k.Rows} exceed the cache of {keys.Rows} rows.");
         var (cos, sin) = RopeTables(rope);
         var shape = new RopeShape { Rows = q.Rows, Heads = q.Columns / rope.HeadDim, KvHeads = k.Columns / rope.HeadDim, HeadDim = rope.HeadDim };
-        _rope.Launch(_stream, F32(q), F32(k), F32(v), F32(keys), F32(values), cos, sin, shape, _stepInputs.View, Start(startPos));
+        void Launch<TKv>(TKv ks, TKv vs)
+            where TKv : struct, IKvElements => _rope.Launch(_stream, F32(q), F32(k), F32(v), ks, vs, cos, sin, shape, _stepInputs.View, Start(startPos));
+        if (Bf16Cache(keys, values))
+            Launch(new Bf16Kv(Halves(keys)), new Bf16Kv(Halves(values)));
+        else
+            Launch(new F32Kv(F32(keys)), new F32Kv(F32(values)));
+    }
+
+    /// <summary>True for a BF16 KV cache, false for F32 (the two the kernels take; keys and values alike).</summary>
+    private static bool Bf16Cache(TensorView keys, TensorView values)
+    {
+        if (keys.DType != values.DType || keys.DType is not (DType.F32 or DType.BF16))
+            throw new NotSupportedException($"The CUDA backend's KV cache is F32 or BF16, keys and values alike; got {keys} and {values}.");
+        return keys.DType == DType.BF16;
     }
 
     /// <summary>The rope table's cos and sin on the device (uploaded when the table changes).</summary>
@@ -310,8 +341,13 @@ public sealed unsafe partial class CudaBackend : IBackend
         var (cos, sin) = RopeTables(rope);
         var scores = Grown(ref _scores, _attention.Scratch(shape, 1, aligned: true));
         var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
-        _attention.LaunchDecodeWithRope(_stream, F32(q), F32(k), F32(v), cos, sin, F32(keys), F32(values), scores.View, tickets.View, F32(destination),
-            _stepInputs.View, Start(startPos), shape);
+        void Launch<TKv>(TKv ks, TKv vs)
+            where TKv : struct, IKvElements => _attention.LaunchDecodeWithRope(_stream, F32(q), F32(k), F32(v), cos, sin, ks, vs, scores.View, tickets.View,
+                F32(destination), _stepInputs.View, Start(startPos), shape);
+        if (Bf16Cache(keys, values))
+            Launch(new Bf16Kv(Halves(keys)), new Bf16Kv(Halves(values)));
+        else
+            Launch(new F32Kv(F32(keys)), new F32Kv(F32(values)));
     }
 
     public void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination)
@@ -332,16 +368,22 @@ public sealed unsafe partial class CudaBackend : IBackend
             MaxSequence = keys.Rows,
             Scale = 1f / MathF.Sqrt(headDim),
         };
-        ArrayView<float> qs = F32(q), ks = F32(keys), vs = F32(values), os = F32(destination);
-        bool aligned = Aligned(qs) && Aligned(ks) && Aligned(vs) && Aligned(os);
+        bool bf16 = Bf16Cache(keys, values);
+        ArrayView<float> qs = F32(q), os = F32(destination);
+        bool aligned = Aligned(qs) && Aligned(os) && keys.Data % 16 == 0 && values.Data % 16 == 0;
         var scores = Grown(ref _scores, _attention.Scratch(shape, q.Rows, aligned));
         var tickets = Grown(ref _attentionTickets, kvHeads, zeroed: true);
         if (q.Rows > 1 && aligned && !_recording && ReadyFlashAttention(headDim) is { } flash)
         {
-            flash.Launch(_stream, q.Data, keys.Data, values.Data, destination.Data, q.Rows, startPos, heads, kvHeads, headDim, shape.Scale);
+            flash.Launch(_stream, q.Data, keys.Data, values.Data, destination.Data, q.Rows, startPos, heads, kvHeads, headDim, shape.Scale, bf16);
             return;
         }
-        _attention.Launch(_stream, qs, ks, vs, scores.View, tickets.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
+        void Launch<TKv>(TKv ks, TKv vs)
+            where TKv : struct, IKvElements => _attention.Launch(_stream, qs, ks, vs, scores.View, tickets.View, os, q.Rows, _stepInputs.View, Start(startPos), shape, aligned);
+        if (bf16)
+            Launch(new Bf16Kv(Halves(keys)), new Bf16Kv(Halves(values)));
+        else
+            Launch(new F32Kv(F32(keys)), new F32Kv(F32(values)));
     }
 
     public int Sample(TensorView row, float temperature, int topK, float topP, double uniform)
@@ -482,11 +524,24 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (view.DType != DType.F32)
             throw new NotSupportedException($"The CUDA backend's activations are F32; got {view}.");
+        return Bytes(view).Cast<float>();
+    }
+
+    /// <summary>A BF16 view (a KV cache) as its 16-bit words.</summary>
+    private ArrayView<ushort> Halves(TensorView view)
+    {
+        if (view.DType != DType.BF16)
+            throw new NotSupportedException($"Expected a BF16 view; got {view}.");
+        return Bytes(view).Cast<ushort>();
+    }
+
+    private ArrayView<byte> Bytes(TensorView view)
+    {
         var buffer = AllocationOf(view.Data);
-        long offset = view.Data - buffer.NativePtr, bytes = view.ElementCount * sizeof(float);
+        long offset = view.Data - buffer.NativePtr, bytes = view.ElementCount * view.DType.Size();
         if (offset + bytes > buffer.Length)
             throw new ArgumentException($"{view} runs past the end of its device buffer.", nameof(view));
-        return ((ArrayView<byte>)buffer.View).SubView(offset, bytes).Cast<float>();
+        return ((ArrayView<byte>)buffer.View).SubView(offset, bytes);
     }
 
     private MemoryBuffer1D<byte, Stride1D.Dense> AllocationOf(nint address) =>

@@ -67,12 +67,12 @@ public sealed partial class CudaBackend
     /// 8 kv, D = 128; a cache of <paramref name="maxSequence"/> rows) with at most <paramref name="blocks"/> groups a kv
     /// head (0: the kernel's own choice): a CUDA graph of <paramref name="calls"/> calls replayed, as a decode step
     /// runs it (eager launches would time the host instead).</summary>
-    public double TimeAttention(int position, int maxSequence, int blocks, int calls = 100, int replays = 5)
+    public double TimeAttention(int position, int maxSequence, int blocks, DType cache = DType.F32)
     {
         const int heads = 32, kvHeads = 8, headDim = 128;
         using var q = RandomTensor(DType.F32, 1, heads * headDim, 1);
-        using var keys = RandomTensor(DType.F32, maxSequence, kvHeads * headDim, 2);
-        using var values = RandomTensor(DType.F32, maxSequence, kvHeads * headDim, 3);
+        using var keys = RandomTensor(cache, maxSequence, kvHeads * headDim, 2);
+        using var values = RandomTensor(cache, maxSequence, kvHeads * headDim, 3);
         using var output = Allocate(DType.F32, 1, heads * headDim);
         _attention.BlocksLimit = blocks;
         try
@@ -89,12 +89,12 @@ public sealed partial class CudaBackend
     /// <summary>Microseconds of one prefill attention of <paramref name="rows"/> rows from position 0 at Llama-3-8B's heads
     /// (32/8, D 128), on tensor cores or with the ILGPU flash kernel, and the TFLOP/s of its causal work
     /// (4·D FLOP a query-key pair: q·k and p·v).</summary>
-    public (double Microseconds, double Teraflops) TimePrefillAttention(int rows, bool tensorCores)
+    public (double Microseconds, double Teraflops) TimePrefillAttention(int rows, bool tensorCores, DType cache = DType.F32)
     {
         const int heads = 32, kvHeads = 8, headDim = 128;
         using var q = RandomTensor(DType.F32, rows, heads * headDim, 1);
-        using var keys = RandomTensor(DType.F32, rows, kvHeads * headDim, 2);
-        using var values = RandomTensor(DType.F32, rows, kvHeads * headDim, 3);
+        using var keys = RandomTensor(cache, rows, kvHeads * headDim, 2);
+        using var values = RandomTensor(cache, rows, kvHeads * headDim, 3);
         using var output = Allocate(DType.F32, rows, heads * headDim);
         bool saved = AttentionOnTensorCores;
         AttentionOnTensorCores = tensorCores;

@@ -41,9 +41,11 @@ internal static class BenchCommand
         {
             Description = "With --shape: the prefill GEMM's tiling for every product (a name as selftest --bench prints it) instead of the one chosen by rows and GPU.",
         };
+        var kvCache = CommonOptions.KvCache();
+        var context = new Option<int>("--context") { Description = "With --shape: decode from this position (attention over that many cached positions).", DefaultValueFactory = _ => 0 };
         var command = new Command("bench", "Speed, size and accuracy of a model in each quantized format, side by side.")
         {
-            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, shape, prompts, eager, profile, whatIf, gemmTile,
+            model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, kvCache, shape, prompts, context, eager, profile, whatIf, gemmTile,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
@@ -63,9 +65,14 @@ internal static class BenchCommand
                 int[] lengths = [.. r.GetValue(prompts)!.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
                 DecodeOps[] whatIfs = [.. (r.GetValue(whatIf) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                     .Select(o => Enum.Parse<DecodeOps>(o.Replace('+', ','), ignoreCase: true))];
-                return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths, r.GetValue(profile), whatIfs);
+                if (r.GetValue(context) < 0)
+                    throw new ArgumentException($"--context must be 0 or more; got {r.GetValue(context)}.");
+                return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths, r.GetValue(profile), whatIfs,
+                    CommonOptions.ParseKvCache(r.GetValue(kvCache)), r.GetValue(context));
             }
             string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
+            string cacheName = r.GetValue(kvCache)!;
+            _ = CommonOptions.ParseKvCache(cacheName);
             string[] formats = r.GetValue(quant)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (string f in formats)
                 _ = CommonOptions.ParseQuant(f); // fail on a bad name before any work
@@ -86,7 +93,7 @@ internal static class BenchCommand
             foreach (string format in formats)
             {
                 Console.Error.WriteLine($"{format}: loading");
-                using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format, r.GetValue(device)));
+                using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format, r.GetValue(device), cacheName));
                 var speed = SpeedBenchmark.Measure(lm, p, g, n);
                 long rss = Process.GetCurrentProcess().WorkingSet64;
                 string ppl = "", kld = "", top = "";

@@ -3,6 +3,7 @@ using Lowbit.Backends;
 using Lowbit.Cuda;
 using Lowbit.Models;
 using Lowbit.Quantization.Configs;
+using Lowbit.Tensors;
 
 namespace Lowbit.Cli.Commands;
 
@@ -47,12 +48,30 @@ internal static class CommonOptions
         Description = $"Quantize the linear layers at load time: {string.Join(", ", QuantConfigs.Names)} (torchao's names); none: as stored.",
     };
 
-    public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null, string? quant = null, string? device = null)
+    public static Option<string> KvCache() => new("--kv-cache")
+    {
+        Description = "The KV cache's element type: f32, or bf16 (half the memory; attention reads half the bytes at long contexts).",
+        DefaultValueFactory = _ => "f32",
+    };
+
+    /// <summary>The dtype for <c>--kv-cache NAME</c>.</summary>
+    public static DType ParseKvCache(string? name) => name switch
+    {
+        null or "f32" => DType.F32,
+        "bf16" => DType.BF16,
+        _ => throw new ArgumentException($"--kv-cache: use f32 or bf16; got \"{name}\"."),
+    };
+
+    public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null, string? quant = null, string? device = null, string? kvCache = null)
     {
         if (threads is < 1)
             throw new ArgumentException($"--threads must be at least 1; got {threads}.");
         var quantization = ParseQuant(quant);
-        return new ModelLoadOptions { Threads = threads, MaxSequenceLength = maxSequenceLength, Quantization = quantization, Device = OpenDevice(device) };
+        var cacheType = ParseKvCache(kvCache);
+        return new ModelLoadOptions
+        {
+            Threads = threads, MaxSequenceLength = maxSequenceLength, Quantization = quantization, KvCacheType = cacheType, Device = OpenDevice(device),
+        };
     }
 
     /// <summary>The config for <c>--quant NAME</c>, or null without one or for "none" (the weights as stored).</summary>

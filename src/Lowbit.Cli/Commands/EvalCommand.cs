@@ -16,7 +16,8 @@ internal static class EvalCommand
         var threads = CommonOptions.Threads();
         var quant = CommonOptions.Quant();
         var device = CommonOptions.Device();
-        var command = new Command("eval", "Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.") { model, text, ctx, threads, quant, device };
+        var kvCache = CommonOptions.KvCache();
+        var command = new Command("eval", "Perplexity of a model on a text, computed as llama.cpp's llama-perplexity does.") { model, text, ctx, threads, quant, device, kvCache };
         command.SetAction(r => CommonOptions.Run(() =>
         {
             var file = r.GetValue(text)!;
@@ -26,7 +27,7 @@ internal static class EvalCommand
             if (contextLength < 4)
                 throw new ArgumentException($"--ctx must be at least 4; got {contextLength}.");
             using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
-                CommonOptions.LoadOptions(r.GetValue(threads), contextLength, r.GetValue(quant), r.GetValue(device)));
+                CommonOptions.LoadOptions(r.GetValue(threads), contextLength, r.GetValue(quant), r.GetValue(device), r.GetValue(kvCache)));
             CommonOptions.PrintQuantization(lm);
             int[] tokens = Perplexity.TokenizeFile(lm, file.FullName);
             int chunks = Perplexity.ChunkCount(tokens.Length, contextLength);

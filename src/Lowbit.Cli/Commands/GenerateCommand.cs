@@ -20,9 +20,10 @@ internal static class GenerateCommand
         var threads = CommonOptions.Threads();
         var quant = CommonOptions.Quant();
         var device = CommonOptions.Device();
+        var kvCache = CommonOptions.KvCache();
         var command = new Command("generate", "Generate text from a prompt, streaming it as it comes.")
         {
-            prompt, model, maxTokens, temperature, topK, topP, seed, threads, quant, device,
+            prompt, model, maxTokens, temperature, topK, topP, seed, threads, quant, device, kvCache,
         };
         command.SetAction(r => CommonOptions.Run(() =>
         {
@@ -30,7 +31,7 @@ internal static class GenerateCommand
                 throw new ArgumentException($"--max-tokens must be at least 1; got {r.GetValue(maxTokens)}.");
             var sampling = new SamplingOptions(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed));
             using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
-                CommonOptions.LoadOptions(r.GetValue(threads), quant: r.GetValue(quant), device: r.GetValue(device)));
+                CommonOptions.LoadOptions(r.GetValue(threads), quant: r.GetValue(quant), device: r.GetValue(device), kvCache: r.GetValue(kvCache)));
             CommonOptions.PrintQuantization(lm);
             using var generator = new Generator(lm);
             var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = sampling };

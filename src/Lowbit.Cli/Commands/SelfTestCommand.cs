@@ -5,6 +5,7 @@ using Lowbit.Cuda.Ptx;
 using Lowbit.Generation;
 using Lowbit.Models;
 using Lowbit.Quantization.Configs;
+using Lowbit.Tensors;
 
 namespace Lowbit.Cli.Commands;
 
@@ -139,7 +140,7 @@ internal static class SelfTestCommand
                         var line = new System.Text.StringBuilder($"bench attention decode at {position,4}:");
                         foreach (int blocks in new[] { 0, 1, 2, 4, 8, 16, 33, 64 })
                             line.Append($"  {(blocks == 0 ? "auto" : $"{blocks}")} {cuda.TimeAttention(position, 8192, blocks):F1} us");
-                        Console.WriteLine(line);
+                        Console.WriteLine(line.Append($"  | bf16 cache, auto {cuda.TimeAttention(position, 8192, 0, DType.BF16):F1} us"));
                     }
                     if (cuda.HasTensorCores)
                     {
@@ -149,14 +150,15 @@ internal static class SelfTestCommand
                 }
             }
 
-            // The checkpoint as it is, then quantized with each format that has CUDA kernels.
+            // The checkpoint as it is, then quantized with each format that has CUDA kernels, then as it is with a BF16
+            // KV cache on both backends.
             int steps = r.GetValue(tokens);
-            foreach (string? quant in new[] { null, "int8wo", "int8dq", "fp8wo", "int4wo-32" })
+            foreach (var (quant, cache) in new (string?, DType)[] { (null, DType.F32), ("int8wo", DType.F32), ("int8dq", DType.F32), ("fp8wo", DType.F32), ("int4wo-32", DType.F32), (null, DType.BF16) })
             {
                 var config = quant is null ? null : QuantConfigs.Parse(quant);
-                using var reference = LanguageModel.Load(modelDir, new ModelLoadOptions { Threads = Environment.ProcessorCount, Quantization = config });
-                using var onDevice = LanguageModel.Load(modelDir, new ModelLoadOptions { Device = CommonOptions.OpenDevice(r.GetValue(device)), Quantization = config });
-                string label = quant is null ? "" : $" ({quant})";
+                using var reference = LanguageModel.Load(modelDir, new ModelLoadOptions { Threads = Environment.ProcessorCount, Quantization = config, KvCacheType = cache });
+                using var onDevice = LanguageModel.Load(modelDir, new ModelLoadOptions { Device = CommonOptions.OpenDevice(r.GetValue(device)), Quantization = config, KvCacheType = cache });
+                string label = (quant is null ? "" : $" ({quant})") + (cache == DType.F32 ? "" : $" ({cache} KV cache)");
                 var (expected, actual) = BackendCheck.GreedyDecode(reference, onDevice, "Once upon a time", steps);
                 int diverge = Enumerable.Range(0, steps).FirstOrDefault(i => expected[i] != actual[i], -1);
                 // int8dq rounds every activation to a code: the last-bit differences of f32 sums taken in another
@@ -170,7 +172,7 @@ internal static class SelfTestCommand
                 failures += agreed ? 0 : 1;
                 Console.WriteLine($"     {onDevice.Tokenizer.Decode(actual).ReplaceLineEndings(" ")}");
 
-                if (r.GetValue(bench) && quant is null)
+                if (r.GetValue(bench) && quant is null && cache == DType.F32)
                 {
                     foreach (var lm in new[] { reference, onDevice })
                     {
@@ -204,7 +206,8 @@ internal static class SelfTestCommand
             }
             cuda.AttentionWarps = Lowbit.Cuda.Ptx.FlashAttentionPtx.DefaultWarps;
             var (simt, simtFlops) = cuda.TimePrefillAttention(rows, tensorCores: false);
-            Console.WriteLine(line.Append($" ILGPU flash {simt:F1} us ({simtFlops:F1} TFLOP/s)"));
+            var (bf16, bf16Flops) = cuda.TimePrefillAttention(rows, tensorCores: true, DType.BF16);
+            Console.WriteLine(line.Append($" ILGPU flash {simt:F1} us ({simtFlops:F1} TFLOP/s); tensor cores, bf16 cache {bf16:F1} us ({bf16Flops:F1} TFLOP/s)"));
         }
     }
 

@@ -3,6 +3,7 @@ using Lowbit.Evaluation;
 using Lowbit.Generation;
 using Lowbit.Models;
 using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
 
 namespace Lowbit.Cli.Commands;
 
@@ -24,10 +25,12 @@ internal static class ShapeBench
         ["int4wo-128"] = 265.4,
     };
 
-    public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts, bool profile, IReadOnlyList<DecodeOps> whatIfs)
+    /// <param name="context">Decode starts at this position (attention then reads that many cache rows a layer).</param>
+    public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts, bool profile,
+        IReadOnlyList<DecodeOps> whatIfs, DType kvCache = DType.F32, int context = 0)
     {
         var config = SyntheticModel.Shape(shape);
-        int maxSeq = Math.Max(gen + 1, prompts.Count == 0 ? 0 : prompts.Max());
+        int maxSeq = Math.Max(context + gen + 1, prompts.Count == 0 ? 0 : prompts.Max());
         Console.Error.WriteLine($"{cuda.Name}: copy bandwidth");
         double copyGBps = cuda.CopyBandwidth();
         long baseline = CudaBackend.DeviceMemoryUsed();
@@ -38,22 +41,22 @@ internal static class ShapeBench
             Console.Error.WriteLine($"{format}: random {shape} weights on the GPU");
             using var weights = SyntheticModel.Build(cuda, config, Linear(cuda, format));
             cuda.PrepareWeights(weights);
-            using var transformer = new Transformer(config, weights, cuda, maxSeq);
+            using var transformer = new Transformer(config, weights, cuda, maxSeq, kvCache);
             long peak = 0;
             void Sample() => peak = Math.Max(peak, CudaBackend.DeviceMemoryUsed() - baseline);
 
             Console.Error.WriteLine($"{format}: decode {gen} tokens");
             double decode;
-            using (var state = new DecodeState(config, maxSeq, 1, cuda))
+            using (var state = transformer.NewState(1))
             {
-                decode = SpeedBenchmark.Decode(transformer, state, gen, reps);
+                decode = SpeedBenchmark.Decode(transformer, state, gen, reps, context);
                 Sample();
             }
             foreach (var skipped in whatIfs)
             {
                 cuda.Skipped = skipped;
-                using var state = new DecodeState(config, maxSeq, 1, cuda);
-                double t = SpeedBenchmark.Decode(transformer, state, gen, reps);
+                using var state = transformer.NewState(1);
+                double t = SpeedBenchmark.Decode(transformer, state, gen, reps, context);
                 cuda.Skipped = DecodeOps.None;
                 Console.Error.WriteLine($"{format}: decode without {skipped}: {t:F1} tok/s ({1e6 / t:F0} us a token) against {decode:F1} ({1e6 / decode:F0} us)");
             }
@@ -61,15 +64,15 @@ internal static class ShapeBench
             foreach (int p in prompts)
             {
                 Console.Error.WriteLine($"{format}: prefill {p} tokens");
-                using var state = new DecodeState(config, maxSeq, p, cuda);
+                using var state = transformer.NewState(p);
                 prefill.Add(SpeedBenchmark.Prefill(transformer, state, p, reps));
                 Sample();
             }
             if (profile)
             {
-                Profile(cuda, config, weights, maxSeq);
+                Profile(cuda, config, weights, maxSeq, kvCache);
                 if (prompts.Count > 0)
-                    ProfilePrefill(cuda, config, weights, maxSeq, prompts.Max());
+                    ProfilePrefill(cuda, config, weights, maxSeq, prompts.Max(), kvCache);
             }
             long bytes = weights.DecodeBytes;
             double gbps = bytes * decode / 1e9;
@@ -77,7 +80,7 @@ internal static class ShapeBench
             Console.WriteLine($"| {format} | {bytes / 1e9:F2} | {decode:F1} | {gbps:F0} | {100 * gbps / copyGBps:F0}% | {anchor} | " +
                 $"{string.Join(" | ", prefill.Select((t, i) => $"{t:F0} ({t * PrefillFlopsPerToken(config, weights, prompts[i]) / 1e12:F1})"))} | {peak / 1e9:F1} |");
         }
-        Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position 0, best of {reps}; " +
+        Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position {context}, {kvCache} KV cache, best of {reps}; " +
             $"copy bandwidth {copyGBps:F0} GB/s (read + write, 16-byte loads); gpt-fast figures: H100, same shapes (ILGPU-NOTES.md).");
         return 0;
     }
@@ -94,11 +97,11 @@ internal static class ShapeBench
     }
 
     /// <summary>GPU time per operation of one eager prefill of <paramref name="prompt"/> tokens, to stderr as a table.</summary>
-    private static void ProfilePrefill(CudaBackend cuda, ModelConfig config, ModelWeights weights, int maxSeq, int prompt)
+    private static void ProfilePrefill(CudaBackend cuda, ModelConfig config, ModelWeights weights, int maxSeq, int prompt, DType kvCache)
     {
         using var profiler = new KernelProfiler(cuda);
-        using var transformer = new Transformer(config, weights, profiler, maxSeq);
-        using var state = new DecodeState(config, maxSeq, prompt, profiler);
+        using var transformer = new Transformer(config, weights, profiler, maxSeq, kvCache);
+        using var state = transformer.NewState(prompt);
         int[] tokens = [.. Enumerable.Range(0, prompt).Select(i => i * 7919 % config.VocabSize)];
         transformer.Forward(tokens, 0, state); // first use: kernels load
         profiler.Reset();
@@ -113,12 +116,12 @@ internal static class ShapeBench
     }
 
     /// <summary>GPU time per operation over 8 eager decode steps (positions 8..15), to stderr as a table.</summary>
-    private static void Profile(CudaBackend cuda, ModelConfig config, ModelWeights weights, int maxSeq)
+    private static void Profile(CudaBackend cuda, ModelConfig config, ModelWeights weights, int maxSeq, DType kvCache)
     {
         const int steps = 8;
         using var profiler = new KernelProfiler(cuda);
-        using var transformer = new Transformer(config, weights, profiler, maxSeq);
-        using var state = new DecodeState(config, maxSeq, 1, profiler);
+        using var transformer = new Transformer(config, weights, profiler, maxSeq, kvCache);
+        using var state = transformer.NewState(1);
         for (int pos = 0; pos < 2 * steps; pos++)
         {
             if (pos == steps)

@@ -16,7 +16,8 @@ public struct AttentionShape
 /// <summary>
 /// Causal grouped-query attention (as Backends/Cpu/Attention.cs): query row r (position p = start + r),
 /// head h, kv head g = h / (heads / kvHeads): out = Σ_t softmax_t(q·k_t · 1/√D) v_t over t ≤ p.
-/// Shapes: q and out [rows, heads·D]; K and V caches [maxSeq, kvHeads·D].
+/// Shapes: q and out [rows, heads·D]; K and V caches [maxSeq, kvHeads·D], f32 or bf16 (<see cref="IKvElements"/>: one
+/// instance of each kernel a cache type).
 /// <para>Decode (one row), flash-decoding: the cache is cut into chunks of <see cref="Chunk"/> positions; a
 /// group of 256 threads takes chunks b, b + B, ... of one kv head (B = min(<see cref="AttentionShape.Blocks"/>,
 /// chunks used)) for all the query heads sharing it, so K and V are read once. Warp w takes positions w, w + 8,
@@ -26,7 +27,7 @@ public struct AttentionShape
 /// finish merges the groups' sums (rescaling by e^(m_b − M)). The grid (kvHeads · Blocks) depends neither on the
 /// position, so a recorded step replays it at every position, nor on the cache length (groups past the work
 /// return at once). Decode at 4k context, 8 kv heads, D 128 in F32: 2 × 16 MB of cache a layer; at short
-/// contexts it is latency-bound.</para>
+/// contexts it is latency-bound (a bf16 cache halves the bytes).</para>
 /// <para>Prefill (several rows), flash attention: a group of 128 threads takes <see cref="FlashRows"/> query
 /// rows of one head and walks the keys up to its last row's position in tiles of <see cref="FlashKeys"/>,
 /// K and V staged in shared memory; each row keeps its running max and sum (online softmax) and its output
@@ -70,18 +71,15 @@ public sealed class Attention
     /// different banks).</summary>
     private const int ProbabilityStride = FlashKeys + 4;
 
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape> _fallback;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, DecodeRope, SpecializedValue<int>, SpecializedValue<int>> _decode;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape> _flash;
-
+    // One instance of each kernel a KV cache element type (IKvElements), compiled on first use.
+    private readonly KvKernels _fallback = new(), _decode = new(), _flash = new();
+    private readonly Accelerator _accelerator;
     private readonly int _multiprocessors;
 
     public Attention(Accelerator accelerator)
     {
+        _accelerator = accelerator;
         _multiprocessors = accelerator.NumMultiprocessors;
-        _fallback = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(FallbackKernel);
-        _decode = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, DecodeRope, SpecializedValue<int>, SpecializedValue<int>>(DecodeKernel);
-        _flash = accelerator.LoadKernel<ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>(FlashKernel);
     }
 
     /// <summary>Chunks the decode kernel cuts a cache of <paramref name="maxSequence"/> positions into.</summary>
@@ -126,8 +124,9 @@ public sealed class Attention
     /// <param name="inputs">The step's [token, position] (read only when <paramref name="start"/> says so).</param>
     /// <param name="aligned">q, the caches and the output start on 16-byte boundaries (the flash kernel's
     /// vector loads need it).</param>
-    public void Launch(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch,
+    public void Launch<TKv>(AcceleratorStream stream, ArrayView<float> q, TKv keys, TKv values, ArrayView<float> scratch,
         ArrayView<int> tickets, ArrayView<float> output, int rows, ArrayView<int> inputs, StepPosition start, AttentionShape shape, bool aligned)
+        where TKv : struct, IKvElements
     {
         if (rows == 1 && DecodeFits(shape))
         {
@@ -137,12 +136,15 @@ public sealed class Attention
         else if (rows > 1 && aligned && FlashFits(shape))
         {
             int tiles = (rows + FlashRows - 1) / FlashRows;
-            _flash(stream, new KernelConfig(tiles * shape.Heads, FlashGroupSize), q.Cast<Float4>(), keys.Cast<Float4>(), values.Cast<Float4>(),
-                output.Cast<Float4>(), rows, inputs, start, shape);
+            var flash = _flash.Get<TKv, Action<AcceleratorStream, KernelConfig, ArrayView<Float4>, TKv, TKv, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>>(
+                () => _accelerator.LoadKernel<ArrayView<Float4>, TKv, TKv, ArrayView<Float4>, int, ArrayView<int>, StepPosition, AttentionShape>(FlashKernel));
+            flash(stream, new KernelConfig(tiles * shape.Heads, FlashGroupSize), q.Cast<Float4>(), keys, values, output.Cast<Float4>(), rows, inputs, start, shape);
         }
         else
         {
-            _fallback(stream, new KernelConfig(rows * shape.Heads, GroupSize), q, keys, values, scratch, output, inputs, start, shape);
+            var fallback = _fallback.Get<TKv, Action<AcceleratorStream, KernelConfig, ArrayView<float>, TKv, TKv, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>>(
+                () => _accelerator.LoadKernel<ArrayView<float>, TKv, TKv, ArrayView<float>, ArrayView<float>, ArrayView<int>, StepPosition, AttentionShape>(FallbackKernel));
+            fallback(stream, new KernelConfig(rows * shape.Heads, GroupSize), q, keys, values, scratch, output, inputs, start, shape);
         }
     }
 
@@ -153,9 +155,10 @@ public sealed class Attention
     /// the chunk (no other group reads the row). <see cref="DecodeFits"/> and an even D.
     /// </summary>
     /// <param name="cos">[maxPos, D/2]; so is sin.</param>
-    public void LaunchDecodeWithRope(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> cos, ArrayView<float> sin,
-        ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch, ArrayView<int> tickets, ArrayView<float> output, ArrayView<int> inputs,
+    public void LaunchDecodeWithRope<TKv>(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> cos, ArrayView<float> sin,
+        TKv keys, TKv values, ArrayView<float> scratch, ArrayView<int> tickets, ArrayView<float> output, ArrayView<int> inputs,
         StepPosition start, AttentionShape shape)
+        where TKv : struct, IKvElements
     {
         if (!DecodeFits(shape) || shape.HeadDim % 2 != 0)
             throw new ArgumentException($"Decode attention with rope needs an even D of at most {MaxHeadDim} and at most {MaxGroupHeads} query heads a kv head.", nameof(shape));
@@ -164,12 +167,17 @@ public sealed class Attention
 
     /// <summary>The decode kernel's launch: the grid of <see cref="DecodeBlocks"/> groups a kv head, the scratch cut into
     /// the groups' partial sums and their (max, total) stats.</summary>
-    private void Decode(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scratch,
+    private void Decode<TKv>(AcceleratorStream stream, ArrayView<float> q, TKv keys, TKv values, ArrayView<float> scratch,
         ArrayView<int> tickets, ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape shape, DecodeRope rope, bool rotate)
+        where TKv : struct, IKvElements
     {
         shape.Blocks = DecodeBlocks(shape);
         long partials = (long)shape.Heads * shape.Blocks * shape.HeadDim;
-        _decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, scratch.SubView(0, partials),
+        var decode = _decode.Get<TKv, Action<AcceleratorStream, KernelConfig, ArrayView<float>, TKv, TKv, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<int>, ArrayView<int>, StepPosition, AttentionShape, DecodeRope, SpecializedValue<int>, SpecializedValue<int>>>(
+            () => _accelerator.LoadKernel<ArrayView<float>, TKv, TKv, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>,
+                StepPosition, AttentionShape, DecodeRope, SpecializedValue<int>, SpecializedValue<int>>(DecodeKernel));
+        decode(stream, new KernelConfig(shape.KvHeads * shape.Blocks, DecodeGroupSize), q, keys, values, scratch.SubView(0, partials),
             scratch.SubView(partials, 2L * shape.Heads * shape.Blocks), output, tickets, inputs, start, shape, rope,
             SpecializedValue.New(shape.HeadDim), SpecializedValue.New(rotate ? 1 : 0));
     }
@@ -190,9 +198,10 @@ public sealed class Attention
         }
     }
 
-    private static void DecodeKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> sums,
+    private static void DecodeKernel<TKv>(ArrayView<float> q, TKv keys, TKv values, ArrayView<float> sums,
         ArrayView<float> stats, ArrayView<float> output, ArrayView<int> tickets, ArrayView<int> inputs, StepPosition start, AttentionShape s,
         DecodeRope rope, SpecializedValue<int> headDim, SpecializedValue<int> rotate)
+        where TKv : struct, IKvElements
     {
         var last = SharedMemory.Allocate<int>(1);
         var queries = SharedMemory.Allocate<float>(MaxGroupQueryFloats);
@@ -221,8 +230,8 @@ public sealed class Attention
             long row = ((long)p * kvColumns) + (g * d);
             for (int e = Group.IdxX; e < d; e += Group.DimX)
             {
-                keys[row + e] = rope.Rotate(rope.K, (long)g * d, e, d, p);
-                values[row + e] = rope.V[(g * d) + e];
+                keys.Store(row + e, rope.Rotate(rope.K, (long)g * d, e, d, p));
+                values.Store(row + e, rope.V[(g * d) + e]);
             }
         }
         Group.Barrier();
@@ -429,16 +438,18 @@ public sealed class Attention
 
     /// <summary>Elements lane, lane + 32, lane + 64 and lane + 96 (those below D; zeros above) of the cache row at
     /// <paramref name="row"/>.</summary>
-    private static Float4 RowElements(ArrayView<float> cache, long row, int d, int lane) => new()
+    private static Float4 RowElements<TKv>(TKv cache, long row, int d, int lane)
+        where TKv : struct, IKvElements => new()
     {
-        X = lane < d ? cache[row + lane] : 0f,
-        Y = lane + 32 < d ? cache[row + lane + 32] : 0f,
-        Z = lane + 64 < d ? cache[row + lane + 64] : 0f,
-        W = lane + 96 < d ? cache[row + lane + 96] : 0f,
+        X = lane < d ? cache.Load(row + lane) : 0f,
+        Y = lane + 32 < d ? cache.Load(row + lane + 32) : 0f,
+        Z = lane + 64 < d ? cache.Load(row + lane + 64) : 0f,
+        W = lane + 96 < d ? cache.Load(row + lane + 96) : 0f,
     };
 
-    private static void FallbackKernel(ArrayView<float> q, ArrayView<float> keys, ArrayView<float> values, ArrayView<float> scores,
+    private static void FallbackKernel<TKv>(ArrayView<float> q, TKv keys, TKv values, ArrayView<float> scores,
         ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape s)
+        where TKv : struct, IKvElements
     {
         var shared = SharedMemory.Allocate<float>(32);
         int g = Grid.IdxX;
@@ -455,7 +466,7 @@ public sealed class Attention
             long k = (long)t * kvColumns + kvHead * d;
             float dot = 0f;
             for (int i = 0; i < d; i++)
-                dot += q[qRow + i] * keys[k + i];
+                dot += q[qRow + i] * keys.Load(k + i);
             dot *= s.Scale;
             scores[scoreRow + t] = dot;
             best = MathF.Max(best, dot);
@@ -478,13 +489,14 @@ public sealed class Attention
             long v = (long)kvHead * d + i;
             float acc = 0f;
             for (int t = 0; t < length; t++)
-                acc += scores[scoreRow + t] * values[(long)t * kvColumns + v];
+                acc += scores[scoreRow + t] * values.Load((long)t * kvColumns + v);
             output[qRow + i] = acc * inverse;
         }
     }
 
-    private static void FlashKernel(ArrayView<Float4> q, ArrayView<Float4> keys, ArrayView<Float4> values, ArrayView<Float4> output, int rows,
+    private static void FlashKernel<TKv>(ArrayView<Float4> q, TKv keys, TKv values, ArrayView<Float4> output, int rows,
         ArrayView<int> inputs, StepPosition start, AttentionShape s)
+        where TKv : struct, IKvElements
     {
         var qs = SharedMemory.Allocate<Float4>(FlashRows * FlashStride);
         var ks = SharedMemory.Allocate<Float4>(FlashKeys * FlashStride);
@@ -518,8 +530,8 @@ public sealed class Attention
                 int j = e / d4, c = e - (j * d4);
                 bool inside = k0 + j < end;
                 long at = ((long)(k0 + j) * kvColumns) + (g * d4) + c;
-                ks[(j * FlashStride) + c] = inside ? keys[at] : default;
-                vs[(j * (MaxHeadDim / 4)) + c] = inside ? values[at] : default;
+                ks[(j * FlashStride) + c] = inside ? keys.Load4(at) : default;
+                vs[(j * (MaxHeadDim / 4)) + c] = inside ? values.Load4(at) : default;
             }
             Group.Barrier();
 

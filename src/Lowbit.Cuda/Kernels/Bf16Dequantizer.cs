@@ -99,11 +99,5 @@ public sealed class Bf16Dequantizer
     private static float Nibble(uint word, int i, float s, float z) => ((Magic.Float((word >> (4 * i)) & 0xFu) - (Magic.Value + 8f)) * s) + z;
 
     /// <summary>Two floats as bf16 (round to nearest even), the first in the low half.</summary>
-    private static uint Pack(float lo, float hi) => Bf16(lo) | (Bf16(hi) << 16);
-
-    private static uint Bf16(float v)
-    {
-        uint bits = Interop.FloatAsInt(v);
-        return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-    }
+    private static uint Pack(float lo, float hi) => Bf16Kv.Round(lo) | (Bf16Kv.Round(hi) << 16);
 }

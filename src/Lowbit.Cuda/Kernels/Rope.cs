@@ -14,32 +14,37 @@ public struct RopeShape
 /// of k and v to the cache, in one launch: for row r (position p = start + r), head h, i &lt; D/2, with
 /// c = cos[p, i], s = sin[p, i]: x[i] ← x[i]·c − x[i+D/2]·s, x[i+D/2] ← x[i+D/2]·c + x[i]·s. q is rotated in
 /// place; k is rotated into the cache row p; v is copied to the cache row p. One thread a q pair, a k pair or
-/// a v element. Decode at 32 heads, 8 kv heads, D 128: 2048 + 512 + 1024 threads, launch-bound.
+/// a v element. Decode at 32 heads, 8 kv heads, D 128: 2048 + 512 + 1024 threads, launch-bound. One kernel instance
+/// a cache element type (<see cref="IKvElements"/>), compiled on first use.
 /// </summary>
-public sealed class Rope
+public sealed class Rope(Accelerator accelerator)
 {
-    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, RopeShape, ArrayView<int>, StepPosition> _kernel;
-
-    public Rope(Accelerator accelerator) =>
-        _kernel = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, RopeShape, ArrayView<int>, StepPosition>(Kernel);
+    private readonly KvKernels _kernels = new();
 
     /// <param name="q">[rows, heads·D], rotated in place.</param>
     /// <param name="k">[rows, kvHeads·D]; so is v.</param>
     /// <param name="keys">[maxSeq, kvHeads·D]; so is values.</param>
     /// <param name="cos">[maxPos, D/2]; so is sin.</param>
     /// <param name="inputs">The step's [token, position] (read only when <paramref name="start"/> says so).</param>
-    public void Launch(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> keys, ArrayView<float> values,
+    public void Launch<TKv>(AcceleratorStream stream, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, TKv keys, TKv values,
         ArrayView<float> cos, ArrayView<float> sin, RopeShape shape, ArrayView<int> inputs, StepPosition start)
+        where TKv : struct, IKvElements
     {
-        int half = shape.HeadDim / 2;
-        int threads = shape.Rows * ((shape.Heads * half) + (shape.KvHeads * half) + (shape.KvHeads * shape.HeadDim));
-        _kernel(stream, threads, q, k, v, keys, values, cos, sin, shape, inputs, start);
+        var kernel = _kernels.Get<TKv, Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, TKv, TKv,
+            ArrayView<float>, ArrayView<float>, RopeShape, ArrayView<int>, StepPosition>>(() => accelerator.LoadAutoGroupedKernel<Index1D,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, TKv, TKv, ArrayView<float>, ArrayView<float>, RopeShape, ArrayView<int>, StepPosition>(Kernel));
+        kernel(stream, Threads(shape), q, k, v, keys, values, cos, sin, shape, inputs, start);
     }
 
-    private static void Kernel(Index1D index, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> keys, ArrayView<float> values,
+    private static int Threads(RopeShape shape)
+    {
+        int half = shape.HeadDim / 2;
+        return shape.Rows * ((shape.Heads * half) + (shape.KvHeads * half) + (shape.KvHeads * shape.HeadDim));
+    }
+
+    private static void Kernel<TKv>(Index1D index, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, TKv keys, TKv values,
         ArrayView<float> cos, ArrayView<float> sin, RopeShape s, ArrayView<int> inputs, StepPosition start)
+        where TKv : struct, IKvElements
     {
         int half = s.HeadDim / 2, kvColumns = s.KvHeads * s.HeadDim;
         int qPairs = s.Rows * s.Heads * half, kPairs = s.Rows * s.KvHeads * half;
@@ -50,7 +55,7 @@ public sealed class Rope
             // v element: copy to the cache.
             t -= qPairs + kPairs;
             int row = t / kvColumns;
-            values[((long)(p0 + row) * kvColumns) + (t - (row * kvColumns))] = v[t];
+            values.Store(((long)(p0 + row) * kvColumns) + (t - (row * kvColumns)), v[t]);
             return;
         }
         bool isQ = t < qPairs;
@@ -73,8 +78,8 @@ public sealed class Rope
         else
         {
             long cache = ((long)(p0 + r) * kvColumns) + (h * s.HeadDim) + i;
-            keys[cache] = y0;
-            keys[cache + half] = y1;
+            keys.Store(cache, y0);
+            keys.Store(cache + half, y1);
         }
     }
 }

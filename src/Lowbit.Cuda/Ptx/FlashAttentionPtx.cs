@@ -6,7 +6,7 @@ namespace Lowbit.Cuda.Ptx;
 /// <summary>
 /// Emits the PTX of causal prefill attention on tensor cores (flash attention with mma.sync.m16n8k16, bf16 operands,
 /// f32 accumulators), for head dimension <c>D</c> = 64 or 128. Same contract as the ILGPU flash kernel
-/// (Kernels/Attention.cs): q and out [rows, heads·D] f32, the K and V caches [maxSeq, kvHeads·D] f32; query row r sits
+/// (Kernels/Attention.cs): q and out [rows, heads·D] f32, the K and V caches [maxSeq, kvHeads·D] f32 or bf16; query row r sits
 /// at position p0 + r and sees keys 0..p0 + r of kv head h / (heads / kvHeads).
 /// <para>A block of 4 or 8 warps takes 16 query rows of one head a warp and walks the keys in tiles of
 /// <see cref="Keys"/>. Each warp keeps its queries as mma A fragments in registers (scaled by scale·log2 e and
@@ -33,7 +33,7 @@ public static class FlashAttentionPtx
 
     public static int Threads(int warps) => 32 * warps;
 
-    public static string Entry(int headDim, int warps) => $"lowbit_flash_attention_d{headDim}_w{warps}";
+    public static string Entry(int headDim, int warps, bool bf16Cache = false) => $"lowbit_flash_attention_d{headDim}_w{warps}{(bf16Cache ? "_bf16kv" : "")}";
 
     /// <summary>The K and V tiles in bf16.</summary>
     public static int SharedBytes(int headDim) => 2 * Keys * headDim * 2;
@@ -42,22 +42,25 @@ public static class FlashAttentionPtx
     public static int Blocks(int rows, int heads, int warps) => (rows + Rows(warps) - 1) / Rows(warps) * heads;
 
     /// <param name="warps">4 or 8 (the copies need a multiple of 8 key rows a pass).</param>
-    public static string Module(int headDim, int warps = DefaultWarps)
+    /// <param name="bf16Cache">The K and V caches hold bf16 (copied to shared memory as they are) instead of f32
+    /// (rounded to bf16 on the way: the same operands when the bf16 cache was rounded the same way).</param>
+    public static string Module(int headDim, int warps = DefaultWarps, bool bf16Cache = false)
     {
         if (!Supports(headDim))
             throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "64 or 128");
         if (warps is not (4 or 8))
             throw new ArgumentOutOfRangeException(nameof(warps), warps, "4 or 8");
         return new StringBuilder()
-            .Append("// Lowbit flash attention on tensor cores, D = ").Append(headDim).Append(", ").Append(warps).Append(" warps, emitted by Lowbit.Cuda.Ptx.FlashAttentionPtx\n")
+            .Append("// Lowbit flash attention on tensor cores, D = ").Append(headDim).Append(", ").Append(warps).Append(bf16Cache ? " warps, bf16 KV cache" : " warps").Append(", emitted by Lowbit.Cuda.Ptx.FlashAttentionPtx\n")
             .Append(".version 7.8\n.target sm_80\n.address_size 64\n\n")
             .Append(".extern .shared .align 128 .b8 lowbit_smem[];\n\n")
-            .Append(Kernel(headDim, warps))
+            .Append(Kernel(headDim, warps, bf16Cache))
             .ToString();
     }
 
-    private static string Kernel(int d, int warps)
+    private static string Kernel(int d, int warps, bool bf16Cache)
     {
+        int cacheElement = bf16Cache ? 2 : 4;
         var w = new PtxWriter();
         int blockRows = Rows(warps), threads = Threads(warps);
         int rowBytes = d * 2, chunks = d / 8, qSteps = d / 16, outFragments = d / 8;
@@ -162,10 +165,10 @@ public static class FlashAttentionPtx
         w.Op($"mad.lo.s32 {tmp}, {copyRow}, {kvColumns}, {copyColumn}"); // with the next line: row·kvColumns + kvHead·D + 8·column
         w.Op($"mad.lo.s32 {tmp2}, {copyColumn}, 7, {tmp}");
         w.Op($"mad.lo.s32 {tmp2}, {kvHead}, {d}, {tmp2}");
-        w.Op($"mul.wide.s32 {wide}, {tmp2}, 4");
+        w.Op($"mul.wide.s32 {wide}, {tmp2}, {cacheElement}");
         w.Op($"add.s64 {kFrom}, {k}, {wide}");
         w.Op($"add.s64 {vFrom}, {v}, {wide}");
-        w.Op($"mul.wide.s32 {rowStride}, {kvColumns}, {4 * copyRows}");
+        w.Op($"mul.wide.s32 {rowStride}, {kvColumns}, {cacheElement * copyRows}");
 
         w.Comment("ldmatrix addresses: K as mma's col operand (lane l: key (l mod 8) + 8*((l >> 4) & 1), chunk 2s + ((l >> 3) & 1));"
             + " V transposed (lane l: key (l mod 8) + 8*((l >> 3) & 1), chunk 2j + (l >> 4))");
@@ -222,12 +225,21 @@ public static class FlashAttentionPtx
             w.Op($"setp.lt.s32 {inside}, {tmp}, {end}");
             foreach (var (from, region) in new[] { (kFrom, 0), (vFrom, Keys * rowBytes) })
             {
-                foreach (string r in load)
-                    w.Op($"mov.f32 {r}, 0f00000000");
-                w.Op($"@{inside} ld.global.v4.f32 {{{load[0]}, {load[1]}, {load[2]}, {load[3]}}}, [{from}]");
-                w.Op($"@{inside} ld.global.v4.f32 {{{load[4]}, {load[5]}, {load[6]}, {load[7]}}}, [{from}+16]");
-                for (int j = 0; j < 4; j++)
-                    w.Op($"cvt.rn.bf16x2.f32 {packed[j]}, {load[2 * j + 1]}, {load[2 * j]}");
+                if (bf16Cache)
+                {
+                    foreach (string r in packed)
+                        w.Op($"mov.b32 {r}, 0");
+                    w.Op($"@{inside} ld.global.v4.b32 {{{packed[0]}, {packed[1]}, {packed[2]}, {packed[3]}}}, [{from}]");
+                }
+                else
+                {
+                    foreach (string r in load)
+                        w.Op($"mov.f32 {r}, 0f00000000");
+                    w.Op($"@{inside} ld.global.v4.f32 {{{load[0]}, {load[1]}, {load[2]}, {load[3]}}}, [{from}]");
+                    w.Op($"@{inside} ld.global.v4.f32 {{{load[4]}, {load[5]}, {load[6]}, {load[7]}}}, [{from}+16]");
+                    for (int j = 0; j < 4; j++)
+                        w.Op($"cvt.rn.bf16x2.f32 {packed[j]}, {load[2 * j + 1]}, {load[2 * j]}");
+                }
                 w.Op($"st.shared.v4.b32 [{copyTo}+{region + i * copyRows * rowBytes}], {{{packed[0]}, {packed[1]}, {packed[2]}, {packed[3]}}}");
                 w.Op($"add.s64 {from}, {from}, {rowStride}"); // after the last copy: the next tile's first row
             }
@@ -345,7 +357,7 @@ public static class FlashAttentionPtx
             }
         }
         w.Op("ret");
-        return w.Entry(Entry(d, warps),
+        return w.Entry(Entry(d, warps, bf16Cache),
             [".param .u64 p_q", ".param .u64 p_k", ".param .u64 p_v", ".param .u64 p_out", ".param .u32 p_rows", ".param .u32 p_p0",
              ".param .u32 p_heads", ".param .u32 p_group", ".param .u32 p_kv_columns", ".param .f32 p_scale"],
             $".maxntid {threads}, 1, 1");

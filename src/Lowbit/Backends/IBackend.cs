@@ -26,10 +26,11 @@ public interface IBackend : IDisposable
     /// <exception cref="NotSupportedException">A linear layer's format has no kernel on this backend.</exception>
     void PrepareWeights(ModelWeights weights);
 
-    /// <summary>Copies F32 host data into a tensor of this backend.</summary>
+    /// <summary>Copies F32 host data into a tensor of this backend: F32, or BF16 (rounded to nearest even, as a KV
+    /// cache is).</summary>
     void CopyFromHost(ReadOnlySpan<float> source, TensorView destination);
 
-    /// <summary>Copies an F32 tensor of this backend to the host (waits for the work queued before).</summary>
+    /// <summary>Copies an F32 or BF16 tensor of this backend to the host as floats (waits for the work queued before).</summary>
     void CopyToHost(TensorView source, Span<float> destination);
 
     /// <summary>destination[i] = table[tokens[i]] widened to F32.</summary>
@@ -49,11 +50,12 @@ public interface IBackend : IDisposable
     void AddBias(TensorView x, Tensor bias);
 
     /// <summary>Rotates q and k in place (rotary embedding, rows at positions startPos, startPos + 1, ...) and
-    /// appends k and v to the layer's cache (rows [startPos, startPos + k.Rows) of keys and values).</summary>
+    /// appends k and v to the layer's cache (rows [startPos, startPos + k.Rows) of keys and values; a BF16 cache
+    /// stores them rounded to nearest even).</summary>
     void RopeAndStoreKv(TensorView q, TensorView k, TensorView v, RopeTable rope, TensorView keys, TensorView values, int startPos);
 
     /// <summary>Causal grouped-query attention of queries q [rows, heads·D] at positions
-    /// startPos.. against the cache rows [0, startPos + rows) of keys and values [maxSeq, kvHeads·D].</summary>
+    /// startPos.. against the cache rows [0, startPos + rows) of keys and values [maxSeq, kvHeads·D], F32 or BF16.</summary>
     void Attention(TensorView q, TensorView keys, TensorView values, int startPos, int heads, int kvHeads, int headDim, TensorView destination);
 
     /// <summary><see cref="RopeAndStoreKv"/>, then <see cref="Attention"/> of the rotated q (D = rope.HeadDim): what a

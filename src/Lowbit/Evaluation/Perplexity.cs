@@ -79,7 +79,7 @@ public static class Perplexity
         }
 
         int batch = Math.Min(64, contextLength);
-        var states = models.Select(m => new DecodeState(m.Config, contextLength, batch, m.Backend)).ToArray();
+        var states = models.Select(m => m.Transformer.NewState(batch, contextLength)).ToArray();
         try
         {
             int first = contextLength / 2;

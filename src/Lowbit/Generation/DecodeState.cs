@@ -16,8 +16,12 @@ public sealed class DecodeState : IDisposable
     private readonly Tensor _hostLogits;
 
     /// <param name="backend">Where the buffers live; null allocates them in host memory (the CPU backend's).</param>
-    public DecodeState(ModelConfig config, int maxSequenceLength, int maxBatch, IBackend? backend = null)
+    /// <param name="kvCacheType">The KV cache's element type: F32, or BF16 (half the memory and the bytes attention
+    /// reads; keys and values rounded to nearest even as they are stored).</param>
+    public DecodeState(ModelConfig config, int maxSequenceLength, int maxBatch, IBackend? backend = null, DType kvCacheType = DType.F32)
     {
+        if (kvCacheType is not (DType.F32 or DType.BF16))
+            throw new ArgumentOutOfRangeException(nameof(kvCacheType), kvCacheType, "The KV cache is F32 or BF16.");
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxSequenceLength, 1);
         MaxBatch = maxBatch;
@@ -37,13 +41,13 @@ public sealed class DecodeState : IDisposable
         Values = new Tensor[config.NumLayers];
         for (int l = 0; l < config.NumLayers; l++)
         {
-            Keys[l] = Allocate(maxSequenceLength, config.KvDim);
-            Values[l] = Allocate(maxSequenceLength, config.KvDim);
+            Keys[l] = Allocate(maxSequenceLength, config.KvDim, kvCacheType);
+            Values[l] = Allocate(maxSequenceLength, config.KvDim, kvCacheType);
         }
     }
 
-    private Tensor Allocate(int rows, int columns) =>
-        _backend?.Allocate(DType.F32, rows, columns) ?? Tensor.Allocate(DType.F32, rows, columns);
+    private Tensor Allocate(int rows, int columns, DType dtype = DType.F32) =>
+        _backend?.Allocate(dtype, rows, columns) ?? Tensor.Allocate(dtype, rows, columns);
 
     /// <summary>Most tokens one forward pass takes (the prefill chunk).</summary>
     public int MaxBatch { get; }
@@ -58,8 +62,11 @@ public sealed class DecodeState : IDisposable
     public Tensor Gate { get; }       // silu(gate)·up [batch, hidden]
     public Tensor Up { get; }         // [batch, hidden]
     public Tensor Logits { get; }     // [batch, vocab] in the backend's memory
-    public Tensor[] Keys { get; }     // per layer [maxSeq, kvHeads·D]
+    public Tensor[] Keys { get; }     // per layer [maxSeq, kvHeads·D], F32 or BF16
     public Tensor[] Values { get; }   // per layer [maxSeq, kvHeads·D]
+
+    /// <summary>The KV cache's element type.</summary>
+    public DType KvCacheType => Keys.Length > 0 ? Keys[0].DType : DType.F32;
 
     /// <summary>Row <paramref name="row"/> of the logits in host memory: the row itself where the backend
     /// uses host memory, else a copy from the device into a host buffer of this state.</summary>

@@ -43,7 +43,7 @@ public sealed class Generator : IDisposable
     {
         _model = model;
         PrefillChunk = prefillChunk;
-        _state = new DecodeState(model.Config, model.Transformer.MaxSequenceLength, prefillChunk, model.Backend);
+        _state = model.Transformer.NewState(prefillChunk);
     }
 
     public int PrefillChunk { get; }

@@ -6,6 +6,7 @@ using Lowbit.Models.Tokenization;
 using Lowbit.Quantization;
 using Lowbit.Quantization.Configs;
 using Lowbit.Quantization.Formats;
+using Lowbit.Tensors;
 
 namespace Lowbit.Models;
 
@@ -37,6 +38,10 @@ public sealed record ModelLoadOptions
     /// <summary>How the checkpoint's bytes are held: mapped, or copied into huge pages; Auto takes huge pages for
     /// a CPU run of the checkpoint's own weights on Linux.</summary>
     public WeightMemory WeightMemory { get; init; }
+
+    /// <summary>The KV cache's element type: F32 (the default) or BF16, which halves the cache and the bytes decode
+    /// attention reads at long contexts (keys and values rounded to bf16 as they are stored, as gpt-fast keeps them).</summary>
+    public DType KvCacheType { get; init; } = DType.F32;
 }
 
 /// <summary>
@@ -48,7 +53,7 @@ public sealed class LanguageModel : IDisposable
     private readonly CheckpointTensors _checkpoint;
 
     private LanguageModel(string directory, ModelConfig config, CheckpointTensors checkpoint, ModelWeights weights,
-        TextTokenizer tokenizer, IBackend backend, int maxSequenceLength)
+        TextTokenizer tokenizer, IBackend backend, int maxSequenceLength, DType kvCacheType)
     {
         Directory = directory;
         Config = config;
@@ -56,7 +61,7 @@ public sealed class LanguageModel : IDisposable
         Weights = weights;
         Tokenizer = tokenizer;
         Backend = backend;
-        Transformer = new Transformer(config, weights, backend, maxSequenceLength);
+        Transformer = new Transformer(config, weights, backend, maxSequenceLength, kvCacheType);
     }
 
     public string Directory { get; }
@@ -96,7 +101,7 @@ public sealed class LanguageModel : IDisposable
                 backend.Dispose();
                 throw;
             }
-            return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq)
+            return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq, options.KvCacheType)
             {
                 QuantizationReport = report,
             };

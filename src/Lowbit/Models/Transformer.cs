@@ -13,12 +13,16 @@ public sealed class Transformer : IDisposable
 {
     private readonly IBackend _backend;
 
-    public Transformer(ModelConfig config, ModelWeights weights, IBackend backend, int maxSequenceLength)
+    /// <param name="kvCacheType">The element type of the KV caches made for this model (<see cref="NewState"/>): F32 or BF16.</param>
+    public Transformer(ModelConfig config, ModelWeights weights, IBackend backend, int maxSequenceLength, DType kvCacheType = DType.F32)
     {
+        if (kvCacheType is not (DType.F32 or DType.BF16))
+            throw new ArgumentOutOfRangeException(nameof(kvCacheType), kvCacheType, "The KV cache is F32 or BF16.");
         Config = config;
         Weights = weights;
         _backend = backend;
         MaxSequenceLength = maxSequenceLength;
+        KvCacheType = kvCacheType;
         Rope = new RopeTable(config.HeadDim, maxSequenceLength, config.RopeTheta, config.RopeScaling);
     }
 
@@ -27,6 +31,12 @@ public sealed class Transformer : IDisposable
     public ModelWeights Weights { get; }
     public RopeTable Rope { get; }
     public int MaxSequenceLength { get; }
+    public DType KvCacheType { get; }
+
+    /// <summary>Buffers and a KV cache (<see cref="KvCacheType"/>) for one sequence of up to
+    /// <paramref name="maxSequenceLength"/> positions (default: the model's) in passes of up to <paramref name="maxBatch"/> tokens.</summary>
+    public DecodeState NewState(int maxBatch, int? maxSequenceLength = null) =>
+        new(Config, maxSequenceLength ?? MaxSequenceLength, maxBatch, _backend, KvCacheType);
 
     /// <summary>
     /// Runs tokens at positions startPos.. through the model, filling the KV cache of

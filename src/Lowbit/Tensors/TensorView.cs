@@ -35,6 +35,9 @@ public readonly unsafe struct TensorView
         return new Span<T>((void*)Data, checked((int)ElementCount));
     }
 
+    /// <summary>The view's bytes, whatever its dtype.</summary>
+    public Span<byte> AsBytes() => new((void*)Data, checked((int)(ElementCount * DType.Size())));
+
     public Span<T> Row<T>(int row) where T : unmanaged => Slice(row, 1).AsSpan<T>();
 
     public override string ToString() => $"{DType}[{Rows}, {Columns}]";

@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Lowbit.Tensors;
 
 namespace Lowbit.Backends.Cpu;
 
@@ -6,8 +8,8 @@ namespace Lowbit.Backends.Cpu;
 /// Causal grouped-query attention over one layer's KV cache. For token j (position p = startPos + j) and
 /// query head h, with D = headDim and kv head g = h / (heads / kvHeads):
 ///   s[t] = q[j, h]·K[t, g] / sqrt(D) for t ≤ p;  a = softmax(s);  out[j, h] = Σ_t a[t]·V[t, g].
-/// Shapes: q and out [m, heads·D]; K and V caches [maxSeq, kvHeads·D], f32, row-major, rows 0..startPos+m−1
-/// already written. Threads split the (token, head) pairs into ThreadCount contiguous parts; part i keeps its
+/// Shapes: q and out [m, heads·D]; K and V caches [maxSeq, kvHeads·D], f32 or bf16 (read widened in registers,
+/// as bf16 weights are), row-major, rows 0..startPos+m−1 already written. Threads split the (token, head) pairs into ThreadCount contiguous parts; part i keeps its
 /// scores in scratch[i·maxSeq ..], so nothing allocates. Pairs run head-major within a token, so the heads
 /// of one kv group follow each other and find that group's cache rows in L2.
 /// Decode at p = 1023 (32 heads, 4 kv heads, D = 64): reads 2·1024·256·4 = 2 MB of cache, 8.4 MFLOP.
@@ -30,7 +32,11 @@ public static unsafe class Attention
     public static void Compute(ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, int m, int heads, int kvHeads, int headDim, int startPos, Span<float> scratch, Span<float> output) =>
         Compute(CpuCapabilities.Best, CpuThreadPool.Shared, q, kCache, vCache, m, heads, kvHeads, headDim, startPos, scratch, output);
 
-    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, int m, int heads, int kvHeads, int headDim, int startPos, Span<float> scratch, Span<float> output)
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache, int m, int heads, int kvHeads, int headDim, int startPos, Span<float> scratch, Span<float> output) =>
+        Compute(level, pool, q, MemoryMarshal.AsBytes(kCache), MemoryMarshal.AsBytes(vCache), DType.F32, m, heads, kvHeads, headDim, startPos, scratch, output);
+
+    /// <summary>Attention over caches of <paramref name="cacheType"/> elements (F32 or BF16) given as bytes.</summary>
+    internal static void Compute(SimdLevel level, CpuThreadPool pool, ReadOnlySpan<float> q, ReadOnlySpan<byte> kCache, ReadOnlySpan<byte> vCache, DType cacheType, int m, int heads, int kvHeads, int headDim, int startPos, Span<float> scratch, Span<float> output)
     {
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentOutOfRangeException.ThrowIfNegative(m);
@@ -45,10 +51,12 @@ public static unsafe class Attention
             throw new ArgumentException($"Attention: q has {q.Length} elements; m·heads·headDim = {m}·{heads}·{headDim} expected.", nameof(q));
         if (output.Length != qLength)
             throw new ArgumentException($"Attention: output has {output.Length} elements; m·heads·headDim = {m}·{heads}·{headDim} expected.", nameof(output));
-        int kvDim = kvHeads * headDim;
-        if (kCache.Length != vCache.Length || kCache.Length % kvDim != 0)
-            throw new ArgumentException($"Attention: the K and V caches must both be [maxSeq, {kvDim}]; got {kCache.Length} and {vCache.Length} elements.", nameof(kCache));
-        int maxSeq = kCache.Length / kvDim;
+        if (cacheType is not (DType.F32 or DType.BF16))
+            throw new NotSupportedException($"Attention: the KV cache is F32 or BF16, not {cacheType}.");
+        int kvDim = kvHeads * headDim, rowBytes = kvDim * cacheType.Size();
+        if (kCache.Length != vCache.Length || kCache.Length % rowBytes != 0)
+            throw new ArgumentException($"Attention: the K and V caches must both be [maxSeq, {kvDim}] {cacheType}; got {kCache.Length} and {vCache.Length} bytes.", nameof(kCache));
+        int maxSeq = kCache.Length / rowBytes;
         if ((long)startPos + m > maxSeq)
             throw new ArgumentException($"Attention: positions {startPos}..{startPos + m - 1} do not fit a cache of {maxSeq} positions.", nameof(startPos));
         if (scratch.Length < maxSeq || maxSeq == 0)
@@ -57,8 +65,8 @@ public static unsafe class Attention
             return;
 
         fixed (float* pq = q)
-        fixed (float* pk = kCache)
-        fixed (float* pv = vCache)
+        fixed (byte* pk = kCache)
+        fixed (byte* pv = vCache)
         fixed (float* ps = scratch)
         fixed (float* po = output)
         {
@@ -81,11 +89,14 @@ public static unsafe class Attention
                     : Math.Min(Math.Min(pool.ThreadCount, scratch.Length / maxSeq), m * heads),
                 Scale = 1f / MathF.Sqrt(headDim),
             };
-            delegate*<void*, int, int, void> work = level switch
+            delegate*<void*, int, int, void> work = (level, cacheType) switch
             {
-                SimdLevel.Avx512 => &Parts<Simd512, Vector512<float>>,
-                SimdLevel.Avx2 => &Parts<Simd256, Vector256<float>>,
-                _ => &Parts<SimdScalar, float>,
+                (SimdLevel.Avx512, DType.F32) => &Parts<Simd512, Vector512<float>, F32Weights>,
+                (SimdLevel.Avx2, DType.F32) => &Parts<Simd256, Vector256<float>, F32Weights>,
+                (_, DType.F32) => &Parts<SimdScalar, float, F32Weights>,
+                (SimdLevel.Avx512, _) => &Parts<Simd512, Vector512<float>, Bf16Weights>,
+                (SimdLevel.Avx2, _) => &Parts<Simd256, Vector256<float>, Bf16Weights>,
+                _ => &Parts<SimdScalar, float, Bf16Weights>,
             };
             pool.Run(work, &job, job.Parts);
         }
@@ -93,15 +104,17 @@ public static unsafe class Attention
 
     private struct Job
     {
-        public float* Q, K, V, Scratch, Out;
+        public float* Q, Scratch, Out;
+        public byte* K, V;
         public int Pairs, Heads, Group, HeadDim, KvDim, StartPos, MaxSeq, Parts;
         public float Scale;
     }
 
     /// <summary>Pool work item: parts [start, end); part i does pairs [Pairs·i/Parts, Pairs·(i+1)/Parts).</summary>
-    private static void Parts<TS, TV>(void* context, int start, int end)
+    private static void Parts<TS, TV, TC>(void* context, int start, int end)
         where TS : ISimd<TV>
         where TV : unmanaged
+        where TC : IWeightType
     {
         Job* job = (Job*)context;
         for (int part = start; part < end; part++)
@@ -110,55 +123,58 @@ public static unsafe class Attention
             int first = (int)((long)job->Pairs * part / job->Parts);
             int last = (int)((long)job->Pairs * (part + 1) / job->Parts);
             for (int pair = first; pair < last; pair++)
-                Head<TS, TV>(job, pair / job->Heads, pair % job->Heads, scores);
+                Head<TS, TV, TC>(job, pair / job->Heads, pair % job->Heads, scores);
         }
     }
 
-    private static void Head<TS, TV>(Job* job, int token, int head, float* scores)
+    /// <typeparam name="TC">The cache's element type (how a row is read into f32 registers).</typeparam>
+    private static void Head<TS, TV, TC>(Job* job, int token, int head, float* scores)
         where TS : ISimd<TV>
         where TV : unmanaged
+        where TC : IWeightType
     {
         int d = job->HeadDim;
-        nint kvDim = job->KvDim;
+        nint kvDim = job->KvDim, rowBytes = kvDim * TC.Size;
         nint offset = (((nint)token * job->Heads) + head) * d;
         float* q = job->Q + offset;
-        float* k = job->K + ((nint)(head / job->Group) * d);
+        byte* k = job->K + ((nint)(head / job->Group) * d * TC.Size);
         int length = job->StartPos + token + 1;
 
         // Scores: four cache rows per Dot4 (one transpose-and-add for four dot products).
         int t = 0;
         for (; t + 4 <= length; t += 4)
-            MatMulKernel.Dot4<TS, TV, F32Weights>(q, (byte*)(k + (t * kvDim)), kvDim * sizeof(float), d, scores + t);
+            MatMulKernel.Dot4<TS, TV, TC>(q, k + (t * rowBytes), rowBytes, d, scores + t);
         for (; t < length; t++)
-            scores[t] = MatMulKernel.Dot1<TS, TV, F32Weights>(q, (byte*)(k + (t * kvDim)), d);
+            scores[t] = MatMulKernel.Dot1<TS, TV, TC>(q, k + (t * rowBytes), d);
         Softmax.Row<TS, TV>(scores, length, job->Scale);
 
-        float* v = job->V + ((nint)(head / job->Group) * d);
+        byte* v = job->V + ((nint)(head / job->Group) * d * TC.Size);
         float* output = job->Out + offset;
         int i = 0;
-        WeightedSum<TS, TV>(scores, v, kvDim, length, d, output, ref i);
-        WeightedSum<SimdScalar, float>(scores, v, kvDim, length, d, output, ref i);
+        WeightedSum<TS, TV, TC>(scores, v, rowBytes, length, d, output, ref i);
+        WeightedSum<SimdScalar, float, TC>(scores, v, rowBytes, length, d, output, ref i);
     }
 
     /// <summary>output[i] = Σ_t p[t]·v[t·stride + i] for whole vectors of i from i on. Strips of 4 vectors
     /// (all of D = 64 at 512 bits) stay in registers while the positions are swept, so each cache row is read
-    /// once, in order, and output is written once.</summary>
-    private static void WeightedSum<TS, TV>(float* p, float* v, nint stride, int length, int d, float* output, ref int i)
+    /// once, in order, and output is written once. <paramref name="stride"/> is a cache row's bytes.</summary>
+    private static void WeightedSum<TS, TV, TC>(float* p, byte* v, nint stride, int length, int d, float* output, ref int i)
         where TS : ISimd<TV>
         where TV : unmanaged
+        where TC : IWeightType
     {
         int c = TS.Count;
         for (; i <= d - (4 * c); i += 4 * c)
         {
             TV a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
-            float* row = v + i;
+            byte* row = v;
             for (int t = 0; t < length; t++, row += stride)
             {
                 TV pt = TS.Broadcast(p[t]);
-                a0 = TS.MultiplyAdd(pt, TS.Load(row), a0);
-                a1 = TS.MultiplyAdd(pt, TS.Load(row + c), a1);
-                a2 = TS.MultiplyAdd(pt, TS.Load(row + (2 * c)), a2);
-                a3 = TS.MultiplyAdd(pt, TS.Load(row + (3 * c)), a3);
+                a0 = TS.MultiplyAdd(pt, TC.Load<TS, TV>(row, i), a0);
+                a1 = TS.MultiplyAdd(pt, TC.Load<TS, TV>(row, i + c), a1);
+                a2 = TS.MultiplyAdd(pt, TC.Load<TS, TV>(row, i + (2 * c)), a2);
+                a3 = TS.MultiplyAdd(pt, TC.Load<TS, TV>(row, i + (3 * c)), a3);
             }
 
             TS.Store(output + i, a0);
@@ -170,9 +186,9 @@ public static unsafe class Attention
         for (; i <= d - c; i += c)
         {
             TV a = TS.Zero;
-            float* row = v + i;
+            byte* row = v;
             for (int t = 0; t < length; t++, row += stride)
-                a = TS.MultiplyAdd(TS.Broadcast(p[t]), TS.Load(row), a);
+                a = TS.MultiplyAdd(TS.Broadcast(p[t]), TC.Load<TS, TV>(row, i), a);
             TS.Store(output + i, a);
         }
     }

@@ -31,9 +31,15 @@ public sealed class CpuBackend : IBackend
     /// <summary>Weights stay where they are (memory-mapped or in native memory); only the formats are checked.</summary>
     public void PrepareWeights(ModelWeights weights) => CheckSupported(weights);
 
-    public void CopyFromHost(ReadOnlySpan<float> source, TensorView destination) => source.CopyTo(destination.AsSpan<float>());
+    public void CopyFromHost(ReadOnlySpan<float> source, TensorView destination)
+    {
+        if (destination.DType == DType.F32)
+            source.CopyTo(destination.AsSpan<float>());
+        else
+            DTypeConversion.FromSingle(source, destination.DType, destination.AsSpan<ushort>());
+    }
 
-    public void CopyToHost(TensorView source, Span<float> destination) => source.AsSpan<float>().CopyTo(destination);
+    public void CopyToHost(TensorView source, Span<float> destination) => DTypeConversion.ToSingle(source.AsBytes(), source.DType, destination);
 
     public void Embedding(Tensor table, ReadOnlySpan<int> tokens, TensorView destination)
     {
@@ -79,8 +85,17 @@ public sealed class CpuBackend : IBackend
     {
         Cpu.Rope.Apply(q.AsSpan<float>(), q.Rows, q.Columns / rope.HeadDim, rope.HeadDim, rope.Cos, rope.Sin, startPos);
         Cpu.Rope.Apply(k.AsSpan<float>(), k.Rows, k.Columns / rope.HeadDim, rope.HeadDim, rope.Cos, rope.Sin, startPos);
-        k.AsSpan<float>().CopyTo(keys.Slice(startPos, k.Rows).AsSpan<float>());
-        v.AsSpan<float>().CopyTo(values.Slice(startPos, v.Rows).AsSpan<float>());
+        StoreRows(k, keys.Slice(startPos, k.Rows));
+        StoreRows(v, values.Slice(startPos, v.Rows));
+    }
+
+    /// <summary>Rows into the KV cache, narrowed (round to nearest even) where the cache is BF16.</summary>
+    private static void StoreRows(TensorView rows, TensorView cache)
+    {
+        if (cache.DType == DType.F32)
+            rows.AsSpan<float>().CopyTo(cache.AsSpan<float>());
+        else
+            DTypeConversion.FromSingle(rows.AsSpan<float>(), cache.DType, cache.AsSpan<ushort>());
     }
 
     public void LinearAddRmsNorm(TensorView x, IWeight weight, TensorView residual, Tensor normWeight, float eps, TensorView normed)
@@ -98,7 +113,9 @@ public sealed class CpuBackend : IBackend
             _attentionScratch?.Dispose();
             _attentionScratch = Tensor.Allocate(DType.F32, scratchLength);
         }
-        Cpu.Attention.Compute(CpuCapabilities.Best, _pool, q.AsSpan<float>(), keys.AsSpan<float>(), values.AsSpan<float>(), q.Rows,
+        if (keys.DType != values.DType)
+            throw new ArgumentException($"Attention: the K cache is {keys.DType} and the V cache {values.DType}; they must agree.", nameof(values));
+        Cpu.Attention.Compute(CpuCapabilities.Best, _pool, q.AsSpan<float>(), keys.AsBytes(), values.AsBytes(), keys.DType, q.Rows,
             heads, kvHeads, headDim, startPos, _attentionScratch.AsSpan<float>(), destination.AsSpan<float>());
     }
 

@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using Lowbit.Backends.Cpu;
+using Lowbit.Tensors;
 
 namespace Lowbit.Tests.Backends.Cpu;
 
@@ -7,12 +9,16 @@ public class AttentionTests
     /// <summary>Causal GQA over a cache against a float64 reference. Tolerance: scores are f32 dots over D
     /// terms (≤ ~1e-6 absolute for |q|,|k| ≤ 1, D ≤ 64), which move the softmax weights by about that
     /// relatively; the output is a weighted mean of |v| ≤ 1, so 1e-5 absolute is ~10× the expected error,
-    /// while a wrong kv head, position or scale changes outputs by ~0.1.</summary>
+    /// while a wrong kv head, position or scale changes outputs by ~0.1. A BF16 cache is read widened: the
+    /// reference takes the same bf16 values, so the bound is the same.</summary>
     [Theory]
-    [InlineData("Scalar")]
-    [InlineData("Avx2")]
-    [InlineData("Avx512")]
-    public void MatchesFloat64Reference(string levelName)
+    [InlineData("Scalar", DType.F32)]
+    [InlineData("Avx2", DType.F32)]
+    [InlineData("Avx512", DType.F32)]
+    [InlineData("Scalar", DType.BF16)]
+    [InlineData("Avx2", DType.BF16)]
+    [InlineData("Avx512", DType.BF16)]
+    public void MatchesFloat64Reference(string levelName, DType cacheType)
     {
         SimdLevel level = CpuTestData.Level(levelName);
         var rng = new Random(41);
@@ -25,14 +31,14 @@ public class AttentionTests
                     foreach (int startPos in new[] { 0, 6 })
                     {
                         foreach (bool fullScratch in new[] { true, false })
-                            Check(level, rng, heads, kvHeads, d, m, startPos, fullScratch);
+                            Check(level, cacheType, rng, heads, kvHeads, d, m, startPos, fullScratch);
                     }
                 }
             }
         }
     }
 
-    private static void Check(SimdLevel level, Random rng, int heads, int kvHeads, int d, int m, int startPos, bool fullScratch)
+    private static void Check(SimdLevel level, DType cacheType, Random rng, int heads, int kvHeads, int d, int m, int startPos, bool fullScratch)
     {
         int maxSeq = startPos + m + 3, kvDim = kvHeads * d;
         float[] q = CpuTestData.Floats(rng, m * heads * d);
@@ -40,7 +46,16 @@ public class AttentionTests
         float[] v = CpuTestData.Floats(rng, maxSeq * kvDim);
         var output = new float[m * heads * d];
         var scratch = new float[fullScratch ? Attention.ScratchLength(CpuTestData.Pool3.ThreadCount, maxSeq) : maxSeq];
-        Attention.Compute(level, CpuTestData.Pool3, q, k, v, m, heads, kvHeads, d, startPos, scratch, output);
+        if (cacheType == DType.F32)
+        {
+            Attention.Compute(level, CpuTestData.Pool3, q, k, v, m, heads, kvHeads, d, startPos, scratch, output);
+        }
+        else
+        {
+            ushort[] kBits = Bf16(k), vBits = Bf16(v);
+            Attention.Compute(level, CpuTestData.Pool3, q, MemoryMarshal.AsBytes(kBits.AsSpan()), MemoryMarshal.AsBytes(vBits.AsSpan()), DType.BF16,
+                m, heads, kvHeads, d, startPos, scratch, output);
+        }
 
         var scores = new double[maxSeq];
         for (int j = 0; j < m; j++)
@@ -74,6 +89,17 @@ public class AttentionTests
                 }
             }
         }
+    }
+
+    /// <summary>Rounds <paramref name="values"/> to bf16 in place (the reference then reads what the cache holds) and
+    /// returns their bits.</summary>
+    private static ushort[] Bf16(float[] values)
+    {
+        var bits = new ushort[values.Length];
+        DTypeConversion.FromSingle(values, DType.BF16, bits);
+        for (int i = 0; i < values.Length; i++)
+            values[i] = DTypeConversion.BFloat16ToSingle(bits[i]);
+        return bits;
     }
 
     [Fact]

@@ -18,17 +18,20 @@ public sealed class FlashAttentionPtxTests
     [InlineData(128, 33, 130, 8, 2)]  // long history, short prompt: three unmasked key tiles
     [InlineData(128, 150, 20, 2, 1, 8)] // 8 warps: 128 query rows a block
     [InlineData(64, 130, 0, 2, 2, 8)]
-    public void Attention_matches_float64_attention_of_the_bf16_operands(int d, int rows, int start, int heads, int kvHeads, int warps = 4)
+    [InlineData(128, 70, 0, 2, 1, 4, true)] // a bf16 KV cache: its rows copied as they are
+    [InlineData(64, 100, 40, 4, 2, 8, true)]
+    public void Attention_matches_float64_attention_of_the_bf16_operands(int d, int rows, int start, int heads, int kvHeads, int warps = 4, bool bf16Cache = false)
     {
         const int maxSequence = 256;
         var rng = new Random(d + rows * 31 + start);
         float[] q = Random(rng, rows * heads * d), keys = Random(rng, maxSequence * kvHeads * d), values = Random(rng, maxSequence * kvHeads * d);
         float scale = (float)(1 / Math.Sqrt(d) * 1.4426950408889634); // log2 e: the kernel's softmax is base 2
 
-        var sim = new PtxInterpreter(FlashAttentionPtx.Module(d, warps)) { Seed = rows };
+        var sim = new PtxInterpreter(FlashAttentionPtx.Module(d, warps, bf16Cache)) { Seed = rows };
         var output = new byte[rows * heads * d * 4];
-        ulong qAt = sim.Allocate(Bytes(q)), kAt = sim.Allocate(Bytes(keys)), vAt = sim.Allocate(Bytes(values)), outAt = sim.Allocate(output);
-        sim.Launch(FlashAttentionPtx.Entry(d, warps), FlashAttentionPtx.Blocks(rows, heads, warps), 1, FlashAttentionPtx.Threads(warps), FlashAttentionPtx.SharedBytes(d),
+        ulong qAt = sim.Allocate(Bytes(q)), outAt = sim.Allocate(output);
+        ulong kAt = sim.Allocate(bf16Cache ? Bf16Bytes(keys) : Bytes(keys)), vAt = sim.Allocate(bf16Cache ? Bf16Bytes(values) : Bytes(values));
+        sim.Launch(FlashAttentionPtx.Entry(d, warps, bf16Cache), FlashAttentionPtx.Blocks(rows, heads, warps), 1, FlashAttentionPtx.Threads(warps), FlashAttentionPtx.SharedBytes(d),
             qAt, kAt, vAt, outAt, (ulong)rows, (ulong)start, (ulong)heads, (ulong)(heads / kvHeads), (ulong)(kvHeads * d), BitConverter.SingleToUInt32Bits(scale));
         var actual = sim.Read(outAt, output.Length);
 
@@ -64,6 +67,13 @@ public sealed class FlashAttentionPtxTests
         Assert.All(FlashAttentionPtx.Module(128, 8), c => Assert.True(c < 128, "the module goes to the driver as ASCII"));
         Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttentionPtx.Module(96));
         Assert.Throws<ArgumentOutOfRangeException>(() => FlashAttentionPtx.Module(128, 2));
+    }
+
+    private static byte[] Bf16Bytes(float[] values)
+    {
+        var bits = new ushort[values.Length];
+        DTypeConversion.FromSingle(values, DType.BF16, bits);
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(bits.AsSpan()).ToArray();
     }
 
     private static double Bf16(float value) => DTypeConversion.BFloat16ToSingle(DTypeConversion.SingleToBFloat16(value));
