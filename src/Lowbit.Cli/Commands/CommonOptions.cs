@@ -70,7 +70,11 @@ internal static class CommonOptions
         var cacheType = ParseKvCache(kvCache);
         return new ModelLoadOptions
         {
-            Threads = threads, MaxSequenceLength = maxSequenceLength, Quantization = quantization, KvCacheType = cacheType, Device = OpenDevice(device),
+            Threads = threads,
+            MaxSequenceLength = maxSequenceLength,
+            Quantization = quantization,
+            KvCacheType = cacheType,
+            Device = OpenDevice(device),
         };
     }
 

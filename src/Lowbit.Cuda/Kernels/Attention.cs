@@ -440,12 +440,12 @@ public sealed class Attention
     /// <paramref name="row"/>.</summary>
     private static Float4 RowElements<TKv>(TKv cache, long row, int d, int lane)
         where TKv : struct, IKvElements => new()
-    {
-        X = lane < d ? cache.Load(row + lane) : 0f,
-        Y = lane + 32 < d ? cache.Load(row + lane + 32) : 0f,
-        Z = lane + 64 < d ? cache.Load(row + lane + 64) : 0f,
-        W = lane + 96 < d ? cache.Load(row + lane + 96) : 0f,
-    };
+        {
+            X = lane < d ? cache.Load(row + lane) : 0f,
+            Y = lane + 32 < d ? cache.Load(row + lane + 32) : 0f,
+            Z = lane + 64 < d ? cache.Load(row + lane + 64) : 0f,
+            W = lane + 96 < d ? cache.Load(row + lane + 96) : 0f,
+        };
 
     private static void FallbackKernel<TKv>(ArrayView<float> q, TKv keys, TKv values, ArrayView<float> scores,
         ArrayView<float> output, ArrayView<int> inputs, StepPosition start, AttentionShape s)
