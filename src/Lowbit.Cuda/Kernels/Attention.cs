@@ -240,7 +240,9 @@ public sealed class Attention
         {
             // Warp w takes positions w, w + 8, w + 16 and w + 24 of each chunk: their key and value rows (up to four
             // elements a lane) are loaded together, then scores and online softmax stay in registers.
-            HeadState s0 = HeadState.Empty, s1 = HeadState.Empty, s2 = HeadState.Empty, s3 = HeadState.Empty;
+            var state = PassState.Empty;
+            Float4 q0 = Query(queries, first, d, lane), q1 = first + 1 < group ? Query(queries, first + 1, d, lane) : default;
+            Float4 q2 = first + 2 < group ? Query(queries, first + 2, d, lane) : default, q3 = first + 3 < group ? Query(queries, first + 3, d, lane) : default;
             for (int c = b; c < used; c += blocks)
             {
                 int t0 = c * Chunk, n = Math.Min(length - t0, Chunk);
@@ -261,18 +263,9 @@ public sealed class Attention
                     Vd = RowElements(values, at + ((long)b4 * kvColumns), d, lane),
                     Valid = Math.Min(4, ((n - w) + 7) / 8),
                 };
-                s0 = s0.Update(rows, Query(queries, first, d, lane), s.Scale);
-                if (first + 1 < group)
-                    s1 = s1.Update(rows, Query(queries, first + 1, d, lane), s.Scale);
-                if (first + 2 < group)
-                    s2 = s2.Update(rows, Query(queries, first + 2, d, lane), s.Scale);
-                if (first + 3 < group)
-                    s3 = s3.Update(rows, Query(queries, first + 3, d, lane), s.Scale);
+                state = state.Update(rows, q0, q1, q2, q3, s.Scale, lane);
             }
-            s0.Stage(warpSums, warpMax, warpTotal, w, 0, d, lane);
-            s1.Stage(warpSums, warpMax, warpTotal, w, 1, d, lane);
-            s2.Stage(warpSums, warpMax, warpTotal, w, 2, d, lane);
-            s3.Stage(warpSums, warpMax, warpTotal, w, 3, d, lane);
+            state.Stage(warpSums, warpMax, warpTotal, w, d, lane);
             Group.Barrier();
 
             // The warps' shares rescaled to the group's max: the output when one group has the kv head (short
@@ -381,58 +374,93 @@ public sealed class Attention
         public int Valid;
     }
 
-    /// <summary>One warp's online softmax for one head: the running max and Σ p of its positions so far, and
-    /// Σ p·v in its lanes' four columns.</summary>
-    private struct HeadState
+    /// <summary>One warp's online softmax for the four query heads of a pass: lane l keeps the running max and Σ p of
+    /// head l / 8, and Σ p·v of every head in its four columns.</summary>
+    private struct PassState
     {
         public float Max, Total;
-        public Float4 Acc;
+        public Float4 A0, A1, A2, A3;
 
-        public static HeadState Empty => new() { Max = float.NegativeInfinity };
+        public static PassState Empty => new() { Max = float.NegativeInfinity };
 
-        /// <summary>The state after a chunk's rows (at least one valid: the warp skips chunks it has none of).</summary>
-        public readonly HeadState Update(ChunkRows r, Float4 q, float scale)
+        /// <summary>The state after a chunk's rows (at least one valid: the warp skips chunks it has none of). The 16
+        /// (head, row) dot products are summed across the warp in one transposed butterfly (16 shuffles, not 5 each):
+        /// at each step a lane keeps the half of its values its lane bit selects and adds its partner's copy of that
+        /// half, so lane l ends with the score of pair l / 2 (head l / 8, row (l / 2) mod 4) and takes one
+        /// exponential for it; the heads' factors and probabilities then go to every lane by shuffles.</summary>
+        public readonly PassState Update(ChunkRows r, Float4 q0, Float4 q1, Float4 q2, Float4 q3, float scale, int lane)
         {
-            float sa = BlockReduce.WarpAllSum(Dot(q, r.Ka, 0f)) * scale, sb = BlockReduce.WarpAllSum(Dot(q, r.Kb, 0f)) * scale;
-            float sc = BlockReduce.WarpAllSum(Dot(q, r.Kc, 0f)) * scale, sd = BlockReduce.WarpAllSum(Dot(q, r.Kd, 0f)) * scale;
-            float best = MathF.Max(Max, sa);
-            best = r.Valid > 1 ? MathF.Max(best, sb) : best;
-            best = r.Valid > 2 ? MathF.Max(best, sc) : best;
-            best = r.Valid > 3 ? MathF.Max(best, sd) : best;
+            bool b16 = (lane & 16) != 0, b8 = (lane & 8) != 0, b4 = (lane & 4) != 0, b2 = (lane & 2) != 0;
+            float e0 = Half(Dot(q0, r.Ka, 0f), Dot(q2, r.Ka, 0f), b16, 16), e1 = Half(Dot(q0, r.Kb, 0f), Dot(q2, r.Kb, 0f), b16, 16);
+            float e2 = Half(Dot(q0, r.Kc, 0f), Dot(q2, r.Kc, 0f), b16, 16), e3 = Half(Dot(q0, r.Kd, 0f), Dot(q2, r.Kd, 0f), b16, 16);
+            float e4 = Half(Dot(q1, r.Ka, 0f), Dot(q3, r.Ka, 0f), b16, 16), e5 = Half(Dot(q1, r.Kb, 0f), Dot(q3, r.Kb, 0f), b16, 16);
+            float e6 = Half(Dot(q1, r.Kc, 0f), Dot(q3, r.Kc, 0f), b16, 16), e7 = Half(Dot(q1, r.Kd, 0f), Dot(q3, r.Kd, 0f), b16, 16);
+            float f0 = Half(e0, e4, b8, 8), f1 = Half(e1, e5, b8, 8), f2 = Half(e2, e6, b8, 8), f3 = Half(e3, e7, b8, 8);
+            float g0 = Half(f0, f2, b4, 4), g1 = Half(f1, f3, b4, 4);
+            float score = Half(g0, g1, b2, 2);
+            score = (score + Warp.ShuffleXor(score, 1)) * scale;
+            bool valid = ((lane >> 1) & 3) < r.Valid;
+            float top = valid ? score : float.NegativeInfinity;
+            top = MathF.Max(top, Warp.ShuffleXor(top, 2));
+            top = MathF.Max(top, Warp.ShuffleXor(top, 4));
+            float best = MathF.Max(Max, top);
             float factor = FastMath.Exp(Max - best);
-            float pa = FastMath.Exp(sa - best), pb = r.Valid > 1 ? FastMath.Exp(sb - best) : 0f;
-            float pc = r.Valid > 2 ? FastMath.Exp(sc - best) : 0f, pd = r.Valid > 3 ? FastMath.Exp(sd - best) : 0f;
-            return new HeadState
+            float p = valid ? FastMath.Exp(score - best) : 0f;
+            float sum = p + Warp.ShuffleXor(p, 2);
+            sum += Warp.ShuffleXor(sum, 4);
+            return new PassState
             {
                 Max = best,
-                Total = (Total * factor) + pa + pb + pc + pd,
-                Acc = new Float4
-                {
-                    X = (Acc.X * factor) + (pa * r.Va.X) + (pb * r.Vb.X) + (pc * r.Vc.X) + (pd * r.Vd.X),
-                    Y = (Acc.Y * factor) + (pa * r.Va.Y) + (pb * r.Vb.Y) + (pc * r.Vc.Y) + (pd * r.Vd.Y),
-                    Z = (Acc.Z * factor) + (pa * r.Va.Z) + (pb * r.Vb.Z) + (pc * r.Vc.Z) + (pd * r.Vd.Z),
-                    W = (Acc.W * factor) + (pa * r.Va.W) + (pb * r.Vb.W) + (pc * r.Vc.W) + (pd * r.Vd.W),
-                },
+                Total = (Total * factor) + sum,
+                A0 = Mix(A0, r, Warp.Shuffle(factor, 0), p, 0),
+                A1 = Mix(A1, r, Warp.Shuffle(factor, 8), p, 8),
+                A2 = Mix(A2, r, Warp.Shuffle(factor, 16), p, 16),
+                A3 = Mix(A3, r, Warp.Shuffle(factor, 24), p, 24),
             };
         }
 
-        /// <summary>Writes warp w's state for pass head h to shared memory (max and total from lane 0).</summary>
-        public readonly void Stage(ArrayView<float> sums, ArrayView<float> max, ArrayView<float> total, int w, int h, int d, int lane)
+        /// <summary>One butterfly step: the lane keeps <paramref name="low"/> or <paramref name="high"/> as its lane bit
+        /// says and adds the partner's copy of the same (the partner sends the one it does not keep).</summary>
+        private static float Half(float low, float high, bool upper, int mask) =>
+            (upper ? high : low) + Warp.ShuffleXor(upper ? low : high, mask);
+
+        /// <summary>acc·factor + Σ_r p_r·v_r for the head whose probabilities sit in lanes <paramref name="lane0"/> + 2r.</summary>
+        private static Float4 Mix(Float4 acc, ChunkRows r, float factor, float p, int lane0)
         {
-            int slot = (w * HeadsPerPass) + h, at = slot * MaxHeadDim;
-            if (lane == 0)
+            float pa = Warp.Shuffle(p, lane0), pb = Warp.Shuffle(p, lane0 + 2), pc = Warp.Shuffle(p, lane0 + 4), pd = Warp.Shuffle(p, lane0 + 6);
+            return new Float4
             {
-                max[slot] = Max;
-                total[slot] = Total;
+                X = (acc.X * factor) + (pa * r.Va.X) + (pb * r.Vb.X) + (pc * r.Vc.X) + (pd * r.Vd.X),
+                Y = (acc.Y * factor) + (pa * r.Va.Y) + (pb * r.Vb.Y) + (pc * r.Vc.Y) + (pd * r.Vd.Y),
+                Z = (acc.Z * factor) + (pa * r.Va.Z) + (pb * r.Vb.Z) + (pc * r.Vc.Z) + (pd * r.Vd.Z),
+                W = (acc.W * factor) + (pa * r.Va.W) + (pb * r.Vb.W) + (pc * r.Vc.W) + (pd * r.Vd.W),
+            };
+        }
+
+        /// <summary>Writes warp w's state for the pass's four heads to shared memory (max and total from lane 8h).</summary>
+        public readonly void Stage(ArrayView<float> sums, ArrayView<float> max, ArrayView<float> total, int w, int d, int lane)
+        {
+            if ((lane & 7) == 0)
+            {
+                max[(w * HeadsPerPass) + (lane >> 3)] = Max;
+                total[(w * HeadsPerPass) + (lane >> 3)] = Total;
             }
+            StageSums(sums, A0, (w * HeadsPerPass) * MaxHeadDim, d, lane);
+            StageSums(sums, A1, ((w * HeadsPerPass) + 1) * MaxHeadDim, d, lane);
+            StageSums(sums, A2, ((w * HeadsPerPass) + 2) * MaxHeadDim, d, lane);
+            StageSums(sums, A3, ((w * HeadsPerPass) + 3) * MaxHeadDim, d, lane);
+        }
+
+        private static void StageSums(ArrayView<float> sums, Float4 acc, int at, int d, int lane)
+        {
             if (lane < d)
-                sums[at + lane] = Acc.X;
+                sums[at + lane] = acc.X;
             if (lane + 32 < d)
-                sums[at + lane + 32] = Acc.Y;
+                sums[at + lane + 32] = acc.Y;
             if (lane + 64 < d)
-                sums[at + lane + 64] = Acc.Z;
+                sums[at + lane + 64] = acc.Z;
             if (lane + 96 < d)
-                sums[at + lane + 96] = Acc.W;
+                sums[at + lane + 96] = acc.W;
         }
     }
 
