@@ -362,10 +362,21 @@ public static class BackendCheck
                 var values = Values(rng, maxSeq * kvHeads * d);
                 // Prefill on tensor cores rounds q, k, v and the probabilities to bf16 (FlashAttentionPtx).
                 bool bf16 = rows > 1 && cuda is { HasTensorCores: true, AttentionOnTensorCores: true } && Lowbit.Cuda.Ptx.FlashAttentionPtx.Supports(d);
-                results.Add(Compare(device, reference, $"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}{CacheName(cacheType)}{(bf16 ? " (tensor cores)" : "")}",
-                    bf16 ? Bf16ActivationTolerance : 1e-5, b => Run(b, rows, heads * d, (b, y) =>
+                float[] Attend(IBackend b) => Run(b, rows, heads * d, (b, y) =>
                     b.Attention(Put(b, host, q, rows, heads * d), Put(b, host, keys, maxSeq, kvHeads * d, cacheType), Put(b, host, values, maxSeq, kvHeads * d, cacheType),
-                        start, heads, kvHeads, d, y))));
+                        start, heads, kvHeads, d, y));
+                float[] expected = Attend(reference), actual = Attend(device);
+                string name = $"attention rows={rows} start={start} heads={heads}/{kvHeads} D={d}{CacheName(cacheType)}{(bf16 ? " (tensor cores)" : "")}";
+                // ILGPU's CPU accelerator (CI) now and then returns an all-zero output from a flash launch that follows
+                // another attention launch (about 1 in 200 in a harness; the kernel does run: an output filled with NaN
+                // comes back all zeros; the same inputs pass on the next launch, and no GPU run has shown it). There, and
+                // only for that signature, the check runs once more and says so; any other difference fails at once.
+                if (cuda is { IsEmulated: true } && actual.All(v => v == 0) && expected.Any(v => v != 0))
+                {
+                    actual = Attend(device);
+                    name += " (retried: an all-zero output on ILGPU's CPU accelerator)";
+                }
+                results.Add(new CheckResult(name, RelativeError(actual, expected), bf16 ? Bf16ActivationTolerance : 1e-5));
             }
         }
         finally

@@ -111,6 +111,9 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public string Name => $"cuda ({_accelerator.Name}, {_accelerator.MemorySize >> 20} MiB)";
 
+    /// <summary>True on ILGPU's CPU accelerator (the tests' emulation of the kernels, where CI runs them).</summary>
+    public bool IsEmulated => _accelerator.AcceleratorType == AcceleratorType.CPU;
+
     public Accelerator Accelerator => _accelerator;
 
     /// <summary>Warps sharing a GEMV row (dense) or four-row set (quantized): 1, 2 or 4; 0 (the default) lets each
