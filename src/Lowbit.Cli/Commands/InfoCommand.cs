@@ -27,6 +27,11 @@ internal static class InfoCommand
             Console.WriteLine($"rope           theta {c.RopeTheta}{(c.RopeScaling is { } s ? $", scaling {s.Type} ×{s.Factor}" : "")}");
             Console.WriteLine($"vocabulary     {c.VocabSize}{(c.TieWordEmbeddings ? ", tied embeddings" : "")}");
             Console.WriteLine($"context        {c.MaxPositionEmbeddings} positions");
+            // Keys and values of every layer: the cache lowbit allocates for a sequence (--kv-cache picks the type).
+            long perPosition = 2L * c.NumLayers * c.KvDim;
+            int cached = Math.Min(c.MaxPositionEmbeddings, ModelLoadOptions.DefaultMaxSequenceLength);
+            Console.WriteLine($"kv cache       {CommonOptions.FormatBytes(perPosition * 4)} a position in f32, {CommonOptions.FormatBytes(perPosition * 2)} in bf16; " +
+                $"{cached} positions (the default): {CommonOptions.FormatBytes(perPosition * 4 * cached)} / {CommonOptions.FormatBytes(perPosition * 2 * cached)}");
             Console.WriteLine($"weights        {string.Join(", ", formats)}; linear layers {CommonOptions.FormatBytes(linearBytes)}, embedding {lm.Weights.Embedding.DType} {CommonOptions.FormatBytes(lm.Weights.Embedding.ByteLength)}");
             Console.WriteLine($"tokenizer      {Path.GetFileName(lm.Tokenizer.SourcePath)} ({lm.Tokenizer.VocabSize} tokens), BOS {lm.Tokenizer.BosId?.ToString() ?? "none"}, EOS {string.Join(",", lm.Tokenizer.EosIds)}");
             Console.WriteLine($"backend        {lm.Backend.Name}");

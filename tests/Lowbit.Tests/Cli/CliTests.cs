@@ -85,6 +85,17 @@ public sealed class CliTests : IDisposable
         Assert.Contains("LlamaForCausalLM", r.Output);
         Assert.Contains("8 heads, 4 kv heads, head dim 8", r.Output);
         Assert.Contains("tokenizer.model (512 tokens)", r.Output);
+        // 5 layers × (keys + values) × 4 kv heads × head dim 8 = 320 elements a position.
+        Assert.Contains("kv cache       1.2 KiB a position in f32, 640 B in bf16", r.Output);
+    }
+
+    [Fact]
+    public void Generate_with_a_bf16_kv_cache_runs_and_a_bad_cache_type_is_one_clear_line()
+    {
+        var r = Lowbit("generate", "Once upon a time", "-n", "8", "--kv-cache", "bf16");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("decode", r.Error);
+        AssertOneLineError(Lowbit("generate", "hi", "--kv-cache", "int3"), "--kv-cache", "int3");
     }
 
     [Fact]
