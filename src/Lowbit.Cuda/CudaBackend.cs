@@ -135,6 +135,10 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public bool UsesHostMemory => false;
 
+    /// <summary>BF16 where prefill attention runs on tensor cores (it rounds K and V to bf16 as it reads them, so a BF16
+    /// cache changes no prefill result and halves the cache), F32 elsewhere (ILGPU's CPU accelerator, pre-Ampere GPUs).</summary>
+    public DType PreferredKvCacheType => HasTensorCores && AttentionOnTensorCores ? DType.BF16 : DType.F32;
+
     public Tensor Allocate(DType dtype, int rows, int columns)
     {
         long bytes = Math.Max(16, ((long)rows * columns * dtype.Size() + 15) & ~15L);

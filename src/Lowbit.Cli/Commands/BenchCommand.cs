@@ -68,7 +68,7 @@ internal static class BenchCommand
                 if (r.GetValue(context) < 0)
                     throw new ArgumentException($"--context must be 0 or more; got {r.GetValue(context)}.");
                 return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths, r.GetValue(profile), whatIfs,
-                    CommonOptions.ParseKvCache(r.GetValue(kvCache)), r.GetValue(context));
+                    CommonOptions.ParseKvCache(r.GetValue(kvCache)) ?? cuda.PreferredKvCacheType, r.GetValue(context));
             }
             string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
             string cacheName = r.GetValue(kvCache)!;

@@ -50,16 +50,17 @@ internal static class CommonOptions
 
     public static Option<string> KvCache() => new("--kv-cache")
     {
-        Description = "The KV cache's element type: f32, or bf16 (half the memory; attention reads half the bytes at long contexts).",
-        DefaultValueFactory = _ => "f32",
+        Description = "The KV cache's element type: f32, bf16 (half the memory; attention reads half the bytes at long contexts) or auto (bf16 on a GPU with tensor cores, f32 on the CPU).",
+        DefaultValueFactory = _ => "auto",
     };
 
-    /// <summary>The dtype for <c>--kv-cache NAME</c>.</summary>
-    public static DType ParseKvCache(string? name) => name switch
+    /// <summary>The dtype for <c>--kv-cache NAME</c>; null for auto (the backend's preference).</summary>
+    public static DType? ParseKvCache(string? name) => name switch
     {
-        null or "f32" => DType.F32,
+        null or "auto" => null,
+        "f32" => DType.F32,
         "bf16" => DType.BF16,
-        _ => throw new ArgumentException($"--kv-cache: use f32 or bf16; got \"{name}\"."),
+        _ => throw new ArgumentException($"--kv-cache: use auto, f32 or bf16; got \"{name}\"."),
     };
 
     public static ModelLoadOptions LoadOptions(int? threads, int? maxSequenceLength = null, string? quant = null, string? device = null, string? kvCache = null)

@@ -17,6 +17,11 @@ public interface IBackend : IDisposable
     /// valid); false for a device backend, whose tensors hold device addresses.</summary>
     bool UsesHostMemory { get; }
 
+    /// <summary>The KV cache type a model on this backend gets unless told otherwise
+    /// (<see cref="Models.ModelLoadOptions.KvCacheType"/>): F32 here; a backend whose attention rounds K and V to bf16
+    /// anyway (CUDA's tensor-core prefill) prefers BF16, half the memory at no cost in accuracy.</summary>
+    DType PreferredKvCacheType => DType.F32;
+
     /// <summary>A zeroed [rows, columns] tensor in this backend's memory, for activations and the KV cache
     /// (device memory for CUDA; the tensor owns it).</summary>
     Tensor Allocate(DType dtype, int rows, int columns);

@@ -39,9 +39,10 @@ public sealed record ModelLoadOptions
     /// a CPU run of the checkpoint's own weights on Linux.</summary>
     public WeightMemory WeightMemory { get; init; }
 
-    /// <summary>The KV cache's element type: F32 (the default) or BF16, which halves the cache and the bytes decode
-    /// attention reads at long contexts (keys and values rounded to bf16 as they are stored, as gpt-fast keeps them).</summary>
-    public DType KvCacheType { get; init; } = DType.F32;
+    /// <summary>The KV cache's element type: F32 or BF16, which halves the cache and the bytes decode attention reads at
+    /// long contexts (keys and values rounded to bf16 as they are stored, as gpt-fast keeps them); null takes the
+    /// backend's <see cref="IBackend.PreferredKvCacheType"/> (F32 on the CPU, BF16 on a CUDA GPU).</summary>
+    public DType? KvCacheType { get; init; }
 }
 
 /// <summary>
@@ -101,7 +102,7 @@ public sealed class LanguageModel : IDisposable
                 backend.Dispose();
                 throw;
             }
-            return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq, options.KvCacheType)
+            return new LanguageModel(Path.GetFullPath(directory), config, checkpoint, weights, tokenizer, backend, maxSeq, options.KvCacheType ?? backend.PreferredKvCacheType)
             {
                 QuantizationReport = report,
             };

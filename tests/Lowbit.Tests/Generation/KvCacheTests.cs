@@ -51,6 +51,16 @@ public sealed class KvCacheTests
     }
 
     [Fact]
+    public void Unset_the_cache_type_is_the_backends_preference()
+    {
+        using var model = LanguageModel.Load(Path.Combine(AppContext.BaseDirectory, "bundled-model"), new ModelLoadOptions { Threads = 1 });
+        Assert.Equal(DType.F32, model.Backend.PreferredKvCacheType);
+        Assert.Equal(DType.F32, model.Transformer.KvCacheType);
+        using var state = model.Transformer.NewState(1);
+        Assert.Equal(DType.F32, state.KvCacheType);
+    }
+
+    [Fact]
     public void Other_cache_types_are_refused()
     {
         using var model = Bundled(DType.F32);

@@ -96,6 +96,8 @@ public sealed class CudaBackendOnIlgpuCpuTests : CudaBackendTests
         Assert.Throws<NotSupportedException>(() => backend.LinearOnTensorCores(x.View(), w, y.View(), GemmTile.Simple));
         backend.Linear(x.View(), new DenseWeight(w), y.View());
         Assert.Null(backend.TensorCoreError);
+        // Without tensor cores prefill attention computes in f32, so the cache it prefers stays F32.
+        Assert.Equal(DType.F32, backend.PreferredKvCacheType);
     }
 
     /// <summary>Prefill on a GPU expands quantized weights to bf16 for the tensor cores: every element must be the
