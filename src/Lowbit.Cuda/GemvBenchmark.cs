@@ -65,7 +65,7 @@ public sealed partial class CudaBackend
 
     /// <summary>Microseconds a decode attention call takes at <paramref name="position"/> (Llama-3-8B's heads: 32 query,
     /// 8 kv, D = 128; a cache of <paramref name="maxSequence"/> rows) with at most <paramref name="blocks"/> groups a kv
-    /// head (0: the kernel's own choice): a CUDA graph of <paramref name="calls"/> calls replayed, as a decode step
+    /// head (0: the kernel's own choice), with an F32 or BF16 cache: a CUDA graph of 100 calls replayed, as a decode step
     /// runs it (eager launches would time the host instead).</summary>
     public double TimeAttention(int position, int maxSequence, int blocks, DType cache = DType.F32)
     {

@@ -99,5 +99,5 @@ public sealed class Bf16Dequantizer
     private static float Nibble(uint word, int i, float s, float z) => ((Magic.Float((word >> (4 * i)) & 0xFu) - (Magic.Value + 8f)) * s) + z;
 
     /// <summary>Two floats as bf16 (round to nearest even), the first in the low half.</summary>
-    private static uint Pack(float lo, float hi) => Bf16Kv.Round(lo) | (Bf16Kv.Round(hi) << 16);
+    private static uint Pack(float lo, float hi) => DenseElements.ToBf16(lo) | (DenseElements.ToBf16(hi) << 16);
 }

@@ -39,6 +39,15 @@ public static class DenseElements
     /// <summary>bf16 is the top half of an f32: widening is a 16-bit shift.</summary>
     public static float Bf16(uint bits16) => Interop.IntAsFloat(bits16 << 16);
 
+    /// <summary>f32 → bf16 bits, round to nearest even, NaN kept quiet (as DTypeConversion.SingleToBFloat16).</summary>
+    public static uint ToBf16(float v)
+    {
+        uint bits = Interop.FloatAsInt(v);
+        if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
+            return (bits >> 16) | 0x40u;
+        return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    }
+
     /// <summary>IEEE half to float: the exponent and mantissa moved into an f32's place are off by a bias
     /// of 2^112, which one multiply restores, exactly for normals and subnormals; infinities and NaNs
     /// (exponent 31) are rebuilt. 0x77800000 is 2^112.</summary>

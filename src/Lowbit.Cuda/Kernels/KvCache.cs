@@ -52,9 +52,9 @@ public struct Bf16Kv : IKvElements
         Quads = data.LoadEffectiveAddressAsPtr() % 8 == 0 ? data.SubView(0, data.Length / 4 * 4).Cast<ulong>() : default;
     }
 
-    public readonly float Load(long i) => Interop.IntAsFloat((uint)Data[i] << 16);
+    public readonly float Load(long i) => DenseElements.Bf16(Data[i]);
 
-    public readonly void Store(long i, float value) => Data[i] = (ushort)Round(value);
+    public readonly void Store(long i, float value) => Data[i] = (ushort)DenseElements.ToBf16(value);
 
     public readonly Float4 Load4(long quad)
     {
@@ -62,20 +62,11 @@ public struct Bf16Kv : IKvElements
         uint low = (uint)word, high = (uint)(word >> 32);
         return new Float4
         {
-            X = Interop.IntAsFloat(low << 16),
-            Y = Interop.IntAsFloat(low & 0xFFFF0000u),
-            Z = Interop.IntAsFloat(high << 16),
-            W = Interop.IntAsFloat(high & 0xFFFF0000u),
+            X = DenseElements.Low(low, DenseElements.BF16),
+            Y = DenseElements.High(low, DenseElements.BF16),
+            Z = DenseElements.Low(high, DenseElements.BF16),
+            W = DenseElements.High(high, DenseElements.BF16),
         };
-    }
-
-    /// <summary>f32 → bf16 bits, round to nearest even, NaN kept quiet (as DTypeConversion.SingleToBFloat16).</summary>
-    public static uint Round(float v)
-    {
-        uint bits = Interop.FloatAsInt(v);
-        if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
-            return (bits >> 16) | 0x40u;
-        return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
     }
 }
 

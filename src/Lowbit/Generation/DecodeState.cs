@@ -20,8 +20,7 @@ public sealed class DecodeState : IDisposable
     /// reads; keys and values rounded to nearest even as they are stored).</param>
     public DecodeState(ModelConfig config, int maxSequenceLength, int maxBatch, IBackend? backend = null, DType kvCacheType = DType.F32)
     {
-        if (kvCacheType is not (DType.F32 or DType.BF16))
-            throw new ArgumentOutOfRangeException(nameof(kvCacheType), kvCacheType, "The KV cache is F32 or BF16.");
+        CheckKvCacheType(kvCacheType, nameof(kvCacheType));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxSequenceLength, 1);
         MaxBatch = maxBatch;
@@ -44,6 +43,13 @@ public sealed class DecodeState : IDisposable
             Keys[l] = Allocate(maxSequenceLength, config.KvDim, kvCacheType);
             Values[l] = Allocate(maxSequenceLength, config.KvDim, kvCacheType);
         }
+    }
+
+    /// <summary>Refuses a KV cache type the backends have no kernels for (they take F32 and BF16).</summary>
+    internal static void CheckKvCacheType(DType kvCacheType, string parameter)
+    {
+        if (kvCacheType is not (DType.F32 or DType.BF16))
+            throw new ArgumentOutOfRangeException(parameter, kvCacheType, "The KV cache is F32 or BF16.");
     }
 
     private Tensor Allocate(int rows, int columns, DType dtype = DType.F32) =>

@@ -16,8 +16,7 @@ public sealed class Transformer : IDisposable
     /// <param name="kvCacheType">The element type of the KV caches made for this model (<see cref="NewState"/>): F32 or BF16.</param>
     public Transformer(ModelConfig config, ModelWeights weights, IBackend backend, int maxSequenceLength, DType kvCacheType = DType.F32)
     {
-        if (kvCacheType is not (DType.F32 or DType.BF16))
-            throw new ArgumentOutOfRangeException(nameof(kvCacheType), kvCacheType, "The KV cache is F32 or BF16.");
+        DecodeState.CheckKvCacheType(kvCacheType, nameof(kvCacheType));
         Config = config;
         Weights = weights;
         _backend = backend;

@@ -85,17 +85,9 @@ public sealed class CpuBackend : IBackend
     {
         Cpu.Rope.Apply(q.AsSpan<float>(), q.Rows, q.Columns / rope.HeadDim, rope.HeadDim, rope.Cos, rope.Sin, startPos);
         Cpu.Rope.Apply(k.AsSpan<float>(), k.Rows, k.Columns / rope.HeadDim, rope.HeadDim, rope.Cos, rope.Sin, startPos);
-        StoreRows(k, keys.Slice(startPos, k.Rows));
-        StoreRows(v, values.Slice(startPos, v.Rows));
-    }
-
-    /// <summary>Rows into the KV cache, narrowed (round to nearest even) where the cache is BF16.</summary>
-    private static void StoreRows(TensorView rows, TensorView cache)
-    {
-        if (cache.DType == DType.F32)
-            rows.AsSpan<float>().CopyTo(cache.AsSpan<float>());
-        else
-            DTypeConversion.FromSingle(rows.AsSpan<float>(), cache.DType, cache.AsSpan<ushort>());
+        // Into the cache as CopyFromHost stores host floats: copied, or narrowed to nearest even for a BF16 cache.
+        CopyFromHost(k.AsSpan<float>(), keys.Slice(startPos, k.Rows));
+        CopyFromHost(v.AsSpan<float>(), values.Slice(startPos, v.Rows));
     }
 
     public void LinearAddRmsNorm(TensorView x, IWeight weight, TensorView residual, Tensor normWeight, float eps, TensorView normed)
