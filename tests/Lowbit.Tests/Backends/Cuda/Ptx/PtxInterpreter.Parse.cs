@@ -149,7 +149,8 @@ internal sealed partial class PtxInterpreter
                 "selp" => Op.Selp,
                 "bra" => Op.Bra,
                 "exit" or "ret" => Op.Exit,
-                "cp" when opcode is "cp.async.cg.shared.global" or "cp.async.ca.shared.global" => Op.CpAsync,
+                // An L2 prefetch-size hint changes no result.
+                "cp" when opcode is "cp.async.cg.shared.global" or "cp.async.ca.shared.global" or "cp.async.cg.shared.global.L2::128B" => Op.CpAsync,
                 "cp" when opcode == "cp.async.commit_group" => Op.Commit,
                 "cp" when opcode == "cp.async.wait_group" => Op.WaitGroup,
                 "cp" when opcode == "cp.async.wait_all" => Op.WaitAll,
