@@ -17,9 +17,9 @@ public struct SamplingArgs
 /// byte each, a 256-bin histogram of counts or of mass in shared memory, over the candidates at or above a floor
 /// found first (<see cref="Floor"/>); binary searches of 32 block reductions each cost ~1 ms a token on the H100),
 /// the probabilities e^((l − max)/T) are written once to a scratch
-/// row, and the draw walks per-thread contiguous segments: segment sums, then thread 0 finds the segment and
-/// the index where the cumulative mass passes uniform·(kept mass). Sums are f32 (the reference: f64), so a
-/// uniform within ~1e-6 of a boundary may pick the neighbour.
+/// row, and the draw finds the index where the cumulative mass passes uniform·(kept mass) with the whole group
+/// (<see cref="Draw"/>). Sums are f32 (the reference: f64), so a uniform within ~1e-6 of a boundary may pick the
+/// neighbour.
 /// </summary>
 public sealed class Sampling
 {
@@ -161,9 +161,8 @@ public sealed class Sampling
     private static void Kernel(ArrayView<float> logits, ArrayView<float> probabilities, ArrayView<int> result, int n, SamplingArgs a)
     {
         var shared = SharedMemory.Allocate<float>(32);
-        var segments = SharedMemory.Allocate<float>(MaxGroupSize);
         var histogram = SharedMemory.Allocate<float>(Bins);
-        var choice = SharedMemory.Allocate<float>(2);
+        var choice = SharedMemory.Allocate<float>(3);
         int t = Group.IdxX, threads = Group.DimX;
 
         float max = float.NegativeInfinity;
@@ -200,68 +199,128 @@ public sealed class Sampling
             kept = Math.Max(kept, Select(logits, probabilities, n, a.TopP * total, counting: false,
                 Math.Max(kept, Floor(logits, probabilities, n, max, temperature, a.TopP * total, false, shared)), histogram, choice));
 
-        int per = (n + threads - 1) / threads, from = t * per, to = Math.Min(n, from + per);
-        float sum = 0f;
-        int i = from;
-        for (; i + 3 < to; i += 4)
-            sum += (KeptMass(logits, probabilities, i, kept) + KeptMass(logits, probabilities, i + 1, kept))
-                + (KeptMass(logits, probabilities, i + 2, kept) + KeptMass(logits, probabilities, i + 3, kept));
-        for (; i < to; i++)
-            sum += KeptMass(logits, probabilities, i, kept);
-        segments[t] = sum;
-        Group.Barrier();
-        if (t != 0)
-            return;
-        float all = 0f;
-        for (int j = 0; j < threads; j++)
-            all += segments[j];
-        var walk = new Walk { Target = a.Uniform * all, Chosen = -1 };
-        for (int j = 0; j < threads && walk.Chosen < 0; j++)
-        {
-            if (walk.Target >= walk.Cumulative + segments[j] && j < threads - 1)
-            {
-                walk.Cumulative += segments[j];
-                continue;
-            }
-            // Four elements' logits and probabilities loaded together, then taken in order (an index past the
-            // segment repeats its last element, which Step then ignores).
-            int end = Math.Min(n, (j + 1) * per);
-            for (i = j * per; i < end && walk.Chosen < 0; i += 4)
-            {
-                int i1 = Math.Min(i + 1, end - 1), i2 = Math.Min(i + 2, end - 1), i3 = Math.Min(i + 3, end - 1);
-                float l0 = logits[i], l1 = logits[i1], l2 = logits[i2], l3 = logits[i3];
-                float p0 = probabilities[i], p1 = probabilities[i1], p2 = probabilities[i2], p3 = probabilities[i3];
-                walk = walk.Step(Key(l0) >= kept, p0, i).Step(i + 1 < end && Key(l1) >= kept, p1, i + 1)
-                    .Step(i + 2 < end && Key(l2) >= kept, p2, i + 2).Step(i + 3 < end && Key(l3) >= kept, p3, i + 3);
-            }
-            // Rounding left the target past this segment's walk: take its last kept token.
-            if (walk.Chosen < 0 && segments[j] > 0f)
-                walk.Chosen = walk.Last;
-        }
-        result[0] = walk.Chosen < 0 ? walk.Last : walk.Chosen;
+        int token = Draw(logits, probabilities, n, kept, a.Uniform, shared, choice);
+        if (t == 0)
+            result[0] = token;
     }
 
-    /// <summary>Element i's probability if it is kept (key at or above <paramref name="kept"/>), else 0.</summary>
-    private static float KeptMass(ArrayView<float> logits, ArrayView<float> probabilities, int i, int kept) =>
-        Key(logits[i]) >= kept ? probabilities[i] : 0f;
-
-    /// <summary>Thread 0's walk to the drawn token: the mass passed so far, the last kept index, the choice (−1 until made).</summary>
-    private struct Walk
+    /// <summary>
+    /// The first kept token (in vocabulary order) at which the cumulative kept mass passes uniform·(kept mass), the
+    /// reference's walk done by the whole group: warp w sums a contiguous range of the row (coalesced, four loads in
+    /// flight a lane) and one thread finds the range the target falls in; the group then cuts that range into one
+    /// short run a thread, scans the runs' sums, and the thread whose run holds the target walks it. Where rounding
+    /// leaves the target past the kept mass, the last kept token of the range is taken. Every thread gets the token.
+    /// <paramref name="shared"/> holds a float a warp, <paramref name="draw"/> 3.
+    /// </summary>
+    private static int Draw(ArrayView<float> logits, ArrayView<float> probabilities, int n, int kept, float uniform, ArrayView<float> shared,
+        ArrayView<float> draw)
     {
-        public float Target, Cumulative;
-        public int Last, Chosen;
-
-        /// <summary>The walk after element i (skipped when not kept, or once the choice is made).</summary>
-        public readonly Walk Step(bool isKept, float p, int i)
+        int t = Group.IdxX, threads = Group.DimX, lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = threads / Warp.WarpSize;
+        int span = (n + warps - 1) / warps, stop = Math.Min(n, (warp + 1) * span);
+        float mass = 0f;
+        int i = (warp * span) + lane;
+        for (; i + 96 < stop; i += 128)
         {
-            if (!isKept || Chosen >= 0)
-                return this;
-            var next = this;
-            next.Cumulative += p;
-            next.Last = i;
-            if (Target < next.Cumulative)
-                next.Chosen = i;
-            return next;
+            Float4 l = Strided.Four(logits, i, 32), p = Strided.Four(probabilities, i, 32);
+            mass += (Kept(l.X, p.X, kept) + Kept(l.Y, p.Y, kept)) + (Kept(l.Z, p.Z, kept) + Kept(l.W, p.W, kept));
         }
+        for (; i < stop; i += 32)
+            mass += Kept(logits[i], probabilities[i], kept);
+        mass = BlockReduce.WarpAllSum(mass);
+        if (lane == 0)
+            shared[warp] = mass;
+        Group.Barrier();
+        if (t == 0)
+        {
+            float all = 0f;
+            for (int j = 0; j < warps; j++)
+                all += shared[j];
+            // The range holding the target; rounding past the end takes the last range with mass.
+            float target = uniform * all, before = 0f, lastBefore = 0f;
+            int chosen = -1, last = 0;
+            for (int j = 0; j < warps; j++)
+            {
+                if (shared[j] > 0f)
+                {
+                    last = j;
+                    lastBefore = before;
+                    if (target < before + shared[j])
+                    {
+                        chosen = j;
+                        break;
+                    }
+                }
+                before += shared[j];
+            }
+            draw[0] = chosen < 0 ? last : chosen;
+            draw[1] = chosen < 0 ? lastBefore : before;
+            draw[2] = target;
+        }
+        Group.Barrier();
+        int range = (int)draw[0];
+        float start = draw[1], goal = draw[2];
+        int from = range * span, to = Math.Min(n, from + span), per = (to - from + threads - 1) / threads;
+        int runFrom = from + (t * per), runTo = Math.Min(to, runFrom + per), lastKept = -1;
+        float run = 0f;
+        for (int j = runFrom; j < runTo; j++)
+        {
+            float l = logits[j];
+            run += Kept(l, probabilities[j], kept);
+            if (Key(l) >= kept)
+                lastKept = j;
+        }
+        // Only the thread whose run holds the target branches into its walk below; ILGPU would take run for uniform.
+        run = Uniformity.Divergent(run);
+        // Inclusive scan of the runs' sums: within the warp by shuffles, then the warps' totals before this one.
+        float inclusive = ScanStep(run, 1, lane);
+        inclusive = ScanStep(inclusive, 2, lane);
+        inclusive = ScanStep(inclusive, 4, lane);
+        inclusive = ScanStep(inclusive, 8, lane);
+        inclusive = ScanStep(inclusive, 16, lane);
+        Group.Barrier(); // every thread has read draw and shared before they are rewritten
+        if (lane == 31)
+            shared[warp] = inclusive;
+        if (t == 0)
+            draw[0] = -1f;
+        Group.Barrier();
+        float earlier = start;
+        for (int j = 0; j < warp; j++)
+            earlier += shared[j];
+        float exclusive = Warp.ShuffleUp(inclusive, 1);
+        exclusive = earlier + (lane == 0 ? 0f : exclusive);
+        inclusive += earlier;
+        if (run > 0f && goal >= exclusive && goal < inclusive)
+        {
+            int chosen = lastKept; // rounding past the run's own walk: its last kept token
+            float cumulative = exclusive;
+            for (int j = runFrom; j < runTo; j++)
+            {
+                float l = logits[j];
+                if (Key(l) < kept)
+                    continue;
+                cumulative += probabilities[j];
+                if (goal < cumulative)
+                {
+                    chosen = j;
+                    break;
+                }
+            }
+            draw[0] = chosen;
+        }
+        Group.Barrier();
+        float token = draw[0];
+        // No run held the target (rounding at the range's end): the range's last kept token.
+        return token >= 0f ? (int)token : (int)BlockReduce.Max(lastKept, shared);
     }
+
+    /// <summary>One step of a warp's inclusive scan (written out: ILGPU keeps a loop over the steps as a loop).</summary>
+    private static float ScanStep(float v, int d, int lane)
+    {
+        float other = Warp.ShuffleUp(v, d);
+        return lane >= d ? v + other : v;
+    }
+
+    /// <summary>A logit's probability if it is kept (key at or above <paramref name="kept"/>), else 0.</summary>
+    private static float Kept(float l, float p, int kept) => Key(l) >= kept ? p : 0f;
+
 }
