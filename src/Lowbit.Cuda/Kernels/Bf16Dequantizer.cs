@@ -59,7 +59,8 @@ public sealed class Bf16Dequantizer
     private static void RowScaled<TValues>(Index1D t, ArrayView<Uint4> data, ArrayView<float> scales, ArrayView<Uint4> destination, int k, int rowBytes)
         where TValues : struct, IByteValues
     {
-        int chunks = ChunksPerRow(k, 16), r = t / chunks, c = t - (r * chunks);
+        // Uniformity.Divergent: the rounding's NaN branch depends on each thread's values.
+        int chunks = ChunksPerRow(k, 16), r = Uniformity.Divergent(t) / chunks, c = t - (r * chunks);
         Uint4 q = data[(((long)r * rowBytes) / 16) + c];
         var f = default(TValues);
         float s = scales[r];
@@ -76,7 +77,7 @@ public sealed class Bf16Dequantizer
     // scale|zero word (groups are 32 or more), written as 64 bytes of bf16.
     private static void Int4Grouped(Index1D t, ArrayView<Uint4> data, ArrayView<uint> scaleZero, ArrayView<Uint4> destination, int k, int groupSize)
     {
-        int chunks = k / 32, r = t / chunks, c = t - (r * chunks);
+        int chunks = k / 32, r = Uniformity.Divergent(t) / chunks, c = t - (r * chunks);
         Uint4 q = data[t.X]; // rows of K/2 bytes, K a multiple of 32: chunk t is 16 bytes at 16·t
         uint pair = scaleZero[((long)r * (k / groupSize)) + (32 * c / groupSize)];
         float s = Int4GroupedGemv.Scale(pair), z = Int4GroupedGemv.Zero(pair);

@@ -22,7 +22,8 @@ public sealed class Embedding
 
     private static void Kernel(Index1D i, ArrayView<int> tokens, ArrayView<uint> table, ArrayView<float> destination, int dim, SpecializedValue<int> dtype)
     {
-        int r = i / dim, c = i - r * dim;
-        destination[i] = DenseElements.Load(table, (long)tokens[r] * dim + c, dtype.Value);
+        int t = Uniformity.Divergent(i); // a bf16 table's element picks the low or high half of a word
+        int r = t / dim, c = t - r * dim;
+        destination[t] = DenseElements.Load(table, (long)tokens[r] * dim + c, dtype.Value);
     }
 }

@@ -49,7 +49,7 @@ public sealed class Rope(Accelerator accelerator)
         int half = s.HeadDim / 2, kvColumns = s.KvHeads * s.HeadDim;
         int qPairs = s.Rows * s.Heads * half, kPairs = s.Rows * s.KvHeads * half;
         int p0 = start.Resolve(inputs);
-        int t = index;
+        int t = Uniformity.Divergent(index); // the sections' branches split warps
         if (t >= qPairs + kPairs)
         {
             // v element: copy to the cache.
