@@ -43,12 +43,16 @@ internal static class BenchCommand
         };
         var kvCache = CommonOptions.KvCache();
         var context = new Option<int>("--context") { Description = "With --shape: decode from this position (attention over that many cached positions).", DefaultValueFactory = _ => 0 };
+        var sampling = CommonOptions.Sampling(); // decode is greedy unless --temperature is given
         var command = new Command("bench", "Speed, size and accuracy of a model in each quantized format, side by side.")
         {
             model, quant, text, ctx, chunks, prompt, gen, reps, bandwidthMb, threads, device, kvCache, shape, prompts, context, eager, profile, whatIf, gemmTile,
         };
+        foreach (var option in sampling.All)
+            command.Options.Add(option);
         command.SetAction(r => CommonOptions.Run(() =>
         {
+            var picking = sampling.Parse(r);
             if (r.GetValue(shape) is { } shapeName)
             {
                 SyntheticModel.Shape(shapeName); // a bad name fails before the GPU opens
@@ -68,7 +72,7 @@ internal static class BenchCommand
                 if (r.GetValue(context) < 0)
                     throw new ArgumentException($"--context must be 0 or more; got {r.GetValue(context)}.");
                 return ShapeBench.Run(cuda, shapeName, shapeFormats, r.GetValue(gen), Math.Max(1, r.GetValue(reps)), lengths, r.GetValue(profile), whatIfs,
-                    CommonOptions.ParseKvCache(r.GetValue(kvCache)) ?? cuda.PreferredKvCacheType, r.GetValue(context));
+                    CommonOptions.ParseKvCache(r.GetValue(kvCache)) ?? cuda.PreferredKvCacheType, r.GetValue(context), picking);
             }
             string dir = r.GetValue(model) ?? CommonOptions.BundledModel;
             string cacheName = r.GetValue(kvCache)!;
@@ -94,7 +98,7 @@ internal static class BenchCommand
             {
                 Console.Error.WriteLine($"{format}: loading");
                 using var lm = LanguageModel.Load(dir, CommonOptions.LoadOptions(threadCount, Math.Max(contextLength, p + g), format, r.GetValue(device), cacheName));
-                var speed = SpeedBenchmark.Measure(lm, p, g, n);
+                var speed = SpeedBenchmark.Measure(lm, p, g, n, picking);
                 long rss = Process.GetCurrentProcess().WorkingSet64;
                 string ppl = "", kld = "", top = "";
                 if (reference is not null)
@@ -122,7 +126,7 @@ internal static class BenchCommand
                 Console.WriteLine($"| {row.Format} | {row.Bytes / 1e6:F1} | {row.Decode:F2} | {row.Prefill:F1} | {gbps:F1} | {100 * gbps / roofline:F0}% | " +
                     $"{row.Rss / 1e6:F0} | {row.Ppl} | {row.Kld} | {row.Top} |");
             }
-            Console.WriteLine($"{dir}: {threadCount} threads, prefill {p} tokens, decode {g} tokens, best of {n}; " +
+            Console.WriteLine($"{dir}: {threadCount} threads, prefill {p} tokens, decode {g} tokens ({ShapeBench.Describe(picking)}), best of {n}; " +
                 $"bandwidth {roofline:F1} GB/s (best read of the run){(textFile is null ? "" : $"; PPL and KLD on {textFile.Name} at ctx {contextLength}")}");
             return 0;
         }));

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Lowbit.Generation;
 using Lowbit.Backends;
 using Lowbit.Cuda;
 using Lowbit.Models;
@@ -47,6 +48,13 @@ internal static class CommonOptions
     {
         Description = $"Quantize the linear layers at load time: {string.Join(", ", QuantConfigs.Names)} (torchao's names); none: as stored.",
     };
+
+    /// <summary>--temperature, --top-k, --top-p and --seed: how decode picks each token.</summary>
+    public static SamplingOptionSet Sampling() => new(
+        new Option<float>("--temperature") { Description = "0 is greedy; higher is more random.", DefaultValueFactory = _ => 0f },
+        new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0: all).", DefaultValueFactory = _ => 0 },
+        new Option<float>("--top-p") { Description = "Sample among the smallest set of tokens whose probability reaches p (1: all).", DefaultValueFactory = _ => 1f },
+        new Option<ulong?>("--seed") { Description = "Random seed for reproducible sampling." });
 
     public static Option<string> KvCache() => new("--kv-cache")
     {
@@ -129,4 +137,12 @@ internal static class CommonOptions
         >= 1L << 10 => $"{bytes / (double)(1L << 10):F1} KiB",
         _ => $"{bytes} B",
     };
+}
+
+/// <summary>The sampling options of a command (<see cref="CommonOptions.Sampling"/>).</summary>
+internal sealed record SamplingOptionSet(Option<float> Temperature, Option<int> TopK, Option<float> TopP, Option<ulong?> Seed)
+{
+    public IEnumerable<Option> All => [Temperature, TopK, TopP, Seed];
+
+    public SamplingOptions Parse(ParseResult r) => new(r.GetValue(Temperature), r.GetValue(TopK), r.GetValue(TopP), r.GetValue(Seed));
 }

@@ -13,28 +13,26 @@ internal static class GenerateCommand
         var prompt = new Argument<string>("prompt") { Description = "Text to continue (default: empty, the model starts from BOS).", DefaultValueFactory = _ => "" };
         var model = CommonOptions.Model();
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "Most tokens to generate.", DefaultValueFactory = _ => 256 };
-        var temperature = new Option<float>("--temperature") { Description = "0 is greedy; higher is more random.", DefaultValueFactory = _ => 0f };
-        var topK = new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0: all).", DefaultValueFactory = _ => 0 };
-        var topP = new Option<float>("--top-p") { Description = "Sample among the smallest set of tokens whose probability reaches p (1: all).", DefaultValueFactory = _ => 1f };
-        var seed = new Option<ulong?>("--seed") { Description = "Random seed for reproducible sampling." };
+        var sampling = CommonOptions.Sampling();
         var threads = CommonOptions.Threads();
         var quant = CommonOptions.Quant();
         var device = CommonOptions.Device();
         var kvCache = CommonOptions.KvCache();
         var command = new Command("generate", "Generate text from a prompt, streaming it as it comes.")
         {
-            prompt, model, maxTokens, temperature, topK, topP, seed, threads, quant, device, kvCache,
+            prompt, model, maxTokens, threads, quant, device, kvCache,
         };
+        foreach (var option in sampling.All)
+            command.Options.Add(option);
         command.SetAction(r => CommonOptions.Run(() =>
         {
             if (r.GetValue(maxTokens) < 1)
                 throw new ArgumentException($"--max-tokens must be at least 1; got {r.GetValue(maxTokens)}.");
-            var sampling = new SamplingOptions(r.GetValue(temperature), r.GetValue(topK), r.GetValue(topP), r.GetValue(seed));
             using var lm = LanguageModel.Load(r.GetValue(model) ?? CommonOptions.BundledModel,
                 CommonOptions.LoadOptions(r.GetValue(threads), quant: r.GetValue(quant), device: r.GetValue(device), kvCache: r.GetValue(kvCache)));
             CommonOptions.PrintQuantization(lm);
             using var generator = new Generator(lm);
-            var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = sampling };
+            var options = new GenerationOptions { MaxTokens = r.GetValue(maxTokens), Sampling = sampling.Parse(r) };
             string text = r.GetValue(prompt) ?? "";
             Console.Write(text);
             foreach (string piece in generator.GenerateAsync(text, options).ToBlockingEnumerable())

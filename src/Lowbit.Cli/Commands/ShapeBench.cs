@@ -27,8 +27,9 @@ internal static class ShapeBench
 
     /// <param name="context">Decode starts at this position (attention then reads that many cache rows a layer).</param>
     public static int Run(CudaBackend cuda, string shape, IReadOnlyList<string> formats, int gen, int reps, IReadOnlyList<int> prompts, bool profile,
-        IReadOnlyList<DecodeOps> whatIfs, DType kvCache = DType.F32, int context = 0)
+        IReadOnlyList<DecodeOps> whatIfs, DType kvCache = DType.F32, int context = 0, SamplingOptions? sampling = null)
     {
+        sampling ??= SamplingOptions.Greedy;
         var config = SyntheticModel.Shape(shape);
         int maxSeq = Math.Max(context + gen + 1, prompts.Count == 0 ? 0 : prompts.Max());
         Console.Error.WriteLine($"{cuda.Name}: copy bandwidth");
@@ -49,14 +50,14 @@ internal static class ShapeBench
             double decode;
             using (var state = transformer.NewState(1))
             {
-                decode = SpeedBenchmark.Decode(transformer, state, gen, reps, context);
+                decode = SpeedBenchmark.Decode(transformer, state, gen, reps, context, sampling);
                 Sample();
             }
             foreach (var skipped in whatIfs)
             {
                 cuda.Skipped = skipped;
                 using var state = transformer.NewState(1);
-                double t = SpeedBenchmark.Decode(transformer, state, gen, reps, context);
+                double t = SpeedBenchmark.Decode(transformer, state, gen, reps, context, sampling);
                 cuda.Skipped = DecodeOps.None;
                 Console.Error.WriteLine($"{format}: decode without {skipped}: {t:F1} tok/s ({1e6 / t:F0} us a token) against {decode:F1} ({1e6 / decode:F0} us)");
             }
@@ -80,10 +81,14 @@ internal static class ShapeBench
             Console.WriteLine($"| {format} | {bytes / 1e9:F2} | {decode:F1} | {gbps:F0} | {100 * gbps / copyGBps:F0}% | {anchor} | " +
                 $"{string.Join(" | ", prefill.Select((t, i) => $"{t:F0} ({t * PrefillFlopsPerToken(config, weights, prompts[i]) / 1e12:F1})"))} | {peak / 1e9:F1} |");
         }
-        Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position {context}, {kvCache} KV cache, best of {reps}; " +
+        Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position {context} ({Describe(sampling)}), {kvCache} KV cache, best of {reps}; " +
             $"copy bandwidth {copyGBps:F0} GB/s (read + write, 16-byte loads); gpt-fast figures: H100, same shapes (ILGPU-NOTES.md).");
         return 0;
     }
+
+    /// <summary>How decode picked its tokens, for the table's note.</summary>
+    internal static string Describe(SamplingOptions sampling) => sampling.Temperature == 0f ? "greedy"
+        : $"sampled at T {sampling.Temperature:G}{(sampling.TopK > 0 ? $", top-k {sampling.TopK}" : "")}{(sampling.TopP < 1f ? $", top-p {sampling.TopP:G}" : "")}";
 
     /// <summary>The FLOP a prefill of <paramref name="prompt"/> tokens does, per token: every layer's linear layers for each
     /// token, the classifier for the last one only (as Transformer.Forward), and causal attention (q·k and p·v, 2·D

@@ -147,6 +147,18 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Bench_decodes_with_sampling_when_asked_and_says_so()
+    {
+        var r = Lowbit("bench", "--quant", "none", "--prompt", "8", "--gen", "16", "--reps", "1", "--bandwidth-mb", "64", "--threads", "1",
+            "--temperature", "0.8", "--top-p", "0.9", "--seed", "3");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Matches(@"\| f32 \| 1\.0 \| [\d.]+ \|", r.Output);
+        Assert.Contains("decode 16 tokens (sampled at T 0.8, top-p 0.9)", r.Output);
+        Assert.Contains("decode 4 tokens (greedy)", Lowbit("bench", "--quant", "none", "--prompt", "8", "--gen", "4", "--reps", "1", "--bandwidth-mb", "64", "--threads", "1").Output);
+        AssertOneLineError(Lowbit("bench", "--quant", "none", "--temperature", "-1"), "temperature");
+    }
+
+    [Fact]
     public void Every_command_has_help()
     {
         foreach (string[] command in new[] { new[] { "generate" }, ["eval"], ["info"], ["import", "llama2c"], ["quantize"], ["bench"] })
