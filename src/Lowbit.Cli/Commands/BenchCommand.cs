@@ -126,7 +126,7 @@ internal static class BenchCommand
                 Console.WriteLine($"| {row.Format} | {row.Bytes / 1e6:F1} | {row.Decode:F2} | {row.Prefill:F1} | {gbps:F1} | {100 * gbps / roofline:F0}% | " +
                     $"{row.Rss / 1e6:F0} | {row.Ppl} | {row.Kld} | {row.Top} |");
             }
-            Console.WriteLine($"{dir}: {threadCount} threads, prefill {p} tokens, decode {g} tokens ({ShapeBench.Describe(picking)}), best of {n}; " +
+            Console.WriteLine($"{dir}: {threadCount} threads, prefill {p} tokens, decode {g} tokens ({CommonOptions.DescribeSampling(picking)}), best of {n}; " +
                 $"bandwidth {roofline:F1} GB/s (best read of the run){(textFile is null ? "" : $"; PPL and KLD on {textFile.Name} at ctx {contextLength}")}");
             return 0;
         }));

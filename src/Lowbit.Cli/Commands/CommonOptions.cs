@@ -1,7 +1,7 @@
 using System.CommandLine;
-using Lowbit.Generation;
 using Lowbit.Backends;
 using Lowbit.Cuda;
+using Lowbit.Generation;
 using Lowbit.Models;
 using Lowbit.Quantization.Configs;
 using Lowbit.Tensors;
@@ -55,6 +55,10 @@ internal static class CommonOptions
         new Option<int>("--top-k") { Description = "Sample among the k most likely tokens (0: all).", DefaultValueFactory = _ => 0 },
         new Option<float>("--top-p") { Description = "Sample among the smallest set of tokens whose probability reaches p (1: all).", DefaultValueFactory = _ => 1f },
         new Option<ulong?>("--seed") { Description = "Random seed for reproducible sampling." });
+
+    /// <summary>How decode picks its tokens, for a table's note: greedy, or sampled at T with its cuts.</summary>
+    public static string DescribeSampling(SamplingOptions sampling) => sampling.Temperature == 0f ? "greedy"
+        : $"sampled at T {sampling.Temperature:G}{(sampling.TopK > 0 ? $", top-k {sampling.TopK}" : "")}{(sampling.TopP < 1f ? $", top-p {sampling.TopP:G}" : "")}";
 
     public static Option<string> KvCache() => new("--kv-cache")
     {

@@ -81,14 +81,10 @@ internal static class ShapeBench
             Console.WriteLine($"| {format} | {bytes / 1e9:F2} | {decode:F1} | {gbps:F0} | {100 * gbps / copyGBps:F0}% | {anchor} | " +
                 $"{string.Join(" | ", prefill.Select((t, i) => $"{t:F0} ({t * PrefillFlopsPerToken(config, weights, prompts[i]) / 1e12:F1})"))} | {peak / 1e9:F1} |");
         }
-        Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position {context} ({Describe(sampling)}), {kvCache} KV cache, best of {reps}; " +
+        Console.WriteLine($"{shape} random weights on {cuda.Name}; decode {gen} tokens from position {context} ({CommonOptions.DescribeSampling(sampling)}), {kvCache} KV cache, best of {reps}; " +
             $"copy bandwidth {copyGBps:F0} GB/s (read + write, 16-byte loads); gpt-fast figures: H100, same shapes (ILGPU-NOTES.md).");
         return 0;
     }
-
-    /// <summary>How decode picked its tokens, for the table's note.</summary>
-    internal static string Describe(SamplingOptions sampling) => sampling.Temperature == 0f ? "greedy"
-        : $"sampled at T {sampling.Temperature:G}{(sampling.TopK > 0 ? $", top-k {sampling.TopK}" : "")}{(sampling.TopP < 1f ? $", top-p {sampling.TopP:G}" : "")}";
 
     /// <summary>The FLOP a prefill of <paramref name="prompt"/> tokens does, per token: every layer's linear layers for each
     /// token, the classifier for the last one only (as Transformer.Forward), and causal attention (q·k and p·v, 2·D

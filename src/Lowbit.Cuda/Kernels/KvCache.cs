@@ -29,7 +29,7 @@ public struct F32Kv : IKvElements
     public F32Kv(ArrayView<float> data)
     {
         Data = data;
-        Quads = data.LoadEffectiveAddressAsPtr() % 16 == 0 ? data.SubView(0, data.Length / 4 * 4).Cast<Float4>() : default;
+        Quads = KvQuads.Of<float, Float4>(data);
     }
 
     public readonly float Load(long i) => Data[i];
@@ -49,7 +49,7 @@ public struct Bf16Kv : IKvElements
     public Bf16Kv(ArrayView<ushort> data)
     {
         Data = data;
-        Quads = data.LoadEffectiveAddressAsPtr() % 8 == 0 ? data.SubView(0, data.Length / 4 * 4).Cast<ulong>() : default;
+        Quads = KvQuads.Of<ushort, ulong>(data);
     }
 
     public readonly float Load(long i) => DenseElements.Bf16(Data[i]);
@@ -68,6 +68,16 @@ public struct Bf16Kv : IKvElements
             W = DenseElements.High(high, DenseElements.BF16),
         };
     }
+}
+
+internal static class KvQuads
+{
+    /// <summary><paramref name="data"/> as vectors of four elements (<typeparamref name="TQuad"/>), or empty when the
+    /// cache is not aligned to one.</summary>
+    public static ArrayView<TQuad> Of<T, TQuad>(ArrayView<T> data)
+        where T : unmanaged
+        where TQuad : unmanaged =>
+        data.LoadEffectiveAddressAsPtr() % Interop.SizeOf<TQuad>() == 0 ? data.SubView(0, data.Length / 4 * 4).Cast<TQuad>() : default;
 }
 
 /// <summary>A kernel's instances, one a cache element type, each loaded (compiled) on first use.</summary>
